@@ -8,6 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcivetweb-dev libspdlog-dev libfmt-dev
+  kubernetes-client docker-compose
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libgloo-dev
   libturbojpeg0-dev libpng-dev zlib1g-dev
