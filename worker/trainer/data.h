@@ -1,0 +1,129 @@
+#pragma once
+// Datasets for the trainer: readers (IDX, CIFAR-10 binary, image folders, synthetic), the
+// augmentations, and a loader that builds batches ahead of the training step on worker threads.
+// No LibTorch here: batches are plain float buffers that the trainer wraps without copying.
+// Datasets are immutable after opening and safe to read from several threads.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/trial_config.h"
+
+namespace wrpn::trainer {
+
+// Images of one split held in memory as uint8, CHW per image.
+struct InMemorySplit {
+  int channels = 0, height = 0, width = 0;
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+
+// Parses an IDX image file and label file (MNIST/Fashion-MNIST), already decompressed; `name`
+// prefixes errors. Checks magic numbers, dimensions, truncation and matching counts.
+absl::StatusOr<InMemorySplit> ParseIdx(const std::string& images, const std::string& labels,
+                                       const std::string& images_name,
+                                       const std::string& labels_name);
+// Reads a file, gunzipping it when it is gzip (or when only `path`.gz exists).
+absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path);
+absl::StatusOr<InMemorySplit> ReadIdx(const std::string& images_path,
+                                      const std::string& labels_path);
+// CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes.
+absl::StatusOr<InMemorySplit> ParseCifar10(const std::string& bytes, const std::string& name);
+absl::StatusOr<InMemorySplit> ReadCifar10(const std::vector<std::string>& files);
+
+// A decoded image, HWC, 3 channels (RGB).
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+// Decodes JPEG or PNG bytes (by signature); `name` prefixes errors.
+absl::StatusOr<Image> DecodeImage(const std::string& bytes, const std::string& name);
+
+struct Normalization {
+  std::vector<float> mean, std;
+};
+
+// One split of a dataset.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual int classes() const = 0;
+  virtual int channels() const = 0;
+  virtual int height() const = 0;  // of the produced (cropped) samples
+  virtual int width() const = 0;
+  // Writes sample i, normalised, CHW, into `out` (channels*height*width floats). `augment`
+  // applies the split's random augmentation, drawn from `seed` alone (so loading is
+  // deterministic whatever the thread that does it).
+  [[nodiscard]] virtual absl::Status Load(int64_t i, bool augment, uint64_t seed, float* out,
+                                          int64_t* label) const = 0;
+};
+
+struct DataSplits {
+  std::unique_ptr<Dataset> train;
+  std::unique_ptr<Dataset> test;
+};
+
+// Opens the dataset a trial config names (subsets applied). Errors name the file and problem.
+absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& config);
+
+// In-memory split with pad-and-crop plus optional horizontal flip augmentation.
+std::unique_ptr<Dataset> MakeInMemoryDataset(InMemorySplit split, int classes, Normalization norm,
+                                             int crop_pad, bool flip);
+
+// Deterministic order of an epoch: a permutation of [0, n) drawn from (seed, epoch).
+std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
+uint64_t MixSeed(uint64_t a, uint64_t b);
+
+struct Batch {
+  int64_t size = 0;
+  std::vector<float> images;  // size x C x H x W
+  std::vector<int64_t> labels;
+};
+
+// Builds the batches of `indices` (in order, `batch_size` each, the last one short unless
+// drop_last) on `workers` threads, at most `prefetch` batches ahead of the consumer. With zero
+// workers batches are built by Next() itself. Next() is for one consumer thread.
+class BatchLoader {
+ public:
+  BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, int64_t batch_size,
+              bool drop_last, bool augment, uint64_t seed, int workers, int prefetch = 4,
+              int64_t first_batch = 0);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  int64_t num_batches() const { return num_batches_; }
+  // The next batch, or nullptr after the last one.
+  absl::StatusOr<std::shared_ptr<Batch>> Next();
+
+ private:
+  absl::StatusOr<std::shared_ptr<Batch>> Build(int64_t b) const;
+  void WorkerLoop();
+
+  const Dataset& dataset_;
+  const std::vector<int64_t> indices_;
+  const int64_t batch_size_;
+  const int64_t num_batches_;
+  const bool augment_;
+  const uint64_t seed_;
+  const int prefetch_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t next_to_build_;
+  int64_t next_to_return_;
+  bool stopping_ = false;
+  std::map<int64_t, absl::StatusOr<std::shared_ptr<Batch>>> ready_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace wrpn::trainer

@@ -1,0 +1,317 @@
+// wrpn-train: trains one WRPN trial (`train`) or prints a network's per-layer cost and memory
+// model (`describe`). Events go to stdout as JSON lines; human logs go to stderr.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "common/network_spec.h"
+#include "common/trial_config.h"
+#include "worker/trainer/trainer.h"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace wrpn;
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+void PrintHuman(const json& e) {
+  const std::string kind = e.value("event", "");
+  if (kind == "epoch") {
+    std::cerr << absl::StrFormat(
+        "epoch %d/%d  train_loss %.4f  test_loss %.4f  top1 %.2f  top5 %.2f  %.0f img/s  lr %.4g\n",
+        e["epoch"].get<int>() + 1, e["epochs"].get<int>(), e["train_loss"].get<double>(),
+        e["test_loss"].get<double>(), e["top1"].get<double>(), e["top5"].get<double>(),
+        e["images_per_sec"].get<double>(), e["lr"].get<double>());
+  } else if (kind == "failed") {
+    std::cerr << "wrpn-train: " << e["kind"].get<std::string>()
+              << " error: " << e["reason"].get<std::string>() << "\n";
+  } else if (kind == "finished") {
+    std::cerr << absl::StrFormat("finished: top1 %.2f  top5 %.2f  cost %.3f (uniform) %.3f "
+                                 "(first/last fp32)\n",
+                                 e["top1"].get<double>(), e["top5"].get<double>(),
+                                 e["cost_uniform"].get<double>(),
+                                 e["cost_first_last_fp32"].get<double>());
+  } else if (kind == "interrupted") {
+    std::cerr << "interrupted at epoch " << e["epoch"] << " step " << e["step"] << "\n";
+  }
+}
+
+int FailConfig(const std::string& reason) {
+  json e = {{"event", "failed"}, {"kind", "config"}, {"reason", reason}};
+  std::cout << e.dump() << std::endl;
+  PrintHuman(e);
+  return trainer::kExitBadConfig;
+}
+
+std::string FormatCount(double v) {
+  if (v >= 1e9) return absl::StrFormat("%.2fG", v / 1e9);
+  if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
+  if (v >= 1e3) return absl::StrFormat("%.1fK", v / 1e3);
+  return absl::StrFormat("%.0f", v);
+}
+
+std::string FormatBytes(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return absl::StrFormat("%.2f GiB", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return absl::StrFormat("%.2f MiB", b / (1024.0 * 1024));
+  return absl::StrFormat("%.1f KiB", b / 1024.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wrpn-train: train one Wide Reduced-Precision Network trial"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "wrpn-train 0.1.0");
+
+  // ---- describe
+  auto* describe = app.add_subcommand(
+      "describe", "Per-layer FMAs, parameters, compute cost and memory footprint of a network");
+  std::string d_network = "resnet34";
+  double d_width = 1.0;
+  int d_wbits = 32, d_abits = 32, d_classes = 0;
+  std::vector<int> d_batches = {128};
+  std::string d_input;
+  bool d_json = false;
+  describe->add_option("--network", d_network, "lenet5|resnet20|resnet18|resnet34|alexnet|inception_bn")
+      ->required();
+  describe->add_option("--width", d_width, "width multiplier (e.g. 1, 1.3, 2)");
+  describe->add_option("--wbits", d_wbits, "weight bits: 1..16 or 32");
+  describe->add_option("--abits", d_abits, "activation bits: 1..16 or 32");
+  describe->add_option("--batch", d_batches, "batch size(s) for the memory model")->delimiter(',');
+  describe->add_option("--input", d_input, "input as CxHxW (default: the network's own)");
+  describe->add_option("--classes", d_classes, "number of classes (default: the network's own)");
+  describe->add_flag("--json", d_json, "print JSON instead of a table");
+  describe->footer("Example: wrpn-train describe --network resnet34 --width 2 --wbits 2 --abits 4 --batch 128");
+
+  // ---- train
+  auto* train = app.add_subcommand("train", "Train one trial; JSON-lines events on stdout");
+  std::string config_path;
+  train->add_option("--config", config_path, "trial config JSON file (flags override its fields)");
+  json overrides = json::object();
+  auto flag = [&](const std::string& name, const std::string& key, const std::string& help,
+                  auto parse) {
+    train->add_option_function<std::string>(
+        name, [&, key, parse](const std::string& v) { parse(overrides, key, v); }, help);
+  };
+  auto as_string = [](json& o, const std::string& k, const std::string& v) { o[k] = v; };
+  auto as_int = [](json& o, const std::string& k, const std::string& v) {
+    try {
+      size_t used = 0;
+      long long x = std::stoll(v, &used);
+      if (used != v.size()) throw std::invalid_argument(v);
+      o[k] = x;
+    } catch (const std::exception&) {
+      throw CLI::ValidationError("--" + k, "expected an integer, got '" + v + "'");
+    }
+  };
+  auto as_double = [](json& o, const std::string& k, const std::string& v) {
+    try {
+      size_t used = 0;
+      double x = std::stod(v, &used);
+      if (used != v.size()) throw std::invalid_argument(v);
+      o[k] = x;
+    } catch (const std::exception&) {
+      throw CLI::ValidationError("--" + k, "expected a number, got '" + v + "'");
+    }
+  };
+  auto dataset = [](auto inner) {
+    return [inner](json& o, const std::string& k, const std::string& v) {
+      if (!o.contains("dataset")) o["dataset"] = json::object();
+      inner(o["dataset"], k, v);
+    };
+  };
+  flag("--network", "network", "network name", as_string);
+  flag("--width", "width", "width multiplier", as_double);
+  flag("--wbits", "wbits", "weight bits: 1..16 or 32", as_int);
+  flag("--abits", "abits", "activation bits: 1..16 or 32", as_int);
+  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|synthetic", dataset(as_string));
+  flag("--data-path", "path", "dataset folder", dataset(as_string));
+  flag("--train-subset", "train_subset", "use this many training samples (0 = all)", dataset(as_int));
+  flag("--test-subset", "test_subset", "use this many test samples (0 = all)", dataset(as_int));
+  flag("--image-size", "image_size", "imagefolder crop size", dataset(as_int));
+  flag("--epochs", "epochs", "epochs", as_int);
+  flag("--batch-size", "batch_size", "global batch size", as_int);
+  flag("--optimizer", "optimizer", "sgd|adam", as_string);
+  flag("--lr", "lr", "peak learning rate", as_double);
+  flag("--momentum", "momentum", "SGD momentum", as_double);
+  flag("--weight-decay", "weight_decay", "weight decay", as_double);
+  flag("--schedule", "schedule", "cosine|step|onecycle|constant", as_string);
+  flag("--warmup-epochs", "warmup_epochs", "linear warm-up epochs", as_double);
+  flag("--step-epochs", "step_epochs", "step schedule period", as_int);
+  flag("--gamma", "gamma", "step schedule factor", as_double);
+  flag("--seed", "seed", "random seed", as_int);
+  flag("--device", "device", "cpu|cuda|cuda:N", as_string);
+  flag("--workers", "num_workers", "data-loading threads", as_int);
+  flag("--threads", "threads", "intra-op threads (0 = default)", as_int);
+  flag("--checkpoint-dir", "checkpoint_dir", "checkpoint folder", as_string);
+  flag("--stop-after-epochs", "stop_after_epochs", "checkpoint and stop after N epochs", as_int);
+  flag("--weight-scale", "weight_scale", "fixed weight quantizer scale (0 = adaptive recipe)", as_double);
+  auto bool_flag = [&](const std::string& name, const std::string& key, const std::string& help,
+                       bool value, bool in_dataset = false) {
+    train->add_flag_callback(name, [&overrides, key, value, in_dataset] {
+      if (in_dataset) {
+        if (!overrides.contains("dataset")) overrides["dataset"] = json::object();
+        overrides["dataset"][key] = value;
+      } else {
+        overrides[key] = value;
+      }
+    }, help);
+  };
+  bool_flag("--nesterov", "nesterov", "Nesterov momentum", true);
+  bool_flag("--no-nesterov", "nesterov", "plain momentum", false);
+  bool_flag("--amp", "amp", "bf16 autocast (CUDA)", true);
+  bool_flag("--channels-last", "channels_last", "channels-last memory format (CUDA)", true);
+  bool_flag("--resume", "resume", "continue from checkpoint-dir/last.pt when present", true);
+  bool_flag("--no-augment", "augment", "no data augmentation", false, true);
+  train->footer(
+      "Example: wrpn-train train --network lenet5 --width 2 --wbits 2 --abits 4 --epochs 5\n"
+      "Exit codes: 0 ok, 1 internal failure, 2 bad config, 3 data error, 4 interrupted "
+      "(checkpointed).");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : trainer::kExitBadConfig;
+  }
+
+  if (*describe) {
+    InputShape input = DefaultInput(d_network);
+    if (!d_input.empty()) {
+      char x1 = 0, x2 = 0;
+      std::istringstream in(d_input);
+      if (!(in >> input.channels >> x1 >> input.height >> x2 >> input.width) || x1 != 'x' ||
+          x2 != 'x' || !in.eof()) {
+        std::cerr << "wrpn-train: --input: expected CxHxW (e.g. 3x224x224), got '" << d_input << "'\n";
+        return trainer::kExitBadConfig;
+      }
+    }
+    if (d_classes != 0) input.classes = d_classes;
+    auto spec = DescribeNetwork(d_network, d_width, input);
+    if (!spec.ok()) {
+      std::cerr << "wrpn-train: " << spec.status().message() << "\n";
+      return trainer::kExitBadConfig;
+    }
+    auto cost = ComputeCost(d_network, d_width, d_wbits, d_abits, input);
+    if (!cost.ok()) {
+      std::cerr << "wrpn-train: " << cost.status().message() << "\n";
+      return trainer::kExitBadConfig;
+    }
+    for (int b : d_batches) {
+      if (b < 1) {
+        std::cerr << "wrpn-train: --batch: every batch size must be >= 1, got " << b << "\n";
+        return trainer::kExitBadConfig;
+      }
+    }
+    json layers = json::array();
+    for (const auto& l : spec->layers) {
+      layers.push_back({{"name", l.name},
+                        {"kind", l.kind == LayerKind::kConv ? "conv" : "linear"},
+                        {"in_channels", l.in_channels},
+                        {"out_channels", l.out_channels},
+                        {"kernel", l.kernel_h},
+                        {"stride", l.stride},
+                        {"output", {l.out_h, l.out_w}},
+                        {"params", l.ParamCount()},
+                        {"fmas", l.Fmas()},
+                        {"wbits", l.quantized ? d_wbits : 32},
+                        {"abits_in", l.input_quantized ? d_abits : 32}});
+    }
+    json memory = json::array();
+    for (int b : d_batches) {
+      const auto f = ComputeFootprint(*spec, d_wbits, d_abits, b);
+      memory.push_back({{"batch", b},
+                        {"activation_bytes", f.activation_bytes},
+                        {"weight_bytes", f.weight_bytes},
+                        {"gradient_bytes", f.gradient_bytes},
+                        {"training_bytes", f.training_bytes},
+                        {"inference_bytes", f.inference_bytes},
+                        {"activation_fraction", f.activation_fraction}});
+    }
+    if (d_json) {
+      json out = {{"network", d_network},
+                  {"width", d_width},
+                  {"wbits", d_wbits},
+                  {"abits", d_abits},
+                  {"input", {input.channels, input.height, input.width}},
+                  {"classes", input.classes},
+                  {"layers", layers},
+                  {"params", spec->ParamCount()},
+                  {"fmas", spec->Fmas()},
+                  {"baseline_fmas", cost->baseline_fmas},
+                  {"fma_ratio", cost->fma_ratio},
+                  {"cost_uniform", cost->cost_uniform},
+                  {"cost_first_last_fp32", cost->cost_first_last_fp32},
+                  {"memory", memory}};
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    std::cout << absl::StrFormat("%s  width %gx  weights %d bits  activations %d bits  input %dx%dx%d  %d classes\n\n",
+                                 d_network, d_width, d_wbits, d_abits, input.channels, input.height,
+                                 input.width, input.classes);
+    std::cout << absl::StrFormat("%-24s %-6s %6s %6s %3s %2s %9s %10s %10s %5s %5s\n", "layer", "kind",
+                                 "in", "out", "k", "s", "output", "params", "FMAs", "wbits", "abits");
+    for (const auto& l : spec->layers) {
+      std::cout << absl::StrFormat("%-24s %-6s %6d %6d %3d %2d %9s %10s %10s %5d %5d\n", l.name,
+                                   l.kind == LayerKind::kConv ? "conv" : "linear", l.in_channels,
+                                   l.out_channels, l.kernel_h, l.stride,
+                                   absl::StrFormat("%dx%d", l.out_h, l.out_w),
+                                   FormatCount(l.ParamCount()), FormatCount(l.Fmas()),
+                                   l.quantized ? d_wbits : 32, l.input_quantized ? d_abits : 32);
+    }
+    std::cout << absl::StrFormat("\nparameters %s (%lld)   FMAs/image %s   FMA ratio vs 1x %.4f\n",
+                                 FormatCount(spec->ParamCount()),
+                                 static_cast<long long>(spec->ParamCount()),
+                                 FormatCount(spec->Fmas()), cost->fma_ratio);
+    std::cout << absl::StrFormat("compute cost vs 1x 32/32: uniform %.4f   first/last layers FP32 %.4f\n",
+                                 cost->cost_uniform, cost->cost_first_last_fp32);
+    std::cout << absl::StrFormat("\n%6s %14s %14s %14s %14s %14s %9s\n", "batch", "activations",
+                                 "weights", "gradients", "training", "inference", "act share");
+    for (const auto& m : memory) {
+      std::cout << absl::StrFormat("%6d %14s %14s %14s %14s %14s %8.1f%%\n", m["batch"].get<int>(),
+                                   FormatBytes(m["activation_bytes"]), FormatBytes(m["weight_bytes"]),
+                                   FormatBytes(m["gradient_bytes"]), FormatBytes(m["training_bytes"]),
+                                   FormatBytes(m["inference_bytes"]),
+                                   100 * m["activation_fraction"].get<double>());
+    }
+    return 0;
+  }
+
+  // train
+  json config = json::object();
+  if (!config_path.empty()) {
+    std::ifstream in(config_path);
+    if (!in) return FailConfig("--config: cannot open " + config_path);
+    config = json::parse(in, nullptr, false);
+    if (config.is_discarded()) return FailConfig("--config: " + config_path + " is not valid JSON");
+    if (!config.is_object()) return FailConfig("--config: " + config_path + " must hold a JSON object");
+  }
+  if (overrides.contains("dataset") && config.contains("dataset") && config["dataset"].is_object()) {
+    config["dataset"].update(overrides["dataset"]);
+    overrides.erase("dataset");
+  }
+  config.update(overrides);
+  auto trial = TrialConfigFromJson(config);
+  if (!trial.ok()) return FailConfig(std::string(trial.status().message()));
+
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  trainer::RunOptions options;
+  options.stop = &g_stop;
+  return trainer::RunTrial(
+      *trial,
+      [](const json& e) {
+        std::cout << e.dump() << std::endl;
+        PrintHuman(e);
+      },
+      options);
+}

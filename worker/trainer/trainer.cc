@@ -1,0 +1,455 @@
+#include "worker/trainer/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/network_spec.h"
+#include "worker/trainer/data.h"
+#include "worker/trainer/networks.h"
+
+namespace wrpn::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// An error with the exit code it maps to.
+struct TrialError {
+  int code;
+  std::string kind;
+  std::string reason;
+};
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Learning rate at fractional epoch `t` (0 <= t < epochs).
+double LearningRate(const TrialConfig& c, double t) {
+  const double base = c.lr;
+  if (c.schedule == "onecycle") {
+    // Linear ramp from lr/25 to lr over the first 30%, then cosine down to lr/1e4.
+    const double pct = t / c.epochs, up = 0.3;
+    if (pct < up) return base / 25 + (base - base / 25) * pct / up;
+    const double q = (pct - up) / (1 - up);
+    return base / 1e4 + (base - base / 1e4) * 0.5 * (1 + std::cos(M_PI * q));
+  }
+  if (t < c.warmup_epochs) return base * (t + 1.0 / 64) / c.warmup_epochs;
+  if (c.schedule == "cosine") {
+    const double q = (t - c.warmup_epochs) / (c.epochs - c.warmup_epochs);
+    return base * 0.5 * (1 + std::cos(M_PI * q));
+  }
+  if (c.schedule == "step") return base * std::pow(c.gamma, std::floor(t / c.step_epochs));
+  return base;
+}
+
+// Enables bf16 autocast on CUDA for its lifetime (LibTorch 1.x and 2.x spell this differently).
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+  void StepDone() const {
+    if (on_) at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_;
+};
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const TrialConfig& c,
+                                                       std::vector<torch::Tensor> params) {
+  if (c.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(c.lr)
+                                                         .momentum(c.momentum)
+                                                         .nesterov(c.nesterov)
+                                                         .weight_decay(c.weight_decay));
+}
+
+torch::Tensor BytesTensor(const std::string& s) {
+  return torch::from_blob(const_cast<char*>(s.data()), {static_cast<int64_t>(s.size())},
+                          torch::kUInt8)
+      .clone();
+}
+std::string TensorBytes(const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kCPU).contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());
+}
+
+struct Position {
+  int64_t epoch = 0;  // epoch in progress
+  int64_t step = 0;   // steps of that epoch already taken
+  double best_top1 = 0;
+};
+
+class Trial {
+ public:
+  Trial(const TrialConfig& c, const EventSink& sink, const RunOptions& options)
+      : c_(c), sink_(sink), options_(options), device_(torch::kCPU) {}
+
+  int Run() {
+    try {
+      return RunOrThrow();
+    } catch (const TrialError& e) {
+      Emit({{"event", "failed"}, {"kind", e.kind}, {"reason", e.reason}});
+      return e.code;
+    } catch (const c10::Error& e) {
+      Emit({{"event", "failed"}, {"kind", "internal"}, {"reason", e.what_without_backtrace()}});
+      return kExitInternal;
+    } catch (const std::exception& e) {
+      Emit({{"event", "failed"}, {"kind", "internal"}, {"reason", e.what()}});
+      return kExitInternal;
+    }
+  }
+
+ private:
+  void Emit(json j) const { sink_(j); }
+
+  [[noreturn]] static void Fail(int code, const std::string& kind, const std::string& reason) {
+    throw TrialError{code, kind, reason};
+  }
+
+  void Setup() {
+    if (c_.device != "cpu") {
+      if (!torch::cuda::is_available()) {
+        Fail(kExitBadConfig, "config", "device: '" + c_.device + "' requested but CUDA is not available");
+      }
+      device_ = torch::Device(c_.device);
+      if (device_.index() >= static_cast<int>(torch::cuda::device_count())) {
+        Fail(kExitBadConfig, "config", "device: '" + c_.device + "' does not exist");
+      }
+    }
+    if (c_.threads > 0) torch::set_num_threads(c_.threads);
+
+    auto data = OpenDataset(c_.dataset);
+    if (!data.ok()) Fail(kExitDataError, "data", std::string(data.status().message()));
+    data_ = std::move(*data);
+    input_ = InputShape{data_.train->channels(), data_.train->height(), data_.train->width(),
+                        data_.train->classes()};
+    if (data_.train->size() < 2) Fail(kExitDataError, "data", "training split has fewer than 2 samples");
+    if (data_.test->size() < 1) Fail(kExitDataError, "data", "test split is empty");
+
+    torch::manual_seed(c_.seed);
+    auto net = BuildNetwork(c_.network, c_.width, input_, Precision{c_.wbits, c_.abits, c_.weight_scale});
+    if (!net.ok()) Fail(kExitBadConfig, "config", std::string(net.status().message()));
+    model_ = *net;
+    model_->to(device_);
+    if (c_.channels_last) {
+      for (auto& p : model_->parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+      }
+    }
+    optimizer_ = MakeOptimizer(c_, model_->parameters());
+    auto cost = ComputeCost(c_.network, c_.width, c_.wbits, c_.abits, input_);
+    if (!cost.ok()) Fail(kExitBadConfig, "config", std::string(cost.status().message()));
+    cost_ = *cost;
+    batch_ = std::min<int64_t>(c_.batch_size, data_.train->size());
+    steps_per_epoch_ = data_.train->size() / batch_;
+  }
+
+  json Identity() const {
+    return {{"network", c_.network}, {"width", c_.width}, {"wbits", c_.wbits},
+            {"abits", c_.abits},     {"weight_scale", c_.weight_scale},
+            {"input", {input_.channels, input_.height, input_.width, input_.classes}}};
+  }
+
+  void SaveCheckpoint(const Position& pos) {
+    const std::string path = CheckpointPath(c_.checkpoint_dir);
+    std::error_code ec;
+    fs::create_directories(c_.checkpoint_dir, ec);
+    if (ec) Fail(kExitInternal, "internal", "checkpoint_dir: cannot create " + c_.checkpoint_dir + ": " + ec.message());
+    torch::serialize::OutputArchive archive;
+    for (const auto& p : model_->named_parameters()) archive.write("model." + p.key(), p.value().detach().to(torch::kCPU));
+    for (const auto& b : model_->named_buffers()) archive.write("model." + b.key(), b.value().to(torch::kCPU), true);
+    torch::serialize::OutputArchive opt;
+    optimizer_->save(opt);
+    archive.write("optimizer", opt);
+    json meta = {{"identity", Identity()},
+                 {"epoch", pos.epoch},
+                 {"step", pos.step},
+                 {"best_top1", pos.best_top1},
+                 {"config", TrialConfigToJson(c_)},
+                 {"format", 1}};
+    archive.write("meta", BytesTensor(meta.dump()));
+    archive.write("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+    const std::string tmp = path + ".tmp";
+    archive.save_to(tmp);
+    fs::rename(tmp, path, ec);
+    if (ec) Fail(kExitInternal, "internal", "checkpoint: cannot rename " + tmp + ": " + ec.message());
+    Emit({{"event", "checkpoint"}, {"epoch", pos.epoch}, {"step", pos.step}, {"path", path}});
+  }
+
+  // Returns the position to continue from (epoch 0, step 0 when there is no checkpoint).
+  Position MaybeResume() {
+    Position pos;
+    if (!c_.resume) return pos;
+    const std::string path = CheckpointPath(c_.checkpoint_dir);
+    if (!fs::exists(path)) return pos;
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(path, device_);
+    } catch (const c10::Error& e) {
+      Fail(kExitBadConfig, "config", "resume: cannot read checkpoint " + path + ": " + e.what_without_backtrace());
+    }
+    torch::Tensor meta_t;
+    archive.read("meta", meta_t);
+    const json meta = json::parse(TensorBytes(meta_t), nullptr, false);
+    if (meta.is_discarded()) Fail(kExitBadConfig, "config", "resume: checkpoint " + path + " has corrupt metadata");
+    const json want = Identity();
+    for (const auto& [key, value] : want.items()) {
+      if (!meta["identity"].contains(key) || meta["identity"][key] != value) {
+        Fail(kExitBadConfig, "config",
+             absl::StrCat("resume: checkpoint ", path, " is for ", key, " = ",
+                          meta["identity"].value(key, json()).dump(), ", this trial has ", value.dump()));
+      }
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->named_parameters()) {
+      torch::Tensor t;
+      archive.read("model." + p.key(), t);
+      p.value().copy_(t);
+    }
+    for (auto& b : model_->named_buffers()) {
+      torch::Tensor t;
+      archive.read("model." + b.key(), t, true);
+      b.value().copy_(t);
+    }
+    torch::serialize::InputArchive opt;
+    archive.read("optimizer", opt);
+    optimizer_->load(opt);
+    torch::Tensor rng;
+    archive.read("rng.cpu", rng);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng.to(torch::kCPU));
+    pos.epoch = meta["epoch"].get<int64_t>();
+    pos.step = meta["step"].get<int64_t>();
+    pos.best_top1 = meta["best_top1"].get<double>();
+    if (pos.step >= steps_per_epoch_) {
+      ++pos.epoch;
+      pos.step = 0;
+    }
+    return pos;
+  }
+
+  struct EvalResult {
+    double loss = 0, top1 = 0, top5 = 0;
+  };
+
+  EvalResult Evaluate() {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    AutocastScope autocast(c_.amp);
+    std::vector<int64_t> order(data_.test->size());
+    std::iota(order.begin(), order.end(), 0);
+    BatchLoader loader(*data_.test, std::move(order), std::max<int64_t>(batch_, 256), false, false,
+                       0, c_.num_workers);
+    torch::Tensor loss = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
+    torch::Tensor top1 = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kLong));
+    torch::Tensor top5 = top1.clone();
+    const int64_t k = std::min<int64_t>(5, input_.classes);
+    while (true) {
+      auto b = loader.Next();
+      if (!b.ok()) Fail(kExitDataError, "data", std::string(b.status().message()));
+      if (!*b) break;
+      auto [x, y] = ToDevice(*b);
+      torch::Tensor logits = model_->forward(x).to(torch::kFloat);
+      loss += torch::cross_entropy_loss(logits, y, {}, at::Reduction::Sum).to(torch::kDouble);
+      torch::Tensor topk = std::get<1>(logits.topk(k, 1));
+      torch::Tensor hit = topk.eq(y.unsqueeze(1));
+      top1 += hit.select(1, 0).sum();
+      top5 += hit.any(1).sum();
+    }
+    model_->train();
+    const double n = static_cast<double>(data_.test->size());
+    return {loss.item<double>() / n, 100.0 * top1.item<int64_t>() / n, 100.0 * top5.item<int64_t>() / n};
+  }
+
+  std::pair<torch::Tensor, torch::Tensor> ToDevice(const std::shared_ptr<Batch>& b) {
+    const int64_t n = b->size;
+    // Wrap the loader's buffers without copying; the deleter keeps the batch alive.
+    auto keep = new std::shared_ptr<Batch>(b);
+    torch::Tensor x = torch::from_blob(b->images.data(), {n, input_.channels, input_.height, input_.width},
+                                       [keep](void*) { delete keep; }, torch::kFloat);
+    torch::Tensor y = torch::from_blob(b->labels.data(), {n}, torch::kLong);
+    if (device_.is_cuda()) {
+      x = x.pin_memory().to(device_, /*non_blocking=*/true);
+      y = y.to(device_);
+      if (c_.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    } else {
+      y = y.clone();
+    }
+    return {x, y};
+  }
+
+  bool StopRequested() const { return options_.stop && options_.stop->load(); }
+
+  int RunOrThrow() {
+    Setup();
+    Position pos = MaybeResume();
+    const auto params = [&] {
+      int64_t n = 0;
+      for (const auto& p : model_->parameters()) n += p.numel();
+      return n;
+    }();
+    Emit({{"event", "started"},
+          {"config", TrialConfigToJson(c_)},
+          {"parameters", params},
+          {"train_size", data_.train->size()},
+          {"test_size", data_.test->size()},
+          {"steps_per_epoch", steps_per_epoch_},
+          {"start_epoch", pos.epoch},
+          {"start_step", pos.step},
+          {"device", device_.str()},
+          {"cost_uniform", cost_.cost_uniform},
+          {"cost_first_last_fp32", cost_.cost_first_last_fp32}});
+    model_->train();
+    EvalResult last;
+    double images = 0, train_seconds = 0;
+    const int64_t first_epoch = pos.epoch;
+    while (pos.epoch < c_.epochs) {
+      torch::manual_seed(MixSeed(c_.seed, static_cast<uint64_t>(pos.epoch)));
+      BatchLoader loader(*data_.train, EpochOrder(data_.train->size(), c_.seed, pos.epoch), batch_,
+                         /*drop_last=*/true, c_.dataset.augment, MixSeed(c_.seed ^ 0xA5A5, pos.epoch),
+                         c_.num_workers, 4, pos.step);
+      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
+      torch::Tensor correct = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kLong));
+      int64_t seen = 0;
+      const auto t0 = Clock::now();
+      while (pos.step < steps_per_epoch_) {
+        auto b = loader.Next();
+        if (!b.ok()) Fail(kExitDataError, "data", std::string(b.status().message()));
+        const double lr = LearningRate(c_, pos.epoch + static_cast<double>(pos.step) / steps_per_epoch_);
+        for (auto& g : optimizer_->param_groups()) g.options().set_lr(lr);
+        auto [x, y] = ToDevice(*b);
+        optimizer_->zero_grad();
+        torch::Tensor logits;
+        {
+          AutocastScope autocast(c_.amp);
+          logits = model_->forward(x);
+        }
+        torch::Tensor loss = torch::cross_entropy_loss(logits.to(torch::kFloat), y);
+        loss.backward();
+        optimizer_->step();
+        loss_sum += loss.detach().to(torch::kDouble) * static_cast<double>(x.size(0));
+        correct += logits.detach().argmax(1).eq(y).sum();
+        seen += x.size(0);
+        ++pos.step;
+        if (StopRequested()) {
+          if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
+          Emit({{"event", "interrupted"}, {"epoch", pos.epoch}, {"step", pos.step},
+                {"checkpointed", !c_.checkpoint_dir.empty()}});
+          return kExitInterrupted;
+        }
+      }
+      if (device_.is_cuda()) torch::cuda::synchronize();
+      const double secs = Seconds(t0, Clock::now());
+      images += seen;
+      train_seconds += secs;
+      last = Evaluate();
+      pos.best_top1 = std::max(pos.best_top1, last.top1);
+      const double train_loss = seen ? loss_sum.item<double>() / seen : 0;
+      if (!std::isfinite(train_loss)) {
+        Fail(kExitInternal, "internal", absl::StrCat("training diverged: loss is ", train_loss, " in epoch ", pos.epoch));
+      }
+      Emit({{"event", "epoch"},
+            {"epoch", pos.epoch},
+            {"epochs", c_.epochs},
+            {"train_loss", train_loss},
+            {"train_top1", seen ? 100.0 * correct.item<int64_t>() / seen : 0},
+            {"test_loss", last.loss},
+            {"top1", last.top1},
+            {"top5", last.top5},
+            {"lr", LearningRate(c_, pos.epoch + 1.0 - 1e-9)},
+            {"images_per_sec", secs > 0 ? seen / secs : 0},
+            {"seconds", secs}});
+      ++pos.epoch;
+      pos.step = 0;
+      if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
+      const bool budget_done = c_.stop_after_epochs > 0 && pos.epoch - first_epoch >= c_.stop_after_epochs;
+      if ((budget_done || StopRequested()) && pos.epoch < c_.epochs) {
+        Emit({{"event", "interrupted"}, {"epoch", pos.epoch}, {"step", 0},
+              {"checkpointed", !c_.checkpoint_dir.empty()}});
+        return kExitInterrupted;
+      }
+    }
+    if (pos.epoch == first_epoch) last = Evaluate();  // resumed a finished trial
+    Emit({{"event", "finished"},
+          {"top1", last.top1},
+          {"top5", last.top5},
+          {"test_loss", last.loss},
+          {"best_top1", std::max(pos.best_top1, last.top1)},
+          {"epochs", c_.epochs},
+          {"images_per_sec", train_seconds > 0 ? images / train_seconds : 0},
+          {"cost_uniform", cost_.cost_uniform},
+          {"cost_first_last_fp32", cost_.cost_first_last_fp32},
+          {"fma_ratio", cost_.fma_ratio}});
+    return kExitOk;
+  }
+
+  const TrialConfig c_;
+  const EventSink& sink_;
+  const RunOptions options_;
+  torch::Device device_;
+  DataSplits data_;
+  InputShape input_;
+  std::shared_ptr<Network> model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  CostReport cost_;
+  int64_t batch_ = 0;
+  int64_t steps_per_epoch_ = 0;
+};
+
+}  // namespace
+
+std::string CheckpointPath(const std::string& checkpoint_dir) {
+  return (fs::path(checkpoint_dir) / "last.pt").string();
+}
+
+int RunTrial(const TrialConfig& config, const EventSink& sink, const RunOptions& options) {
+  Trial trial(config, sink, options);
+  return trial.Run();
+}
+
+std::vector<std::pair<std::string, std::vector<float>>> ReadCheckpointWeights(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path, torch::kCPU);
+  std::vector<std::pair<std::string, std::vector<float>>> out;
+  for (const auto& key : archive.keys()) {
+    if (key.rfind("model.", 0) != 0) continue;
+    torch::Tensor t;
+    archive.read(key, t, true);
+    if (t.scalar_type() != torch::kFloat) continue;
+    t = t.contiguous();
+    out.emplace_back(key, std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));
+  }
+  return out;
+}
+
+}  // namespace wrpn::trainer

@@ -1,0 +1,44 @@
+#pragma once
+// Runs one WRPN trial: data, network, optimizer, schedule, evaluation, checkpoints, and the
+// JSON-lines event stream. The only entry point into LibTorch for the binaries; it catches every
+// LibTorch exception and turns it into an exit code and a "failed" event.
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/trial_config.h"
+
+namespace wrpn::trainer {
+
+// Process exit codes of `wrpn-train`.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitInternal = 1,     // a bug or a LibTorch/CUDA failure
+  kExitBadConfig = 2,    // the config (or a flag) is invalid; retrying will not help
+  kExitDataError = 3,    // the dataset is missing, truncated or corrupt
+  kExitInterrupted = 4,  // stopped by SIGTERM/SIGINT or stop_after_epochs, after a checkpoint
+};
+
+// Receives events ({"event": "started" | "epoch" | "checkpoint" | "finished" | "interrupted" |
+// "failed", ...}); called from the training thread only.
+using EventSink = std::function<void(const nlohmann::json&)>;
+
+struct RunOptions {
+  // Polled between steps; when it becomes true the trial checkpoints and stops.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// Trains `config` to the end (or until stopped) and returns the exit code.
+int RunTrial(const TrialConfig& config, const EventSink& sink, const RunOptions& options = {});
+
+// Path of the rolling checkpoint inside a checkpoint directory.
+std::string CheckpointPath(const std::string& checkpoint_dir);
+
+// Reads the FP32 master weights (and buffers) of a checkpoint, by parameter name, for tests and
+// tools. Throws on unreadable files.
+std::vector<std::pair<std::string, std::vector<float>>> ReadCheckpointWeights(
+    const std::string& path);
+
+}  // namespace wrpn::trainer
