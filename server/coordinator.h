@@ -1,0 +1,171 @@
+#pragma once
+// Coordinator: the service core behind both gRPC services and the HTTP JSON API. Owns the working
+// set (sweeps, trials, attempts, live leases, workers) in memory, writes every state change
+// through the Store as one transaction, and asks the Scheduler whom to dispatch to. Requests and
+// answers are the wrpn.v1 messages; errors are absl::Status (converted to gRPC codes at the RPC
+// edge). Thread-safe: one mutex serialises every operation. Time comes from the Clock seam; lease
+// expiry happens in Tick(), which every worker call runs first and the server runs periodically.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "server/metrics.h"
+#include "server/scheduler.h"
+#include "server/store.h"
+#include "wrpn/v1/coordinator.pb.h"
+
+namespace wrpn::server {
+
+namespace pb = ::wrpn::v1;
+
+struct CoordinatorOptions {
+  // A lease not renewed by a heartbeat (or any call carrying it) for this long expires; a worker
+  // silent for this long is marked lost.
+  std::chrono::milliseconds lease_ttl{30000};
+  // The paper's reference values (data/wrpn_tables.json). Empty: keep the copy in the store.
+  std::string paper_tables_path;
+};
+
+class Coordinator {
+ public:
+  // Loads every sweep, trial, attempt and worker from `store`; leases that were live get their
+  // full TTL again from now. `store`, `clock` and `registry` must outlive the coordinator.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Store* store, const Clock* clock,
+                                                             MetricsRegistry* registry,
+                                                             CoordinatorOptions options);
+  ~Coordinator();
+
+  // ---- client API ----
+  absl::StatusOr<pb::SubmitSweepResponse> SubmitSweep(const pb::SubmitSweepRequest& req);
+  absl::StatusOr<pb::GetSweepResponse> GetSweep(const pb::GetSweepRequest& req);
+  absl::StatusOr<pb::ListSweepsResponse> ListSweeps(const pb::ListSweepsRequest& req);
+  absl::StatusOr<pb::CancelSweepResponse> CancelSweep(const pb::CancelSweepRequest& req);
+  absl::StatusOr<pb::RetrySweepResponse> RetrySweep(const pb::RetrySweepRequest& req);
+  absl::StatusOr<pb::ListTrialsResponse> ListTrials(const pb::ListTrialsRequest& req);
+  absl::StatusOr<pb::GetTrialResponse> GetTrial(const pb::GetTrialRequest& req);
+  absl::StatusOr<pb::GetTrialMetricsResponse> GetTrialMetrics(
+      const pb::GetTrialMetricsRequest& req);
+  absl::StatusOr<pb::GetGridResponse> GetGrid(const pb::GetGridRequest& req);
+  absl::StatusOr<pb::GetPaperTablesResponse> GetPaperTables(const pb::GetPaperTablesRequest& req);
+  absl::StatusOr<pb::ListWorkersResponse> ListWorkers(const pb::ListWorkersRequest& req);
+  // Streams the sweep, then each trial event of it, until the sweep is finished (all trials
+  // terminal), `send` returns false, `stop` returns true or the coordinator shuts down. Blocks.
+  absl::Status WatchSweep(const pb::WatchSweepRequest& req,
+                          const std::function<bool(const pb::WatchSweepResponse&)>& send,
+                          const std::function<bool()>& stop);
+
+  // ---- worker API ----
+  absl::StatusOr<pb::RegisterWorkerResponse> RegisterWorker(const pb::RegisterWorkerRequest& req);
+  absl::StatusOr<pb::HeartbeatResponse> Heartbeat(const pb::HeartbeatRequest& req);
+  absl::StatusOr<pb::AcquireTrialResponse> AcquireTrial(const pb::AcquireTrialRequest& req);
+  absl::StatusOr<pb::ReportMetricsResponse> ReportMetrics(const pb::ReportMetricsRequest& req);
+  absl::StatusOr<pb::ReportCheckpointResponse> ReportCheckpoint(
+      const pb::ReportCheckpointRequest& req);
+  absl::StatusOr<pb::CompleteTrialResponse> CompleteTrial(const pb::CompleteTrialRequest& req);
+
+  // Expires leases past their TTL (re-queueing or failing their trials) and marks silent workers
+  // lost.
+  absl::Status Tick();
+  // Deletes events older than `retention`; returns how many.
+  absl::StatusOr<int64_t> PruneEvents(std::chrono::hours retention);
+  // Wakes and ends every WatchSweep; later calls still work.
+  void Shutdown();
+  std::chrono::milliseconds lease_ttl() const { return options_.lease_ttl; }
+
+ private:
+  using Steady = std::chrono::steady_clock::time_point;
+  struct SweepEntry {
+    SweepRecord rec;
+    std::vector<int64_t> trial_ids;  // expansion order
+    int64_t counts[6] = {0, 0, 0, 0, 0, 0};  // by TrialState
+  };
+  struct TrialEntry {
+    TrialRecord rec;
+    std::vector<AttemptRecord> attempts;
+    std::map<std::string, MetricRecord> last_metrics;
+  };
+  struct LeaseEntry {
+    std::string lease_id;
+    int64_t trial_id = 0;
+    int attempt = 0;
+    int64_t token = 0;
+    std::string worker_id;
+    int rank = 0;
+    Steady expires;
+    bool delivered = false;
+  };
+  struct WorkerEntry {
+    WorkerRecord rec;
+    Steady last_seen;
+    std::set<std::string> leases;
+    int used_gpus = 0;
+    int used_cpu_slots = 0;
+    std::vector<pb::WorkerCommand> commands;
+  };
+
+  Coordinator(Store* store, const Clock* clock, MetricsRegistry* registry,
+              CoordinatorOptions options);
+  absl::Status LoadLocked();
+  absl::Status LoadPaperTables();
+  // Writes `m`; on failure reloads the in-memory state from the store so both agree again.
+  absl::Status CommitLocked(Mutation& m);
+  int64_t NowMs() const;
+  void AddEvent(Mutation& m, const TrialRecord& t, const std::string& message);
+  void SetTrial(const TrialRecord& t);  // installs a record, keeping sweep counts right
+  void AddLease(LeaseEntry lease);
+  void DropLease(const std::string& lease_id);
+  std::vector<WorkerView> WorkerViews(const std::string& requester, int reported_free_gpus,
+                                      bool use_reported) const;
+  // Ends the running attempt of `t`; re-queues the trial when `retry` and attempts remain.
+  void EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome, const std::string& reason,
+                        bool retry, const std::string& reporting_lease, Mutation& m);
+  absl::Status TickLocked();
+  absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref);
+  pb::Lease LeaseMessage(const LeaseEntry& l, const TrialEntry& t) const;
+  QueuedTrial QueuedOf(const TrialRecord& t) const;
+  pb::Sweep SweepMessage(const SweepEntry& s, bool with_spec) const;
+  pb::Trial TrialMessage(const TrialEntry& t) const;
+  std::string PendingReason(const TrialRecord& t) const;
+  void CollectMetrics();
+
+  Store* const store_;
+  const Clock* const clock_;
+  const CoordinatorOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable events_cv_;
+  bool shutdown_ = false;
+  std::map<int64_t, SweepEntry> sweeps_;
+  std::unordered_map<int64_t, TrialEntry> trials_;
+  std::unordered_map<std::string, LeaseEntry> leases_;
+  std::set<std::pair<Steady, std::string>> expiry_;  // (expires, lease id)
+  std::map<std::string, WorkerEntry> workers_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::deque<EventRecord> recent_events_;  // newest last, bounded
+  int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
+  int64_t next_worker_ = 1;
+  PaperTables paper_;
+
+  CounterFamily* lease_expirations_;
+  CounterFamily* attempts_total_;
+  CounterFamily* points_ingested_;
+  HistogramFamily* queue_wait_;
+  HistogramFamily* trial_duration_;
+  GaugeFamily* sweeps_gauge_;
+  GaugeFamily* trials_gauge_;
+  GaugeFamily* workers_gauge_;
+  GaugeFamily* top1_gauge_;
+};
+
+}  // namespace wrpn::server

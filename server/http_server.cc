@@ -1,0 +1,186 @@
+#include "server/http_server.h"
+
+#include <civetweb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <mutex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace wrpn::server {
+namespace {
+
+void Reply(mg_connection* conn, int code, const char* type, const std::string& body) {
+  const char* reason = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 401
+                           ? "Unauthorized" : code == 403 ? "Forbidden" : code == 404
+                           ? "Not Found" : code == 405 ? "Method Not Allowed" : code == 503
+                           ? "Service Unavailable" : "Internal Server Error";
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            code, reason, type, body.size());
+  mg_write(conn, body.data(), body.size());
+}
+
+int HttpCode(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kInvalidArgument: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kFailedPrecondition: return 400;
+    default: return 500;
+  }
+}
+
+void ReplyError(mg_connection* conn, const absl::Status& s) {
+  nlohmann::json body = {{"error", std::string(s.message())},
+                         {"code", absl::StatusCodeToString(s.code())}};
+  Reply(conn, HttpCode(s), "application/json", body.dump());
+}
+
+template <typename Msg>
+void ReplyProto(mg_connection* conn, const absl::StatusOr<Msg>& r) {
+  if (!r.ok()) return ReplyError(conn, r.status());
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  auto st = google::protobuf::util::MessageToJsonString(*r, &out, opts);
+  if (!st.ok()) return ReplyError(conn, absl::InternalError(std::string(st.message())));
+  Reply(conn, 200, "application/json", out);
+}
+
+std::string Query(const mg_request_info* ri, const char* name) {
+  if (ri->query_string == nullptr) return "";
+  char buf[512];
+  int n = mg_get_var(ri->query_string, strlen(ri->query_string), name, buf, sizeof(buf));
+  return n >= 0 ? std::string(buf, n) : "";
+}
+
+absl::StatusOr<int> QueryInt(const mg_request_info* ri, const char* name) {
+  std::string v = Query(ri, name);
+  if (v.empty()) return 0;
+  int out;
+  if (!absl::SimpleAtoi(v, &out)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": '", v, "' is not an integer"));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
+                                                              Coordinator* coordinator,
+                                                              const Authenticator* auth,
+                                                              MetricsRegistry* registry,
+                                                              std::function<bool()> ready) {
+  static std::once_flag init;
+  std::call_once(init, [] { mg_init_library(0); });
+  std::unique_ptr<HttpServer> s(new HttpServer());
+  s->coordinator_ = coordinator;
+  s->auth_ = auth;
+  s->registry_ = registry;
+  s->ready_ = std::move(ready);
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4",
+                           "request_timeout_ms", "10000", nullptr};
+  mg_callbacks callbacks{};
+  s->ctx_ = mg_start(&callbacks, nullptr, options);
+  if (s->ctx_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", listen));
+  }
+  mg_set_request_handler(s->ctx_, "/", &HttpServer::Dispatch, s.get());
+  mg_server_port ports[4];
+  int n = mg_get_server_ports(s->ctx_, 4, ports);
+  if (n < 1) return absl::UnavailableError("HTTP server has no listening port");
+  s->port_ = ports[0].port;
+  return s;
+}
+
+HttpServer::~HttpServer() {
+  if (ctx_) mg_stop(ctx_);
+}
+
+int HttpServer::Dispatch(mg_connection* conn, void* self) {
+  static_cast<HttpServer*>(self)->Serve(conn);
+  return 1;
+}
+
+void HttpServer::Serve(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string uri = ri->local_uri ? ri->local_uri : "";
+  if (std::string(ri->request_method) != "GET") {
+    return ReplyError(conn, absl::InvalidArgumentError("only GET is served here"));
+  }
+  if (uri == "/metrics") {
+    return Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", registry_->Render());
+  }
+  if (uri == "/healthz") return Reply(conn, 200, "text/plain", "ok\n");
+  if (uri == "/readyz") {
+    return ready_() ? Reply(conn, 200, "text/plain", "ready\n")
+                    : Reply(conn, 503, "text/plain", "not ready\n");
+  }
+  std::vector<std::string> parts = absl::StrSplit(uri, '/', absl::SkipEmpty());
+  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" || parts[2] != "sweeps") {
+    return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));
+  }
+  const char* authz = mg_get_header(conn, "Authorization");
+  if (absl::Status st = auth_->Check(authz ? authz : "", Role::kViewer); !st.ok()) {
+    return ReplyError(conn, st);
+  }
+  auto page_size = QueryInt(ri, "page_size");
+  if (!page_size.ok()) return ReplyError(conn, page_size.status());
+  if (parts.size() == 3) {
+    pb::ListSweepsRequest req;
+    req.set_page_size(*page_size);
+    req.set_page_token(Query(ri, "page_token"));
+    std::string state = Query(ri, "state");
+    if (!state.empty()) {
+      pb::SweepState s;
+      if (!pb::SweepState_Parse(state, &s)) {
+        return ReplyError(conn, absl::InvalidArgumentError(
+                                    absl::StrCat("state: unknown sweep state '", state, "'")));
+      }
+      req.set_state(s);
+    }
+    return ReplyProto(conn, coordinator_->ListSweeps(req));
+  }
+  int64_t id;
+  if (!absl::SimpleAtoi(parts[3], &id)) {
+    return ReplyError(conn, absl::InvalidArgumentError(
+                                absl::StrCat("sweep id: '", parts[3], "' is not a number")));
+  }
+  if (parts.size() == 4) {
+    pb::GetSweepRequest req;
+    req.set_sweep_id(id);
+    return ReplyProto(conn, coordinator_->GetSweep(req));
+  }
+  if (parts.size() == 5 && parts[4] == "trials") {
+    pb::ListTrialsRequest req;
+    req.set_sweep_id(id);
+    req.set_page_size(*page_size);
+    req.set_page_token(Query(ri, "page_token"));
+    req.set_network(Query(ri, "network"));
+    std::string state = Query(ri, "state");
+    if (!state.empty()) {
+      pb::TrialState s;
+      if (!pb::TrialState_Parse(state, &s)) {
+        return ReplyError(conn, absl::InvalidArgumentError(
+                                    absl::StrCat("state: unknown trial state '", state, "'")));
+      }
+      req.set_state(s);
+    }
+    return ReplyProto(conn, coordinator_->ListTrials(req));
+  }
+  if (parts.size() == 5 && parts[4] == "grid") {
+    pb::GetGridRequest req;
+    req.set_sweep_id(id);
+    return ReplyProto(conn, coordinator_->GetGrid(req));
+  }
+  return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));
+}
+
+}  // namespace wrpn::server

@@ -1,0 +1,46 @@
+#pragma once
+// HttpServer: civetweb on its own port serving /metrics (Prometheus text format), /healthz,
+// /readyz and the read-only JSON API /api/v1/sweeps, /api/v1/sweeps/{id},
+// /api/v1/sweeps/{id}/trials and /api/v1/sweeps/{id}/grid. The JSON bodies are the gRPC answers
+// printed by protobuf's JSON mapping (original field names), so both APIs give the same data.
+// With tokens on, /api/v1 needs a viewer (or admin) bearer token. Owns the civetweb context;
+// borrows the rest. Handlers run on civetweb's threads and only call thread-safe objects.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/auth.h"
+#include "server/coordinator.h"
+#include "server/metrics.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace wrpn::server {
+
+class HttpServer {
+ public:
+  // `listen` is host:port (port 0 picks a free one).
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
+                                                           Coordinator* coordinator,
+                                                           const Authenticator* auth,
+                                                           MetricsRegistry* registry,
+                                                           std::function<bool()> ready);
+  ~HttpServer();
+  int port() const { return port_; }
+
+ private:
+  HttpServer() = default;
+  static int Dispatch(mg_connection* conn, void* self);
+  void Serve(mg_connection* conn);
+
+  mg_context* ctx_ = nullptr;
+  int port_ = 0;
+  Coordinator* coordinator_ = nullptr;
+  const Authenticator* auth_ = nullptr;
+  MetricsRegistry* registry_ = nullptr;
+  std::function<bool()> ready_;
+};
+
+}  // namespace wrpn::server

@@ -1,0 +1,113 @@
+// wrpn-coordinator: wires SqliteStore, SystemClock, Coordinator and CoordinatorServer together,
+// then waits for SIGTERM/SIGINT and shuts down gracefully (stop accepting, finish in-flight calls,
+// close the database).
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "common/clock.h"
+#include "server/auth.h"
+#include "server/coordinator.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/sqlite_store.h"
+
+int main(int argc, char** argv) {
+  using namespace wrpn::server;
+  CLI::App app{"wrpn-coordinator: accepts sweeps, leases trials to workers, keeps results"};
+  ServerOptions server;
+  std::string db_path = "wrpn.db";
+  std::string token_file;
+  std::string paper_tables = WRPN_DEFAULT_PAPER_TABLES;
+  double lease_ttl_s = 30;
+  int retention_days = 30;
+  app.set_config("--config", "", "TOML/INI file with any of these options");
+  app.add_option("--listen", server.grpc_listen, "gRPC listen address host:port")
+      ->capture_default_str();
+  app.add_option("--http-listen", server.http_listen,
+                 "HTTP listen address for /metrics, /healthz, /readyz, /api/v1 (\"\" = off)")
+      ->capture_default_str();
+  app.add_option("--db", db_path, "SQLite database file")->capture_default_str();
+  app.add_option("--token-file", token_file, "bearer tokens: one `<role> <token>` per line");
+  app.add_option("--tls-cert", server.tls_cert, "PEM certificate chain for gRPC TLS");
+  app.add_option("--tls-key", server.tls_key, "PEM private key for gRPC TLS");
+  app.add_option("--lease-ttl", lease_ttl_s, "seconds a lease lives without a heartbeat")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--event-retention-days", retention_days,
+                 "delete event-log entries older than this (0 = keep forever)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--paper-tables", paper_tables, "the paper's reference values (JSON)")
+      ->capture_default_str();
+  app.add_flag("--allow-unauthenticated", server.allow_unauthenticated,
+               "listen on a non-loopback address without tokens");
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the shutdown signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Authenticator auth;
+  if (!token_file.empty()) {
+    auto a = Authenticator::FromFile(token_file);
+    if (!a.ok()) {
+      std::cerr << "wrpn-coordinator: " << a.status().message() << "\n";
+      return 2;
+    }
+    auth = *std::move(a);
+  }
+  auto store = SqliteStore::Open(db_path);
+  if (!store.ok()) {
+    std::cerr << "wrpn-coordinator: " << store.status().message() << "\n";
+    return 1;
+  }
+  wrpn::SystemClock clock;
+  MetricsRegistry registry;
+  CoordinatorOptions copts;
+  copts.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(lease_ttl_s * 1000));
+  copts.paper_tables_path = paper_tables;
+  auto coordinator = Coordinator::Create(store->get(), &clock, &registry, copts);
+  if (!coordinator.ok()) {
+    std::cerr << "wrpn-coordinator: " << coordinator.status().message() << "\n";
+    return 1;
+  }
+  if (retention_days > 0) {
+    auto pruned = (*coordinator)->PruneEvents(std::chrono::hours(24 * retention_days));
+    if (pruned.ok() && *pruned > 0)
+      std::cerr << "wrpn-coordinator: pruned " << *pruned << " old events\n";
+  }
+  auto running = CoordinatorServer::Start(coordinator->get(), &auth, &registry, server);
+  if (!running.ok()) {
+    std::cerr << "wrpn-coordinator: " << running.status().message() << "\n";
+    return 2;
+  }
+  std::cerr << "wrpn-coordinator: gRPC on " << server.grpc_listen << " (port "
+            << (*running)->grpc_port() << ")";
+  if (!server.http_listen.empty())
+    std::cerr << ", HTTP on port " << (*running)->http_port();
+  std::cerr << ", db " << db_path << ", lease TTL " << lease_ttl_s << " s\n";
+  if (!auth.enabled()) {
+    std::cerr << "wrpn-coordinator: WARNING: no token file; authentication is off"
+              << (server.allow_unauthenticated ? " (--allow-unauthenticated)"
+                                               : ", listening on loopback only")
+              << "\n";
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "wrpn-coordinator: signal " << sig << ", shutting down\n";
+  (*running)->Shutdown(std::chrono::seconds(10));
+  running->reset();
+  coordinator->reset();
+  store->reset();  // closes the database after the last write
+  std::cerr << "wrpn-coordinator: stopped\n";
+  return 0;
+}

@@ -1,0 +1,120 @@
+#include "server/server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "server/grpc_service.h"
+#include "server/http_server.h"
+
+namespace wrpn::server {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& host_port) {
+  std::string host = host_port;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos &&
+                                          host.find(':') == colon) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    Coordinator* coordinator, const Authenticator* auth, MetricsRegistry* registry,
+    const ServerOptions& options) {
+  if (!auth->enabled() && !options.allow_unauthenticated) {
+    for (const std::string* addr : {&options.grpc_listen, &options.http_listen}) {
+      if (!addr->empty() && !IsLoopbackAddress(*addr)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "refusing to listen on ", *addr,
+            " without a token file; give --token-file or --allow-unauthenticated"));
+      }
+    }
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  s->coordinator_ = coordinator;
+  s->rpc_metrics_ = std::make_unique<RpcMetrics>(registry);
+  s->client_service_ =
+      std::make_unique<CoordinatorServiceImpl>(coordinator, auth, s->rpc_metrics_.get());
+  s->worker_service_ =
+      std::make_unique<WorkerServiceImpl>(coordinator, auth, s->rpc_metrics_.get());
+
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!options.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    auto key = ReadFile(options.tls_key, "TLS key");
+    if (!key.ok()) return key.status();
+    auto cert = ReadFile(options.tls_cert, "TLS certificate");
+    if (!cert.ok()) return cert.status();
+    pair.private_key = *key;
+    pair.cert_chain = *cert;
+    ssl.pem_key_cert_pairs.push_back(pair);
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_listen, creds, &s->grpc_port_);
+  builder.RegisterService(s->client_service_.get());
+  builder.RegisterService(s->worker_service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  s->grpc_ = builder.BuildAndStart();
+  if (!s->grpc_ || s->grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
+  }
+  if (!options.http_listen.empty()) {
+    auto http = HttpServer::Start(options.http_listen, coordinator, auth, registry,
+                                  [raw = s.get()] { return raw->ready_.load(); });
+    if (!http.ok()) {
+      s->grpc_->Shutdown();
+      return http.status();
+    }
+    s->http_ = *std::move(http);
+  }
+  if (options.tick_interval.count() > 0) {
+    s->ticker_ = std::thread([raw = s.get(), interval = options.tick_interval] {
+      while (!raw->stop_.load()) {
+        (void)raw->coordinator_->Tick();
+        auto until = std::chrono::steady_clock::now() + interval;
+        while (!raw->stop_.load() && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  s->ready_ = true;
+  return s;
+}
+
+int CoordinatorServer::http_port() const { return http_ ? http_->port() : 0; }
+
+void CoordinatorServer::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  ready_ = false;
+  coordinator_->Shutdown();  // ends WatchSweep streams
+  grpc_->Shutdown(std::chrono::system_clock::now() + grace);
+  grpc_->Wait();
+  http_.reset();
+  stop_ = true;
+  if (ticker_.joinable()) ticker_.join();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace wrpn::server

@@ -1,0 +1,48 @@
+#pragma once
+// SqliteStore: Store in one SQLite file, WAL mode, foreign keys on, synchronous=NORMAL (a
+// committed transaction survives a process crash; a power loss may drop the last ones). Numbered
+// schema migrations are applied at Open. Owns the connection and its prepared statements; not
+// thread-safe (the coordinator serialises calls).
+#include <memory>
+#include <string>
+
+#include "server/store.h"
+
+struct sqlite3;
+
+namespace wrpn::server {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating when missing) the database at `path` and migrates it to the latest schema.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  absl::Status Apply(const Mutation& m) override;
+  absl::StatusOr<Snapshot> Load() override;
+  absl::StatusOr<std::vector<MetricRecord>> Metrics(int64_t trial_id,
+                                                    std::string_view name) override;
+  absl::StatusOr<std::vector<EventRecord>> Events(int64_t sweep_id, int64_t after_seq,
+                                                  int limit) override;
+  absl::StatusOr<int64_t> PruneEvents(int64_t before_ms) override;
+  absl::Status PutPaperTables(const PaperTables& tables) override;
+  absl::StatusOr<PaperTables> GetPaperTables() override;
+
+  // The schema version after Open (number of migrations applied).
+  int schema_version() const { return schema_version_; }
+
+ private:
+  struct Statements;
+  explicit SqliteStore(sqlite3* db);
+  absl::Status Migrate();
+  absl::Status Exec(const char* sql);
+  absl::Status ApplyLocked(const Mutation& m);
+
+  sqlite3* db_;
+  std::unique_ptr<Statements> st_;
+  int schema_version_ = 0;
+};
+
+}  // namespace wrpn::server
