@@ -212,6 +212,7 @@ TEST_P(OverlayTest, ProbesAndScrapeAnnotationsUseDeclaredPorts) {
   for (const auto& p : c["ports"]) ports[p["name"].as<std::string>()] = p["containerPort"].as<int>();
   std::map<std::string, std::string> probe_paths;
   for (const char* probe : {"startupProbe", "livenessProbe", "readinessProbe"}) {
+    ASSERT_TRUE(c[probe]) << "the coordinator has no " << probe;
     YAML::Node get = c[probe]["httpGet"];
     ASSERT_TRUE(get) << probe << " is not an httpGet probe";
     EXPECT_TRUE(ports.count(get["port"].as<std::string>())) << probe << " port " << get["port"];
@@ -270,7 +271,8 @@ TEST_P(OverlayTest, ContainersHaveRequestsLimitsAndRunAsNonRoot) {
     for (const auto& c : Containers(spec)) {
       for (const char* kind : {"requests", "limits"})
         for (const char* res : {"cpu", "memory"})
-          EXPECT_TRUE(c["resources"][kind][res]) << Id(w) << " " << c["name"] << " lacks " << kind << "." << res;
+          EXPECT_TRUE(c["resources"] && c["resources"][kind] && c["resources"][kind][res])
+              << Id(w) << " " << c["name"] << " lacks " << kind << "." << res;
       EXPECT_TRUE(c["image"].as<std::string>("").find(':') != std::string::npos)
           << Id(w) << ": image without a tag";
     }

@@ -113,7 +113,7 @@ TEST_F(LiveCoordinator, ServesTheProbePathsOfManifestsAndCompose) {
     for (const auto& w : m.Workloads())
       for (const auto& c : w["spec"]["template"]["spec"]["containers"])
         for (const char* probe : {"startupProbe", "livenessProbe", "readinessProbe"})
-          if (c[probe]["httpGet"]) paths.insert(c[probe]["httpGet"]["path"].as<std::string>());
+          if (c[probe] && c[probe]["httpGet"]) paths.insert(c[probe]["httpGet"]["path"].as<std::string>());
     for (const auto& w : m.Workloads()) {
       auto ann = w["spec"]["template"]["metadata"]["annotations"];
       if (ann && ann["prometheus.io/path"]) paths.insert(ann["prometheus.io/path"].as<std::string>());
