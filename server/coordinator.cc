@@ -874,10 +874,17 @@ absl::StatusOr<pb::HeartbeatResponse> Coordinator::Heartbeat(const pb::Heartbeat
   }
   pb::HeartbeatResponse resp;
   resp.set_lease_ttl_ms(options_.lease_ttl.count());
+  std::set<std::string> told;  // leases a queued command already covers
+  for (auto& c : w.commands) {
+    told.insert(c.lease().lease_id());
+    *resp.add_commands() = std::move(c);
+  }
+  w.commands.clear();
   for (const pb::LeaseProgress& p : req.leases()) {
     auto lit = leases_.find(p.lease().lease_id());
     if (lit == leases_.end() || lit->second.token != p.lease().fencing_token() ||
         lit->second.worker_id != req.worker_id()) {
+      if (told.count(p.lease().lease_id())) continue;
       pb::WorkerCommand* c = resp.add_commands();
       c->set_kind(pb::WorkerCommand::FORGET_LEASE);
       *c->mutable_lease() = p.lease();
@@ -890,8 +897,6 @@ absl::StatusOr<pb::HeartbeatResponse> Coordinator::Heartbeat(const pb::Heartbeat
     l.delivered = true;
     expiry_.insert({l.expires, l.lease_id});
   }
-  for (auto& c : w.commands) *resp.add_commands() = std::move(c);
-  w.commands.clear();
   if (w.rec.draining) resp.add_commands()->set_kind(pb::WorkerCommand::DRAIN);
   return resp;
 }

@@ -1,0 +1,267 @@
+// One suite, run against both Store implementations.
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "server/memory_store.h"
+#include "server/sqlite_store.h"
+
+namespace wrpn::server {
+namespace {
+
+std::string TempDb(const std::string& stem) {
+  static int n = 0;
+  auto path = std::filesystem::path(testing::TempDir()) /
+              (stem + "-" + std::to_string(getpid()) + "-" + std::to_string(n++) + ".db");
+  std::filesystem::remove(path);
+  return path.string();
+}
+
+struct MemoryFactory {
+  static std::unique_ptr<Store> Make() { return std::make_unique<MemoryStore>(); }
+};
+struct SqliteFactory {
+  static std::unique_ptr<Store> Make() {
+    auto s = SqliteStore::Open(TempDb("store"));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *std::move(s);
+  }
+};
+
+SweepRecord Sweep(int64_t id) {
+  SweepRecord s;
+  s.id = id;
+  s.name = "s" + std::to_string(id);
+  s.spec_json = "{\"name\":\"x\"}";
+  s.priority = 2;
+  s.max_attempts = 3;
+  s.created_ms = 1000 + id;
+  s.trial_count = 2;
+  return s;
+}
+
+TrialRecord Trial(int64_t id, int64_t sweep) {
+  TrialRecord t;
+  t.id = id;
+  t.sweep_id = sweep;
+  t.index = id;
+  t.network = "lenet5";
+  t.width = 2;
+  t.wbits = 4;
+  t.abits = 2;
+  t.seed = 7;
+  t.cost_uniform = 0.25;
+  t.fma_ratio = 3.9;
+  t.cost_first_last_fp32 = 0.3;
+  t.queued_ms = 5;
+  t.config_json = "{\"network\":\"lenet5\"}";
+  t.gpus_per_node = 1;
+  t.nodes = 2;
+  return t;
+}
+
+template <typename F>
+class StoreTest : public testing::Test {
+ protected:
+  std::unique_ptr<Store> store_ = F::Make();
+};
+using Factories = testing::Types<MemoryFactory, SqliteFactory>;
+TYPED_TEST_SUITE(StoreTest, Factories);
+
+TYPED_TEST(StoreTest, EmptyStoreLoadsNothing) {
+  auto snap = this->store_->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_TRUE(snap->sweeps.empty());
+  EXPECT_TRUE(snap->trials.empty());
+  EXPECT_EQ(snap->max_event_seq, 0);
+}
+
+TYPED_TEST(StoreTest, RoundTripsEveryRecord) {
+  Mutation m;
+  m.sweeps.push_back(Sweep(1));
+  m.trials.push_back(Trial(1, 1));
+  TrialRecord t2 = Trial(2, 1);
+  t2.state = TrialState::kSucceeded;
+  t2.best_top1 = 91.5;
+  t2.final_top1 = 90.25;
+  t2.final_top5 = 99.0;
+  t2.images_per_sec = 1234.5;
+  t2.error = "none";
+  m.trials.push_back(t2);
+  AttemptRecord a;
+  a.trial_id = 2;
+  a.attempt = 1;
+  a.fencing_token = 17;
+  a.outcome = AttemptOutcome::kSucceeded;
+  a.lease_ids = {"l-17-0", "l-17-1"};
+  a.worker_ids = {"w-1", "w-2"};
+  a.started_ms = 10;
+  a.ended_ms = 20;
+  a.resume_checkpoint = "/ckpt/1.pt";
+  a.resume_epoch = 3;
+  m.attempts.push_back(a);
+  WorkerRecord w;
+  w.id = "w-1";
+  w.name = "gpu-box";
+  w.address = "10.0.0.1";
+  w.gpus = {{0, 80LL << 30, "H100"}, {1, 80LL << 30, "H100"}};
+  w.cpus = 32;
+  w.labels = {{"zone", "a"}};
+  w.registered_ms = 3;
+  m.workers.push_back(w);
+  m.checkpoints.push_back({2, 1, 3, "/ckpt/1.pt", 15});
+  m.events.push_back({1, 11, 1, 2, 3, 1, "done"});
+  ASSERT_TRUE(this->store_->Apply(m).ok());
+
+  auto snap = this->store_->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->sweeps.size(), 1u);
+  EXPECT_EQ(snap->sweeps[0], Sweep(1));
+  ASSERT_EQ(snap->trials.size(), 2u);
+  EXPECT_EQ(snap->trials[0], Trial(1, 1));
+  EXPECT_EQ(snap->trials[1], t2);
+  ASSERT_EQ(snap->attempts.size(), 1u);
+  EXPECT_EQ(snap->attempts[0], a);
+  ASSERT_EQ(snap->workers.size(), 1u);
+  EXPECT_EQ(snap->workers[0], w);
+  ASSERT_EQ(snap->checkpoints.size(), 1u);
+  EXPECT_EQ(snap->checkpoints[0].path, "/ckpt/1.pt");
+  EXPECT_EQ(snap->max_event_seq, 1);
+}
+
+TYPED_TEST(StoreTest, UpsertsReplaceState) {
+  Mutation m;
+  m.sweeps.push_back(Sweep(1));
+  m.trials.push_back(Trial(1, 1));
+  ASSERT_TRUE(this->store_->Apply(m).ok());
+  Mutation u;
+  TrialRecord t = Trial(1, 1);
+  t.state = TrialState::kRunning;
+  t.attempts = 2;
+  t.checkpoint_path = "/c";
+  u.trials.push_back(t);
+  SweepRecord s = Sweep(1);
+  s.cancelled = true;
+  u.sweeps.push_back(s);
+  ASSERT_TRUE(this->store_->Apply(u).ok());
+  auto snap = this->store_->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0], t);
+  EXPECT_TRUE(snap->sweeps[0].cancelled);
+}
+
+TYPED_TEST(StoreTest, MissingParentWritesNothing) {
+  Mutation m;
+  m.sweeps.push_back(Sweep(1));
+  m.trials.push_back(Trial(1, 1));
+  m.trials.push_back(Trial(2, 99));  // no sweep 99
+  absl::Status st = this->store_->Apply(m);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  auto snap = this->store_->Load();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_TRUE(snap->sweeps.empty());
+  EXPECT_TRUE(snap->trials.empty());
+
+  Mutation metric_only;
+  metric_only.metrics.push_back({42, 1, "top1", 1, 50, 1});
+  EXPECT_EQ(this->store_->Apply(metric_only).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TYPED_TEST(StoreTest, MetricsAppendAndFilterByName) {
+  Mutation m;
+  m.sweeps.push_back(Sweep(1));
+  m.trials.push_back(Trial(1, 1));
+  m.trials.push_back(Trial(2, 1));
+  ASSERT_TRUE(this->store_->Apply(m).ok());
+  Mutation p;
+  for (int e = 1; e <= 3; ++e) {
+    p.metrics.push_back({1, 1, "top1", e, 10.0 * e, 100 + e});
+    p.metrics.push_back({1, 1, "train_loss", e, 1.0 / e, 100 + e});
+    p.metrics.push_back({2, 1, "top1", e, 1.0, 100 + e});
+  }
+  ASSERT_TRUE(this->store_->Apply(p).ok());
+  auto all = this->store_->Metrics(1, "");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 6u);
+  auto top1 = this->store_->Metrics(1, "top1");
+  ASSERT_TRUE(top1.ok());
+  ASSERT_EQ(top1->size(), 3u);
+  EXPECT_EQ((*top1)[2], (MetricRecord{1, 1, "top1", 3, 30.0, 103}));
+  auto snap = this->store_->Load();
+  EXPECT_EQ(snap->metric_count, 9);
+}
+
+TYPED_TEST(StoreTest, EventsBySweepAfterSeqAndPrune) {
+  Mutation m;
+  m.sweeps.push_back(Sweep(1));
+  m.sweeps.push_back(Sweep(2));
+  for (int i = 1; i <= 6; ++i) m.events.push_back({i, i * 100, i % 2 + 1, 0, 0, 0, "e"});
+  ASSERT_TRUE(this->store_->Apply(m).ok());
+  auto ev = this->store_->Events(2, 1, 10);  // sweep 2 = odd seqs
+  ASSERT_TRUE(ev.ok());
+  ASSERT_EQ(ev->size(), 2u);
+  EXPECT_EQ((*ev)[0].seq, 3);
+  EXPECT_EQ((*ev)[1].seq, 5);
+  auto limited = this->store_->Events(0, 0, 4);
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(limited->size(), 4u);
+  auto pruned = this->store_->PruneEvents(350);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 3);
+  EXPECT_EQ(this->store_->Events(0, 0, 100)->size(), 3u);
+}
+
+TYPED_TEST(StoreTest, PaperTablesAreVersioned) {
+  auto empty = this->store_->GetPaperTables();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->version.empty());
+  PaperTables p;
+  p.version = "v1";
+  p.json = "{}";
+  p.values.push_back({"table1", "alexnet", 1, 32, 32, 57.2, std::nullopt});
+  p.values.push_back({"table3", "alexnet", 2, 8, 8, std::nullopt, 1.0});
+  ASSERT_TRUE(this->store_->PutPaperTables(p).ok());
+  auto got = this->store_->GetPaperTables();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version, "v1");
+  EXPECT_EQ(got->values, p.values);
+  PaperTables q = p;
+  q.version = "v2";
+  q.values.pop_back();
+  ASSERT_TRUE(this->store_->PutPaperTables(q).ok());
+  EXPECT_EQ(this->store_->GetPaperTables()->values.size(), 1u);
+}
+
+TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
+  const std::string path = TempDb("reopen");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)->schema_version(), 1);
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    m.metrics.push_back({9, 1, "top1", 1, 12.5, 3});
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0], Trial(9, 5));
+  EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
+}
+
+TEST(SqliteStoreTest, UnopenablePathIsAnError) {
+  auto s = SqliteStore::Open("/nonexistent-dir/x/y.db");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.status().message()).find("/nonexistent-dir/x/y.db"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wrpn::server
