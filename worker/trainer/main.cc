@@ -181,7 +181,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    return rc == 0 ? 0 : trainer::kExitBadConfig;
+    if (rc == 0) return 0;  // --help, --version
+    if (train->parsed()) FailConfig(e.what());  // the agent reads stdout only
+    return trainer::kExitBadConfig;
   }
 
   if (*describe) {

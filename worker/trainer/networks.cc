@@ -293,6 +293,16 @@ void FmaCounter::Add(int64_t n) {
   if (g_counter) g_counter->fmas_ += n;
 }
 
+std::vector<std::pair<std::string, torch::Tensor>> QuantizedWeights(Network& net) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& m : net.named_modules()) {
+    if (const auto* q = dynamic_cast<const QLayerImpl*>(m.value().get())) {
+      out.emplace_back(m.key(), q->QuantizedWeight().detach());
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<Network>> BuildNetwork(const std::string& network, double width,
                                                       const InputShape& input,
                                                       const Precision& precision) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/nn/module.h>
 
@@ -31,6 +33,10 @@ class Network : public torch::nn::Module {
 absl::StatusOr<std::shared_ptr<Network>> BuildNetwork(const std::string& network, double width,
                                                       const InputShape& input,
                                                       const Precision& precision);
+
+// The weights each conv/linear layer uses in its forward pass (the quantized copies), by module
+// name, in registration order: the hardware view of the network.
+std::vector<std::pair<std::string, torch::Tensor>> QuantizedWeights(Network& net);
 
 // While alive on a thread, every conv/linear forward on that thread adds its FMAs per image to
 // `fmas` (used to check the modules against common/network_spec).

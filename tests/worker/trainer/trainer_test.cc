@@ -1,0 +1,256 @@
+#include "worker/trainer/trainer.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace wrpn::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("wrpn_trainer_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static TrialConfig Small() {
+    TrialConfig c;
+    c.network = "lenet5";
+    c.wbits = 2;
+    c.abits = 4;
+    c.dataset.kind = "synthetic";
+    c.dataset.train_size = 256;
+    c.dataset.test_size = 64;
+    c.epochs = 3;
+    c.batch_size = 32;
+    c.lr = 0.05;
+    c.num_workers = 2;
+    return c;
+  }
+
+  int Run(const TrialConfig& c, std::vector<json>* events = nullptr,
+          const std::atomic<bool>* stop = nullptr, std::function<void(const json&)> on = {}) {
+    RunOptions o;
+    o.stop = stop;
+    return RunTrial(c, [&](const json& e) {
+      if (events) events->push_back(e);
+      if (on) on(e);
+    }, o);
+  }
+
+  fs::path dir_;
+};
+
+void ExpectSameWeights(const std::string& a, const std::string& b) {
+  const auto wa = ReadCheckpointWeights(a), wb = ReadCheckpointWeights(b);
+  ASSERT_EQ(wa.size(), wb.size());
+  ASSERT_GT(wa.size(), 10u);
+  for (size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_EQ(wa[i].first, wb[i].first);
+    EXPECT_EQ(wa[i].second, wb[i].second) << wa[i].first;
+  }
+}
+
+TEST_F(TrainerTest, EmitsStartedEpochCheckpointFinished) {
+  TrialConfig c = Small();
+  c.checkpoint_dir = (dir_ / "ck").string();
+  std::vector<json> ev;
+  ASSERT_EQ(Run(c, &ev), kExitOk);
+  ASSERT_EQ(ev.size(), 1u + 3 * 2 + 1);
+  EXPECT_EQ(ev.front()["event"], "started");
+  EXPECT_EQ(ev[1]["event"], "epoch");
+  EXPECT_EQ(ev[2]["event"], "checkpoint");
+  EXPECT_EQ(ev.back()["event"], "finished");
+  const json& f = ev.back();
+  EXPECT_GT(f["top1"].get<double>(), 50.0);  // synthetic classes are easy to separate
+  EXPECT_GE(f["top5"].get<double>(), f["top1"].get<double>());
+  EXPECT_GT(f["images_per_sec"].get<double>(), 0);
+  EXPECT_NEAR(f["cost_uniform"].get<double>(), 6.0 / 64, 1e-12);
+  EXPECT_TRUE(fs::exists(CheckpointPath(c.checkpoint_dir)));
+  EXPECT_FALSE(fs::exists(CheckpointPath(c.checkpoint_dir) + ".tmp"));
+}
+
+// Stop after epoch 1, resume to epoch 3: the same final weights as 3 uninterrupted epochs.
+TEST_F(TrainerTest, ResumeAfterAnEpochContinuesExactly) {
+  TrialConfig straight = Small();
+  straight.checkpoint_dir = (dir_ / "straight").string();
+  ASSERT_EQ(Run(straight), kExitOk);
+
+  TrialConfig split = Small();
+  split.checkpoint_dir = (dir_ / "split").string();
+  split.stop_after_epochs = 1;
+  std::vector<json> ev;
+  ASSERT_EQ(Run(split, &ev), kExitInterrupted);
+  EXPECT_EQ(ev.back()["event"], "interrupted");
+  EXPECT_EQ(ev.back()["epoch"], 1);
+  split.stop_after_epochs = 0;
+  split.resume = true;
+  ev.clear();
+  ASSERT_EQ(Run(split, &ev), kExitOk);
+  EXPECT_EQ(ev.front()["start_epoch"], 1);
+  ExpectSameWeights(CheckpointPath(straight.checkpoint_dir), CheckpointPath(split.checkpoint_dir));
+}
+
+// A stop request in the middle of an epoch checkpoints that step; resuming is still exact.
+TEST_F(TrainerTest, StopMidEpochCheckpointsAndResumesExactly) {
+  TrialConfig straight = Small();
+  straight.epochs = 2;
+  straight.checkpoint_dir = (dir_ / "straight").string();
+  ASSERT_EQ(Run(straight), kExitOk);
+
+  TrialConfig split = straight;
+  split.checkpoint_dir = (dir_ / "split").string();
+  std::atomic<bool> stop{false};
+  std::vector<json> ev;
+  ASSERT_EQ(Run(split, &ev, &stop, [&](const json& e) {
+              if (e["event"] == "started") stop = true;
+            }),
+            kExitInterrupted);
+  EXPECT_EQ(ev.back()["event"], "interrupted");
+  EXPECT_EQ(ev.back()["step"], 1);
+  split.resume = true;
+  ev.clear();
+  ASSERT_EQ(Run(split, &ev), kExitOk);
+  EXPECT_EQ(ev.front()["start_step"], 1);
+  ExpectSameWeights(CheckpointPath(straight.checkpoint_dir), CheckpointPath(split.checkpoint_dir));
+}
+
+TEST_F(TrainerTest, ResumeFromAnotherNetworksCheckpointIsABadConfig) {
+  TrialConfig c = Small();
+  c.epochs = 1;
+  c.checkpoint_dir = dir_.string();
+  ASSERT_EQ(Run(c), kExitOk);
+  c.network = "resnet20";
+  c.resume = true;
+  std::vector<json> ev;
+  EXPECT_EQ(Run(c, &ev), kExitBadConfig);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["event"], "failed");
+  EXPECT_EQ(ev[0]["kind"], "config");
+  EXPECT_NE(ev[0]["reason"].get<std::string>().find("is for network = \"lenet5\""), std::string::npos)
+      << ev[0];
+}
+
+TEST_F(TrainerTest, MissingDatasetIsADataError) {
+  TrialConfig c = Small();
+  c.dataset.kind = "mnist";
+  c.dataset.path = (dir_ / "nowhere").string();
+  std::vector<json> ev;
+  EXPECT_EQ(Run(c, &ev), kExitDataError);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["kind"], "data");
+  EXPECT_NE(ev[0]["reason"].get<std::string>().find("nowhere: no such folder"), std::string::npos);
+}
+
+TEST_F(TrainerTest, CudaWithoutCudaIsABadConfig) {
+  TrialConfig c = Small();
+  c.device = "cuda:0";
+  std::vector<json> ev;
+  const int rc = Run(c, &ev);
+  if (rc == kExitOk) GTEST_SKIP() << "CUDA is available here";
+  EXPECT_EQ(rc, kExitBadConfig);
+  EXPECT_NE(ev[0]["reason"].get<std::string>().find("device"), std::string::npos);
+}
+
+struct Proc {
+  int rc;
+  std::string out;
+};
+
+Proc RunBinary(const std::string& args) {
+  const std::string cmd = std::string(WRPN_TRAIN_BINARY) + " " + args + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(TrainerTest, BinaryRejectsBadConfigsBeforeTrainingNamingTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"--network vgg", "network: unknown network 'vgg'"},
+      {"--wbits 0", "wbits: must be 1..16 or 32, got 0"},
+      {"--abits 33", "abits: must be 1..16 or 32, got 33"},
+      {"--width 0", "width: must be > 0"},
+      {"--width -2", "width: must be > 0"},
+      {"--batch-size 0", "batch_size: must be >= 1, got 0"},
+      {"--dataset cifar10", "dataset.path: required"},
+      {"--wbits two", "expected an integer"},
+  };
+  for (const auto& [args, want] : cases) {
+    const Proc p = RunBinary(std::string("train ") + args);
+    EXPECT_EQ(p.rc, kExitBadConfig) << args;
+    EXPECT_NE(p.out.find(want), std::string::npos) << args << " -> " << p.out;
+    EXPECT_EQ(p.out.find("\"started\""), std::string::npos) << args;
+  }
+  std::ofstream(dir_ / "bad.json") << "{\"network\": \"lenet5\", \"widht\": 2}";
+  const Proc p = RunBinary("train --config " + (dir_ / "bad.json").string());
+  EXPECT_EQ(p.rc, kExitBadConfig);
+  EXPECT_NE(p.out.find("widht: unknown field"), std::string::npos) << p.out;
+}
+
+TEST_F(TrainerTest, BinarySigtermCheckpointsAndExitsInterrupted) {
+  const std::string ck = (dir_ / "ck").string();
+  const std::string cmd = std::string(WRPN_TRAIN_BINARY) +
+                          " train --network lenet5 --dataset synthetic --epochs 50 --batch-size 8 "
+                          "--checkpoint-dir " + ck + " > " + (dir_ / "out.jsonl").string() +
+                          " 2>/dev/null";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Wait until training has started (bounded), then ask it to stop.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(dir_ / "out.jsonl");
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    if (all.find("\"started\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), kExitInterrupted);
+  EXPECT_TRUE(fs::exists(CheckpointPath(ck)));
+  std::ifstream in(dir_ / "out.jsonl");
+  std::string line, last;
+  while (std::getline(in, line)) last = line;
+  EXPECT_EQ(json::parse(last)["event"], "interrupted");
+}
+
+TEST_F(TrainerTest, DescribePrintsTableAndJson) {
+  Proc p = RunBinary("describe --network resnet34 --width 2 --wbits 2 --abits 4 --batch 128");
+  EXPECT_EQ(p.rc, 0);
+  EXPECT_NE(p.out.find("layer4.2.conv2"), std::string::npos);
+  EXPECT_NE(p.out.find("uniform 0.36"), std::string::npos) << p.out;
+  p = RunBinary("describe --network alexnet --width 2 --json");
+  ASSERT_EQ(p.rc, 0);
+  const json j = json::parse(p.out);
+  EXPECT_NEAR(j["fma_ratio"].get<double>(), 3.8, 0.05);
+  EXPECT_EQ(j["layers"].size(), 8u);
+  p = RunBinary("describe --network resnet34 --wbits 0");
+  EXPECT_EQ(p.rc, kExitBadConfig);
+}
+
+}  // namespace
+}  // namespace wrpn::trainer
