@@ -157,9 +157,10 @@ void PreActResNetCifar(Builder& b, double width, int classes, int blocks_per_sta
 }
 
 void PreActResNetImageNet(Builder& b, double width, int classes, const int (&blocks)[4]) {
+  // Stem: conv-BN-ReLU (FP32, the activation leaving the first layer) and max pool; the first
+  // block's own pre-activation is quantized.
   b.Conv("conv1", ScaledChannels(64, width), 7, 2, 3);
   b.Norm();
-  b.NextInputFp32();
   b.Pool(3, 2, 1);
   const int base[4] = {64, 128, 256, 512};
   for (int s = 0; s < 4; ++s) {
