@@ -1,0 +1,502 @@
+// End to end: an in-process coordinator (SQLite, real gRPC and HTTP on 127.0.0.1:0) driven by a
+// fake worker client and a client stub, with tokens on.
+#include <arpa/inet.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "server/server.h"
+#include "server/sqlite_store.h"
+#include "tests/fakes/fake_clock.h"
+#include "wrpn/v1/coordinator.grpc.pb.h"
+
+namespace wrpn::server {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr const char* kAdmin = "admin-token-0123456789";
+constexpr const char* kViewer = "viewer-token-0123456789";
+constexpr const char* kWorker = "worker-token-0123456789";
+
+struct HttpResponse {
+  int code = 0;
+  std::string body;
+};
+
+HttpResponse HttpGet(int port, const std::string& path, const std::string& token = "") {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return {};
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  req += "\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string raw;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) raw.append(buf, n);
+  close(fd);
+  HttpResponse r;
+  if (raw.size() > 12) r.code = std::stoi(raw.substr(9, 3));
+  auto split = raw.find("\r\n\r\n");
+  if (split != std::string::npos) r.body = raw.substr(split + 4);
+  return r;
+}
+
+std::unique_ptr<grpc::ClientContext> CallCtx(const char* token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (token) ctx->AddMetadata("authorization", std::string("Bearer ") + token);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return ctx;
+}
+
+template <typename Msg>
+nlohmann::json AsJson(const Msg& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(m, &out, opts).ok());
+  return nlohmann::json::parse(out);
+}
+
+class ApiTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = (std::filesystem::path(testing::TempDir()) /
+           ("api-" + std::to_string(getpid()) + "-" +
+            testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
+              .string();
+    std::filesystem::remove(db_);
+    auto auth = Authenticator::FromText(std::string("admin ") + kAdmin + "\nviewer " + kViewer +
+                                            "\n# workers\nworker " + kWorker + "\n",
+                                        "tokens");
+    ASSERT_TRUE(auth.ok()) << auth.status();
+    auth_ = *std::move(auth);
+    Start();
+  }
+  void TearDown() override { Stop(); }
+
+  void Start() {
+    auto store = SqliteStore::Open(db_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    registry_ = std::make_unique<MetricsRegistry>();
+    CoordinatorOptions copts;
+    copts.lease_ttl = 30s;
+    copts.paper_tables_path = std::string(WRPN_SOURCE_DIR) + "/data/wrpn_tables.json";
+    auto c = Coordinator::Create(store_.get(), &clock_, registry_.get(), copts);
+    ASSERT_TRUE(c.ok()) << c.status();
+    coordinator_ = *std::move(c);
+    ServerOptions sopts;
+    sopts.grpc_listen = "127.0.0.1:0";
+    sopts.http_listen = "127.0.0.1:0";
+    sopts.tick_interval = 0ms;
+    auto s = CoordinatorServer::Start(coordinator_.get(), &auth_, registry_.get(), sopts);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                       grpc::InsecureChannelCredentials());
+    client_ = pb::Coordinator::NewStub(channel);
+    worker_ = pb::WorkerService::NewStub(channel);
+  }
+  void Stop() {
+    if (server_) server_->Shutdown(1s);
+    server_.reset();
+    coordinator_.reset();
+    store_.reset();
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Ctx(const char* token) { return CallCtx(token); }
+
+  int64_t Submit(const std::string& text, grpc::Status* status = nullptr) {
+    pb::SubmitSweepRequest req;
+    req.set_spec_text(text);
+    pb::SubmitSweepResponse resp;
+    grpc::Status st = client_->SubmitSweep(Ctx(kAdmin).get(), req, &resp);
+    if (status) *status = st;
+    else EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.sweep_id();
+  }
+
+  std::string db_;
+  FakeClock clock_;
+  Authenticator auth_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<MetricsRegistry> registry_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::unique_ptr<pb::Coordinator::Stub> client_;
+  std::unique_ptr<pb::WorkerService::Stub> worker_;
+};
+
+// A worker that runs trials instantly: per epoch it reports the trainer's metric names, a
+// checkpoint, then completes with a top-1 that depends on the bits.
+class FakeWorker {
+ public:
+  FakeWorker(pb::WorkerService::Stub* stub, int cpu_slots) : stub_(stub) {
+    pb::RegisterWorkerRequest req;
+    req.set_name("fake");
+    req.set_max_cpu_trials(cpu_slots);
+    pb::RegisterWorkerResponse resp;
+    grpc::Status st = stub_->RegisterWorker(Ctx().get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    id_ = resp.worker_id();
+    EXPECT_EQ(resp.lease_ttl_ms(), 30000);
+  }
+  std::unique_ptr<grpc::ClientContext> Ctx() { return CallCtx(kWorker); }
+  // Runs every lease it gets until none is left; returns trials run.
+  int RunAll() {
+    int n = 0;
+    for (;;) {
+      pb::AcquireTrialRequest req;
+      req.set_worker_id(id_);
+      req.set_max_trials(2);
+      pb::AcquireTrialResponse resp;
+      grpc::Status st = stub_->AcquireTrial(Ctx().get(), req, &resp);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      if (resp.leases_size() == 0) return n;
+      for (const pb::Lease& l : resp.leases()) Run(l), ++n;
+    }
+  }
+  void Run(const pb::Lease& l) {
+    auto cfg = nlohmann::json::parse(l.trial_config_json());
+    const int epochs = cfg["epochs"];
+    const double top1 = 60.0 + cfg["wbits"].get<int>() * 0.5 + cfg["width"].get<double>();
+    pb::LeaseRef ref;
+    ref.set_lease_id(l.lease_id());
+    ref.set_fencing_token(l.fencing_token());
+    for (int e = 1; e <= epochs; ++e) {
+      pb::ReportMetricsRequest m;
+      *m.mutable_lease() = ref;
+      for (const char* name : {"train_loss", "test_loss", "top1", "top5", "images_per_sec"}) {
+        auto* p = m.add_points();
+        p->set_name(name);
+        p->set_step(e);
+        p->set_value(std::string(name) == "top1" ? top1 - (epochs - e) : 1.0 / e);
+      }
+      pb::ReportMetricsResponse mr;
+      grpc::Status st = stub_->ReportMetrics(Ctx().get(), m, &mr);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_EQ(mr.accepted(), 5);
+      pb::ReportCheckpointRequest ck;
+      *ck.mutable_lease() = ref;
+      ck.set_epoch(e);
+      ck.set_path("/tmp/ckpt/" + std::to_string(l.trial_id()) + "/" + std::to_string(e) + ".pt");
+      pb::ReportCheckpointResponse cr;
+      EXPECT_TRUE(stub_->ReportCheckpoint(Ctx().get(), ck, &cr).ok());
+    }
+    pb::CompleteTrialRequest done;
+    *done.mutable_lease() = ref;
+    done.mutable_result()->set_top1(top1);
+    done.mutable_result()->set_top5(top1 + 20);
+    done.mutable_result()->set_images_per_sec(1000);
+    pb::CompleteTrialResponse dr;
+    grpc::Status st = stub_->CompleteTrial(Ctx().get(), done, &dr);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  const std::string& id() const { return id_; }
+
+ private:
+  pb::WorkerService::Stub* stub_;
+  std::string id_;
+};
+
+std::string ReadExample(const char* name) {
+  std::ifstream in(std::string(WRPN_SOURCE_DIR) + "/examples/sweeps/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_F(ApiTest, SubmitLeaseReportCompleteGrid) {
+  const int64_t sweep = Submit(ReadExample("fashion-quick.yaml"));
+  ASSERT_GT(sweep, 0);
+
+  // Watch the sweep while a worker runs it.
+  std::vector<pb::WatchSweepResponse> seen;
+  std::thread watcher([&] {
+    pb::WatchSweepRequest req;
+    req.set_sweep_id(sweep);
+    auto ctx = Ctx(kViewer);
+    auto reader = client_->WatchSweep(ctx.get(), req);
+    pb::WatchSweepResponse r;
+    while (reader->Read(&r)) seen.push_back(r);
+    EXPECT_TRUE(reader->Finish().ok());
+  });
+  FakeWorker worker(worker_.get(), 2);
+  EXPECT_EQ(worker.RunAll(), 8);
+  watcher.join();
+  ASSERT_GE(seen.size(), 17u);  // first snapshot + leased and succeeded per trial
+  EXPECT_EQ(seen.back().sweep().state(), pb::SWEEP_SUCCEEDED);
+  EXPECT_EQ(seen.back().sweep().counts().succeeded(), 8);
+
+  pb::GetGridRequest greq;
+  greq.set_sweep_id(sweep);
+  pb::GetGridResponse grid;
+  ASSERT_TRUE(client_->GetGrid(Ctx(kViewer).get(), greq, &grid).ok());
+  ASSERT_EQ(grid.cells_size(), 8);
+  for (const pb::GridCell& c : grid.cells()) {
+    EXPECT_EQ(c.network(), "lenet5");
+    EXPECT_EQ(c.state(), pb::TRIAL_SUCCEEDED);
+    EXPECT_DOUBLE_EQ(c.final_top1(), 60.0 + c.wbits() * 0.5 + c.width());
+    EXPECT_DOUBLE_EQ(c.best_top1(), c.final_top1());
+    EXPECT_GT(c.cost_uniform(), 0);
+    EXPECT_FALSE(c.has_paper_top1());  // the paper has no LeNet numbers
+  }
+  EXPECT_LT(grid.cells(1).cost_uniform(), grid.cells(0).cost_uniform());  // 4/4 < 32/32
+
+  pb::GetTrialRequest treq;
+  treq.set_trial_id(grid.cells(0).trial_id());
+  pb::GetTrialResponse trial;
+  ASSERT_TRUE(client_->GetTrial(Ctx(kViewer).get(), treq, &trial).ok());
+  EXPECT_EQ(trial.trial().checkpoint_epoch(), 3);
+  EXPECT_EQ(trial.attempts_size(), 1);
+  EXPECT_EQ(trial.attempts(0).worker_ids(0), worker.id());
+  EXPECT_EQ(trial.last_metrics_size(), 5);
+  pb::GetTrialMetricsRequest mreq;
+  mreq.set_trial_id(trial.trial().id());
+  mreq.set_name("top1");
+  pb::GetTrialMetricsResponse series;
+  ASSERT_TRUE(client_->GetTrialMetrics(Ctx(kViewer).get(), mreq, &series).ok());
+  ASSERT_EQ(series.points_size(), 3);
+  EXPECT_EQ(series.points(2).step(), 3);
+
+  pb::ListWorkersResponse workers;
+  ASSERT_TRUE(client_->ListWorkers(Ctx(kViewer).get(), {}, &workers).ok());
+  ASSERT_EQ(workers.workers_size(), 1);
+  EXPECT_EQ(workers.workers(0).state(), "alive");
+}
+
+TEST_F(ApiTest, ValidationErrorsComeBackAsInvalidArgument) {
+  grpc::Status st;
+  Submit("axes: {network: vgg16, width: [1], precision: [[4, 4]]}", &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("axes.network: unknown network 'vgg16'"));
+  Submit("axes: {network: lenet5, width: [1], precision: [[4, 4]]}\nrecipe: {epochs: -3}", &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("recipe.epochs"));
+  pb::ListSweepsResponse list;
+  ASSERT_TRUE(client_->ListSweeps(Ctx(kViewer).get(), {}, &list).ok());
+  EXPECT_EQ(list.sweeps_size(), 0);
+}
+
+TEST_F(ApiTest, TokensAndRoles) {
+  pb::ListSweepsResponse list;
+  EXPECT_EQ(client_->ListSweeps(Ctx(nullptr).get(), {}, &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(client_->ListSweeps(Ctx("not-a-real-token-at-all").get(), {}, &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(client_->ListSweeps(Ctx(kViewer).get(), {}, &list).ok());
+  EXPECT_TRUE(client_->ListSweeps(Ctx(kAdmin).get(), {}, &list).ok());
+  EXPECT_EQ(client_->ListSweeps(Ctx(kWorker).get(), {}, &list).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::SubmitSweepRequest sub;
+  sub.set_spec_text("axes: {network: lenet5, width: 1, precision: [[4, 4]]}");
+  pb::SubmitSweepResponse sr;
+  grpc::Status st = client_->SubmitSweep(Ctx(kViewer).get(), sub, &sr);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(st.error_message(), HasSubstr("admin"));
+  pb::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  pb::RegisterWorkerResponse rr;
+  EXPECT_EQ(worker_->RegisterWorker(Ctx(kAdmin).get(), reg, &rr).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(worker_->RegisterWorker(Ctx(kWorker).get(), reg, &rr).ok());
+  pb::CancelSweepRequest cancel;
+  cancel.set_sweep_id(1);
+  pb::CancelSweepResponse cr;
+  EXPECT_EQ(client_->CancelSweep(Ctx(kViewer).get(), cancel, &cr).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(client_->CancelSweep(Ctx(kAdmin).get(), cancel, &cr).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Nothing was written by the refused calls.
+  EXPECT_TRUE(client_->ListSweeps(Ctx(kViewer).get(), {}, &list).ok());
+  EXPECT_EQ(list.sweeps_size(), 0);
+}
+
+TEST_F(ApiTest, StaleFencingTokenIsFailedPrecondition) {
+  Submit("axes: {network: lenet5, width: 1, precision: [[4, 4]]}\nmax_attempts: 3");
+  FakeWorker w(worker_.get(), 1);
+  pb::AcquireTrialRequest req;
+  req.set_worker_id(w.id());
+  pb::AcquireTrialResponse first;
+  ASSERT_TRUE(worker_->AcquireTrial(w.Ctx().get(), req, &first).ok());
+  ASSERT_EQ(first.leases_size(), 1);
+  clock_.Advance(31s);
+  ASSERT_TRUE(coordinator_->Tick().ok());
+  FakeWorker w2(worker_.get(), 1);
+  req.set_worker_id(w2.id());
+  pb::AcquireTrialResponse second;
+  ASSERT_TRUE(worker_->AcquireTrial(w2.Ctx().get(), req, &second).ok());
+  ASSERT_EQ(second.leases_size(), 1);
+  EXPECT_EQ(second.leases(0).attempt(), 2);
+  pb::ReportMetricsRequest m;
+  m.mutable_lease()->set_lease_id(first.leases(0).lease_id());
+  m.mutable_lease()->set_fencing_token(first.leases(0).fencing_token());
+  m.add_points()->set_name("top1");
+  pb::ReportMetricsResponse mr;
+  grpc::Status st = worker_->ReportMetrics(w.Ctx().get(), m, &mr);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  w2.Run(second.leases(0));
+  pb::GetSweepRequest gs;
+  gs.set_sweep_id(1);
+  pb::GetSweepResponse sweep;
+  ASSERT_TRUE(client_->GetSweep(Ctx(kViewer).get(), gs, &sweep).ok());
+  EXPECT_EQ(sweep.sweep().state(), pb::SWEEP_SUCCEEDED);
+  EXPECT_EQ(sweep.sweep().spec().axes(0).network(0), "lenet5");
+}
+
+TEST_F(ApiTest, RestartMidSweepLosesNothing) {
+  const int64_t sweep = Submit(ReadExample("fashion-quick.yaml"));
+  FakeWorker w(worker_.get(), 8);
+  pb::AcquireTrialRequest req;
+  req.set_worker_id(w.id());
+  req.set_max_trials(3);
+  pb::AcquireTrialResponse got;
+  ASSERT_TRUE(worker_->AcquireTrial(w.Ctx().get(), req, &got).ok());
+  ASSERT_EQ(got.leases_size(), 3);
+  w.Run(got.leases(0));
+  Stop();
+  Start();  // same db file, new coordinator, new ports
+  FakeWorker again(worker_.get(), 8);
+  // The two leases held across the restart are still valid and finish normally.
+  FakeWorker resumed(worker_.get(), 1);
+  for (int i = 1; i < 3; ++i) resumed.Run(got.leases(i));
+  EXPECT_EQ(again.RunAll(), 5);
+  pb::ListTrialsRequest lt;
+  lt.set_sweep_id(sweep);
+  pb::ListTrialsResponse trials;
+  ASSERT_TRUE(client_->ListTrials(Ctx(kViewer).get(), lt, &trials).ok());
+  ASSERT_EQ(trials.trials_size(), 8);
+  for (const auto& t : trials.trials()) {
+    EXPECT_EQ(t.state(), pb::TRIAL_SUCCEEDED);
+    EXPECT_EQ(t.attempts(), 1) << "trial " << t.id() << " ran more than once";
+  }
+}
+
+TEST_F(ApiTest, HttpEndpointsAndJsonMatchGrpc) {
+  const int64_t sweep = Submit(ReadExample("fashion-quick.yaml"));
+  FakeWorker w(worker_.get(), 4);
+  w.RunAll();
+  const int port = server_->http_port();
+  ASSERT_GT(port, 0);
+  EXPECT_EQ(HttpGet(port, "/healthz").code, 200);
+  EXPECT_EQ(HttpGet(port, "/readyz").code, 200);
+  EXPECT_EQ(HttpGet(port, "/api/v1/sweeps").code, 401);
+  EXPECT_EQ(HttpGet(port, "/api/v1/sweeps", kWorker).code, 403);
+  EXPECT_EQ(HttpGet(port, "/api/v1/sweeps/999", kViewer).code, 404);
+  EXPECT_EQ(HttpGet(port, "/api/v1/sweeps/abc", kViewer).code, 400);
+  EXPECT_EQ(HttpGet(port, "/nope", kViewer).code, 404);
+
+  auto sweeps = HttpGet(port, "/api/v1/sweeps", kViewer);
+  ASSERT_EQ(sweeps.code, 200);
+  pb::ListSweepsResponse list;
+  ASSERT_TRUE(client_->ListSweeps(Ctx(kViewer).get(), {}, &list).ok());
+  EXPECT_EQ(nlohmann::json::parse(sweeps.body), AsJson(list));
+
+  const std::string base = "/api/v1/sweeps/" + std::to_string(sweep);
+  pb::GetSweepRequest gs;
+  gs.set_sweep_id(sweep);
+  pb::GetSweepResponse one;
+  ASSERT_TRUE(client_->GetSweep(Ctx(kViewer).get(), gs, &one).ok());
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, base, kViewer).body), AsJson(one));
+
+  pb::ListTrialsRequest lt;
+  lt.set_sweep_id(sweep);
+  lt.set_page_size(3);
+  pb::ListTrialsResponse trials;
+  ASSERT_TRUE(client_->ListTrials(Ctx(kViewer).get(), lt, &trials).ok());
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, base + "/trials?page_size=3", kViewer).body),
+            AsJson(trials));
+
+  pb::GetGridRequest gg;
+  gg.set_sweep_id(sweep);
+  pb::GetGridResponse grid;
+  ASSERT_TRUE(client_->GetGrid(Ctx(kViewer).get(), gg, &grid).ok());
+  auto grid_json = nlohmann::json::parse(HttpGet(port, base + "/grid", kViewer).body);
+  EXPECT_EQ(grid_json, AsJson(grid));
+  EXPECT_EQ(grid_json["cells"].size(), 8u);
+
+  auto metrics = HttpGet(port, "/metrics");
+  ASSERT_EQ(metrics.code, 200);
+  for (const char* family :
+       {"wrpn_sweeps{state=\"succeeded\"} 1", "wrpn_trials{state=\"succeeded\"} 8",
+        "wrpn_workers{state=\"alive\"} 1", "wrpn_trial_queue_wait_seconds_bucket",
+        "wrpn_trial_duration_seconds_count 8", "wrpn_lease_expirations_total",
+        "wrpn_trial_attempts_total{outcome=\"succeeded\"} 8",
+        "wrpn_rpc_requests_total{method=\"CompleteTrial\",code=\"OK\"} 8",
+        "wrpn_rpc_duration_seconds_bucket{method=\"AcquireTrial\",le=",
+        "wrpn_metric_points_ingested_total 120", "wrpn_trial_top1{sweep=\"1\",network=\"lenet5\""}) {
+    EXPECT_THAT(metrics.body, HasSubstr(family));
+  }
+  // The exposition passes the real promtool.
+  const std::string promtool = WRPN_PROMTOOL;
+  if (promtool.empty() || promtool.find("NOTFOUND") != std::string::npos) {
+    GTEST_SKIP() << "promtool not installed";
+  }
+  const std::string file = db_ + ".metrics.txt";
+  std::ofstream(file) << metrics.body;
+  const std::string cmd = promtool + " check metrics < " + file + " > " + file + ".out 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream out(file + ".out");
+  std::stringstream ss;
+  ss << out.rdbuf();
+  EXPECT_EQ(rc, 0) << ss.str();
+}
+
+TEST(ServerOptionsTest, NonLoopbackWithoutTokensIsRefused) {
+  FakeClock clock;
+  auto store = SqliteStore::Open(":memory:");
+  ASSERT_TRUE(store.ok());
+  MetricsRegistry registry;
+  auto c = Coordinator::Create(store->get(), &clock, &registry, {});
+  ASSERT_TRUE(c.ok());
+  Authenticator none;
+  ServerOptions opts;
+  opts.grpc_listen = "0.0.0.0:0";
+  opts.http_listen = "";
+  auto s = CoordinatorServer::Start(c->get(), &none, &registry, opts);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("--allow-unauthenticated"));
+  opts.allow_unauthenticated = true;
+  opts.tick_interval = 0ms;
+  s = CoordinatorServer::Start(c->get(), &none, &registry, opts);
+  EXPECT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:7070"));
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:7070"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost:1"));
+  EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:7070"));
+  EXPECT_FALSE(IsLoopbackAddress("[::]:7070"));
+}
+
+TEST(AuthenticatorTest, TokenFileErrorsNameTheLine) {
+  auto a = Authenticator::FromText("admin short\n", "tokens.txt");
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("tokens.txt:1: token is 5 characters"));
+  a = Authenticator::FromText("# c\nroot abcdefghijklmnopqrstuvwxyz\n", "t");
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("t:2: unknown role 'root'"));
+  a = Authenticator::FromText("admin abcdefghijklmnopqrstuvwxyz\nviewer abcdefghijklmnopqrstuvwxyz",
+                              "t");
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("t:2: duplicate token"));
+  EXPECT_FALSE(Authenticator::FromFile("/nonexistent/tokens").ok());
+}
+
+}  // namespace
+}  // namespace wrpn::server
