@@ -289,11 +289,9 @@ void ChildProcess::Stop() {
   exit_status_ = status;
 }
 
-std::string CoordinatorBinary() {
-  if (const char* env = std::getenv("WRPN_COORDINATOR"); env && *env) return env;
-#ifdef WRPN_COORDINATOR_BIN
-  if (FileExists(WRPN_COORDINATOR_BIN)) return WRPN_COORDINATOR_BIN;
-#endif
+std::string BuiltBinary(const char* env_var, const char* built_path) {
+  if (const char* env = std::getenv(env_var); env && *env) return env;
+  if (built_path && *built_path && FileExists(built_path)) return built_path;
   return "";
 }
 

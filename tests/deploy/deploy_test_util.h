@@ -80,9 +80,20 @@ class ChildProcess {
   std::optional<int> exit_status_;
 };
 
-// Where the built coordinator is: $WRPN_COORDINATOR, else the path CMake knew at build time
-// (WRPN_COORDINATOR_BIN), else "" (not built in this tree).
-std::string CoordinatorBinary();
+// $env_var if set, else built_path if that file exists, else "".
+std::string BuiltBinary(const char* env_var, const char* built_path);
+
+// Where the built coordinator and worker are: $WRPN_COORDINATOR / $WRPN_WORKER, else the paths
+// CMake knew at build time (WRPN_COORDINATOR_BIN / WRPN_WORKER_BIN, defined for the test that
+// includes this), else "" (not built in this tree).
+#ifndef WRPN_COORDINATOR_BIN
+#define WRPN_COORDINATOR_BIN ""
+#endif
+#ifndef WRPN_WORKER_BIN
+#define WRPN_WORKER_BIN ""
+#endif
+inline std::string CoordinatorBinary() { return BuiltBinary("WRPN_COORDINATOR", WRPN_COORDINATOR_BIN); }
+inline std::string WorkerBinary() { return BuiltBinary("WRPN_WORKER", WRPN_WORKER_BIN); }
 
 // The command line the tests start the coordinator with: gRPC and HTTP on loopback, a fresh db,
 // no tokens (loopback only). Flag names are the coordinator's; keep them in step with

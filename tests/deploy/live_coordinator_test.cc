@@ -170,11 +170,7 @@ TEST_F(LiveCoordinator, AcceptsEveryFlagTheDeploymentsPass) {
 }
 
 TEST(LiveWorker, AcceptsEveryFlagTheDeploymentsPass) {
-  std::string binary;
-  if (const char* env = std::getenv("WRPN_WORKER"); env && *env) binary = env;
-#ifdef WRPN_WORKER_BIN
-  if (binary.empty() && FileExists(WRPN_WORKER_BIN)) binary = WRPN_WORKER_BIN;
-#endif
+  std::string binary = WorkerBinary();
   if (binary.empty()) GTEST_SKIP() << "wrpn-worker is not built in this tree";
   auto help = HelpFlags(binary);
   ASSERT_FALSE(help.empty()) << binary << " --help printed no flags";
