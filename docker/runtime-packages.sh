@@ -23,17 +23,30 @@ if echo "$deps" | grep -q 'not found'; then
   exit 1
 fi
 libs=$(echo "$deps" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | sort -u)
-pkgs=""
+kept=""
+candidates=""
 for lib in $libs; do
   skip=0
   for prefix in $ignore; do
     case "$lib" in "$prefix"*) skip=1 ;; esac
   done
   [ $skip -eq 1 ] && continue
+  kept="$kept $lib"
   real=$(readlink -f "$lib")
   # usrmerge: a library may be registered under /lib or /usr/lib; ask for every spelling.
-  pkg=$(dpkg -S "$lib" "$real" "/usr$lib" "/usr$real" "${lib#/usr}" "${real#/usr}" 2>/dev/null |
-        head -n 1 | cut -d: -f1) || true
+  candidates="$candidates $lib $real /usr$lib /usr$real ${lib#/usr} ${real#/usr}"
+done
+[ -n "$kept" ] || exit 0
+# One dpkg query for all of them (each call reads the whole package database).
+owners=$(dpkg -S $candidates 2>/dev/null || true)
+pkgs=""
+for lib in $kept; do
+  real=$(readlink -f "$lib")
+  pkg=""
+  for path in "$lib" "$real" "/usr$lib" "/usr$real" "${lib#/usr}" "${real#/usr}"; do
+    pkg=$(echo "$owners" | awk -v p="$path" '{ f = $NF } f == p { sub(/:.*/, "", $1); print $1; exit }')
+    [ -n "$pkg" ] && break
+  done
   if [ -z "$pkg" ]; then
     echo "runtime-packages: no package owns $lib" >&2
     exit 1

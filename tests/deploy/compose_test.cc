@@ -15,16 +15,24 @@ namespace {
 
 class ComposeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  // docker-compose takes seconds to start: resolve the file once for the whole suite.
+  static void SetUpTestSuite() {
     std::string tool = FindOnPath({"docker-compose"});
-    ASSERT_FALSE(tool.empty()) << "docker-compose not on PATH (scripts/install-deps.sh installs it)";
+    if (tool.empty()) {
+      error_ = "docker-compose not on PATH (scripts/install-deps.sh installs it)";
+      return;
+    }
     std::vector<std::string> cmd = {tool, "-f", SourcePath("deploy/compose/docker-compose.yml"),
                                     "--profile", "gpu", "--profile", "cpu", "config"};
     auto r = RunCommand(cmd, std::chrono::seconds(60), /*keep_stderr=*/false);
-    ASSERT_EQ(r.exit_code, 0) << RunCommand(cmd).output;
+    if (r.exit_code != 0) {
+      error_ = "docker-compose config failed: " + RunCommand(cmd).output;
+      return;
+    }
     cfg_ = YAML::Load(r.output);
-    ASSERT_TRUE(cfg_["services"]) << r.output;
+    if (!cfg_["services"]) error_ = "no services in: " + r.output;
   }
+  void SetUp() override { ASSERT_TRUE(error_.empty()) << error_; }
   YAML::Node Service(const std::string& name) { return cfg_["services"][name]; }
   // The value of --flag=VALUE in a service's command, or "".
   std::string Flag(const std::string& service, const std::string& flag) {
@@ -37,7 +45,8 @@ class ComposeTest : public ::testing::Test {
   static std::string PortOf(const std::string& host_port) {
     return host_port.substr(host_port.rfind(':') + 1);
   }
-  YAML::Node cfg_;
+  static inline YAML::Node cfg_;
+  static inline std::string error_;
 };
 
 TEST_F(ComposeTest, HasTheServicesAndProfiles) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/deploy/deploy_test_util.h"
+#include "tests/deploy/dockerfile.h"
 #include "tests/deploy/k8s_manifests.h"
 
 namespace wrpn::deploytest {
@@ -119,11 +120,13 @@ TEST_F(LiveCoordinator, ServesTheProbePathsOfManifestsAndCompose) {
       if (ann && ann["prometheus.io/path"]) paths.insert(ann["prometheus.io/path"].as<std::string>());
     }
   }
-  std::smatch mm;
-  std::string compose = ReadFile(SourcePath("deploy/compose/docker-compose.yml"));
   static const std::regex health(R"(http://127\.0\.0\.1:[0-9]+(/[a-z]+))");
-  ASSERT_TRUE(std::regex_search(compose, mm, health));
-  paths.insert(mm[1]);
+  for (const char* file : {"deploy/compose/docker-compose.yml", "docker/Dockerfile.coordinator"}) {
+    std::smatch mm;
+    std::string text = ReadFile(SourcePath(file));
+    ASSERT_TRUE(std::regex_search(text, mm, health)) << file << " has no health check URL";
+    paths.insert(mm[1]);
+  }
   ASSERT_GE(paths.size(), 3u);
   for (const auto& p : paths) EXPECT_EQ(HttpGet(http_port_, p).status, 200) << "GET " << p;
 }
@@ -162,6 +165,18 @@ TEST_F(LiveCoordinator, AcceptsEveryFlagTheDeploymentsPass) {
   auto deployed = DeployedFlags("coordinator", "coordinator");
   ASSERT_GE(deployed.size(), 4u);
   for (const auto& f : deployed) EXPECT_TRUE(help.count(f)) << "wrpn-coordinator has no flag " << f;
+  // The image's default command.
+  Dockerfile df = ParseDockerfile(ReadFile(SourcePath("docker/Dockerfile.coordinator")));
+  std::string cmd;
+  for (const auto& i : df.stages.back().instructions)
+    if (i.keyword == "CMD") cmd = i.args;
+  static const std::regex flag(R"(--[A-Za-z0-9][A-Za-z0-9-]*)");
+  int image_flags = 0;
+  for (auto it = std::sregex_iterator(cmd.begin(), cmd.end(), flag); it != std::sregex_iterator(); ++it) {
+    ++image_flags;
+    EXPECT_TRUE(help.count(it->str())) << "Dockerfile.coordinator CMD passes unknown " << it->str();
+  }
+  EXPECT_GE(image_flags, 4) << cmd;
   // The flags the tests themselves start it with.
   for (const auto& a : CoordinatorArgv(binary_, 1, 2, "x")) {
     if (a.rfind("--", 0) != 0) continue;
