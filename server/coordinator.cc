@@ -353,33 +353,21 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
   resp.set_trial_count(CountTrials(*spec));
   if (req.dry_run()) return resp;
 
+  // Expansion, configs and costs are computed before taking the lock: a 100,000-trial sweep
+  // must not stall heartbeats for long.
   const std::vector<TrialPoint> points = ExpandSweep(*spec);
   std::map<std::tuple<std::string, double, int, int>, CostReport> costs;
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = NowMs();
   Mutation m;
-  SweepRecord s;
-  s.id = next_sweep_id_;
-  s.name = spec->name;
-  s.spec_json = SweepSpecToJson(*spec).dump();
-  s.priority = spec->priority;
-  s.max_attempts = spec->max_attempts;
-  s.created_ms = now;
-  s.trial_count = static_cast<int64_t>(points.size());
-  m.sweeps.push_back(s);
   m.trials.reserve(points.size());
   for (size_t i = 0; i < points.size(); ++i) {
     const TrialPoint& p = points[i];
     TrialRecord t;
-    t.id = next_trial_id_ + static_cast<int64_t>(i);
-    t.sweep_id = s.id;
     t.index = static_cast<int64_t>(i);
     t.network = p.network;
     t.width = p.width;
     t.wbits = p.wbits;
     t.abits = p.abits;
     t.seed = p.seed;
-    t.queued_ms = now;
     t.config_json = TrialConfigJson(*spec, p).dump();
     t.gpus_per_node = spec->resources.gpus_per_node;
     t.nodes = spec->resources.nodes;
@@ -394,6 +382,23 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     t.cost_first_last_fp32 = cit->second.cost_first_last_fp32;
     m.trials.push_back(std::move(t));
   }
+  SweepRecord s;
+  s.name = spec->name;
+  s.spec_json = SweepSpecToJson(*spec).dump();
+  s.priority = spec->priority;
+  s.max_attempts = spec->max_attempts;
+  s.trial_count = static_cast<int64_t>(points.size());
+
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = NowMs();
+  s.id = next_sweep_id_;
+  s.created_ms = now;
+  m.sweeps.push_back(s);
+  for (size_t i = 0; i < m.trials.size(); ++i) {
+    m.trials[i].id = next_trial_id_ + static_cast<int64_t>(i);
+    m.trials[i].sweep_id = s.id;
+    m.trials[i].queued_ms = now;
+  }
   m.events.push_back({next_seq_++, now, s.id, 0, 0, 0,
                       absl::StrCat("sweep '", s.name, "' submitted with ", points.size(),
                                    " trials")});
@@ -402,6 +407,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
   next_trial_id_ += static_cast<int64_t>(points.size());
   SweepEntry& se = sweeps_[s.id];
   se.rec = s;
+  se.trial_ids.reserve(m.trials.size());
   for (const TrialRecord& t : m.trials) {
     se.trial_ids.push_back(t.id);
     SetTrial(t);
