@@ -176,7 +176,8 @@ int FreeLoopbackPort() {
   return port;
 }
 
-HttpResponse HttpGet(int port, const std::string& target, std::chrono::milliseconds timeout) {
+HttpResponse HttpGet(int port, const std::string& target, std::chrono::milliseconds timeout,
+                     const std::string& bearer) {
   HttpResponse response;
   const auto deadline = Clock::now() + timeout;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -195,7 +196,8 @@ HttpResponse HttpGet(int port, const std::string& target, std::chrono::milliseco
     return response;
   }
   std::string request = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1:" +
-                        std::to_string(port) + "\r\nConnection: close\r\n\r\n";
+                        std::to_string(port) + "\r\nConnection: close\r\n" +
+                        (bearer.empty() ? "" : "Authorization: Bearer " + bearer + "\r\n") + "\r\n";
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     close(fd);

@@ -58,9 +58,10 @@ struct HttpResponse {
   int status = 0;  // 0: no connection or no valid answer
   std::string body;
 };
-// Minimal HTTP/1.0 GET against 127.0.0.1:port.
+// Minimal HTTP/1.0 GET against 127.0.0.1:port, with `Authorization: Bearer <bearer>` if given.
 HttpResponse HttpGet(int port, const std::string& target,
-                     std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+                     std::chrono::milliseconds timeout = std::chrono::milliseconds(3000),
+                     const std::string& bearer = "");
 std::string UrlEncode(const std::string& s);
 
 // A child process with its output redirected to a log file; SIGTERM then SIGKILL on destruction.

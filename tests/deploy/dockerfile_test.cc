@@ -123,10 +123,10 @@ TEST(CoordinatorImage, HealthcheckAndPortsMatchTheDeployments) {
   const std::string http_port = m[1];
   auto expose = Instructions(final_stage, "EXPOSE");
   ASSERT_EQ(expose.size(), 1u);
-  EXPECT_EQ(expose[0], "50051 " + http_port);
+  EXPECT_EQ(expose[0], "7070 " + http_port);
   std::string cmd = Instructions(final_stage, "CMD").at(0);
   EXPECT_NE(cmd.find("--http-listen=0.0.0.0:" + http_port), std::string::npos) << cmd;
-  EXPECT_NE(cmd.find("--listen=0.0.0.0:50051"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find("--listen=0.0.0.0:7070"), std::string::npos) << cmd;
   EXPECT_NE(cmd.find("--token-file=/run/secrets/wrpn-tokens"), std::string::npos)
       << "the image should not default to running without tokens";
   // The same data path the deployments pass with --paper-tables.

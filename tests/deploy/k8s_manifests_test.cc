@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <regex>
 #include <set>
 #include <string>
@@ -295,6 +296,60 @@ TEST_P(OverlayTest, GpuRequestsOnlyInTheGpuOverlay) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlays, OverlayTest, ::testing::Values("gpu", "cpu"));
+
+std::string Base64Decode(const std::string& in) {
+  static const std::string chars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    auto pos = chars.find(c);
+    if (pos == std::string::npos) continue;  // padding, line breaks
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+// The site overlay docs/deploy.md tells operators to write (taken from the page itself), with
+// tokens from make-tokens.sh: the placeholder Secret is replaced by the generated one.
+TEST(SiteOverlay, ReplacesThePlaceholderTokensWithGeneratedOnes) {
+  std::string doc = ReadFile(SourcePath("docs/deploy.md"));
+  auto begin = doc.find("<<'YAML'\n");
+  auto end = doc.find("\nYAML\n", begin);
+  ASSERT_TRUE(begin != std::string::npos && end != std::string::npos)
+      << "docs/deploy.md no longer shows the site overlay";
+  std::string kustomization = doc.substr(begin + 9, end - begin - 8);
+
+  TempDir dir;
+  std::filesystem::copy(SourcePath("deploy/k8s"), dir.path() + "/k8s",
+                        std::filesystem::copy_options::recursive);
+  std::string site = dir.path() + "/k8s/overlays/site";
+  std::filesystem::create_directories(site);
+  WriteFile(site + "/kustomization.yaml", kustomization);
+  auto tokens = RunCommand({"bash", SourcePath("deploy/compose/secrets/make-tokens.sh"), site + "/secrets"});
+  ASSERT_EQ(tokens.exit_code, 0) << tokens.output;
+
+  Manifests m = RenderKustomization(site);
+  ASSERT_TRUE(m.error.empty()) << m.error;
+  YAML::Node secret = m.Find("Secret", "wrpn-tokens");
+  ASSERT_TRUE(secret) << "no Secret/wrpn-tokens after replacement";
+  EXPECT_FALSE(secret["stringData"]) << "placeholder stringData survived the replacement";
+  auto data = StringMap(secret["data"]);
+  EXPECT_EQ(Base64Decode(data["tokens"]), ReadFile(site + "/secrets/tokens"));
+  EXPECT_EQ(Base64Decode(data["worker-token"]), ReadFile(site + "/secrets/worker-token"));
+  for (const auto& [k, v] : data) EXPECT_EQ(Base64Decode(v).find("CHANGE-ME"), std::string::npos) << k;
+  // Still mounted by both workloads, under the same name.
+  int mounts = 0;
+  for (const auto& w : m.Workloads())
+    for (const auto& v : w["spec"]["template"]["spec"]["volumes"])
+      if (v["secret"] && v["secret"]["secretName"].as<std::string>() == Name(secret)) ++mounts;
+  EXPECT_EQ(mounts, 2);
+}
 
 TEST(ServiceMonitorComponent, SelectsTheCoordinatorServiceByPortName) {
   YAML::Node kust = YAML::LoadFile(SourcePath("deploy/k8s/components/servicemonitor/kustomization.yaml"));

@@ -11,6 +11,7 @@
 #include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -182,6 +183,38 @@ TEST_F(LiveCoordinator, AcceptsEveryFlagTheDeploymentsPass) {
     if (a.rfind("--", 0) != 0) continue;
     EXPECT_TRUE(help.count(a.substr(0, a.find('=')))) << a;
   }
+}
+
+// The deployments run the coordinator with tokens and probe/scrape it without any: the token
+// file make-tokens.sh writes must be accepted, and /healthz, /readyz and /metrics must stay open
+// while the JSON API requires the viewer token.
+TEST(LiveCoordinatorWithTokens, AcceptsGeneratedTokensAndLeavesProbesOpen) {
+  std::string binary = CoordinatorBinary();
+  if (binary.empty()) GTEST_SKIP() << "wrpn-coordinator is not built in this tree";
+  TempDir dir;
+  auto made = RunCommand({"bash", SourcePath("deploy/compose/secrets/make-tokens.sh"), dir.path() + "/s"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  std::string viewer;
+  {
+    std::istringstream lines(ReadFile(dir.path() + "/s/tokens"));
+    for (std::string role, token; lines >> role >> token;)
+      if (role == "viewer") viewer = token;
+  }
+  ASSERT_FALSE(viewer.empty());
+  int grpc_port = FreeLoopbackPort(), http_port = FreeLoopbackPort();
+  auto argv = CoordinatorArgv(binary, grpc_port, http_port, dir.path() + "/wrpn.db");
+  argv.push_back("--token-file=" + dir.path() + "/s/tokens");
+  ChildProcess coordinator(argv, dir.path() + "/coordinator.log");
+  bool ready = WaitFor(
+      [&] { return !coordinator.running() || HttpGet(http_port, "/readyz").status == 200; }, seconds(30));
+  ASSERT_TRUE(ready && coordinator.running()) << coordinator.log();
+  for (const char* open_path : {"/healthz", "/readyz", "/metrics"})
+    EXPECT_EQ(HttpGet(http_port, open_path).status, 200) << open_path << " needs a token";
+  HttpResponse anonymous = HttpGet(http_port, "/api/v1/sweeps");
+  EXPECT_TRUE(anonymous.status == 401 || anonymous.status == 403)
+      << "/api/v1/sweeps without a token: " << anonymous.status << " " << anonymous.body;
+  HttpResponse with_token = HttpGet(http_port, "/api/v1/sweeps", milliseconds(3000), viewer);
+  EXPECT_EQ(with_token.status, 200) << with_token.body;
 }
 
 TEST(LiveWorker, AcceptsEveryFlagTheDeploymentsPass) {
