@@ -49,6 +49,7 @@ void ReplyProto(mg_connection* conn, const absl::StatusOr<Msg>& r) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;  // empty lists and zeros too, for JSON clients
   auto st = google::protobuf::util::MessageToJsonString(*r, &out, opts);
   if (!st.ok()) return ReplyError(conn, absl::InternalError(std::string(st.message())));
   Reply(conn, 200, "application/json", out);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -75,6 +76,12 @@ int main(int argc, char** argv) {
   CoordinatorOptions copts;
   copts.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(lease_ttl_s * 1000));
   copts.paper_tables_path = paper_tables;
+  if (app.count("--paper-tables") == 0 && !std::ifstream(paper_tables)) {
+    // Installed without the source tree: keep the copy stored in the database, if any.
+    std::cerr << "wrpn-coordinator: " << paper_tables
+              << " not found; using the paper tables stored in the database\n";
+    copts.paper_tables_path.clear();
+  }
   auto coordinator = Coordinator::Create(store->get(), &clock, &registry, copts);
   if (!coordinator.ok()) {
     std::cerr << "wrpn-coordinator: " << coordinator.status().message() << "\n";

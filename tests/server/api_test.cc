@@ -73,6 +73,7 @@ nlohmann::json AsJson(const Msg& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;  // empty lists and zeros too, for JSON clients
   EXPECT_TRUE(google::protobuf::util::MessageToJsonString(m, &out, opts).ok());
   return nlohmann::json::parse(out);
 }
