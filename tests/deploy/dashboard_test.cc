@@ -84,6 +84,22 @@ TEST(Dashboard, ExpressionsNameOnlyCoordinatorMetrics) {
   }
 }
 
+TEST(AlertRules, NameOnlyCoordinatorMetricsAndUp) {
+  YAML::Node rules = YAML::LoadFile(SourcePath("deploy/prometheus/rules/wrpn-alerts.yml"));
+  int count = 0;
+  for (const auto& g : rules["groups"])
+    for (const auto& rule : g["rules"]) {
+      ++count;
+      const std::string expr = rule["expr"].as<std::string>();
+      for (const auto& n : MetricNamesInPromQL(expr))
+        EXPECT_TRUE(n == "up" || CoordinatorMetricNames().count(n) || FamilyOf(n) != n)
+            << "alert " << rule["alert"] << " uses unknown metric " << n;
+      EXPECT_TRUE(rule["labels"]["severity"]) << rule["alert"] << " has no severity";
+      EXPECT_TRUE(rule["annotations"]["summary"]) << rule["alert"] << " has no summary";
+    }
+  EXPECT_GE(count, 5);
+}
+
 TEST(Dashboard, EveryPanelUsesTheProvisionedDatasource) {
   YAML::Node ds = YAML::LoadFile(SourcePath("deploy/grafana/provisioning/datasources/prometheus.yml"));
   ASSERT_EQ(ds["datasources"].size(), 1u);
