@@ -1,0 +1,483 @@
+// The agent loop against a scripted coordinator client and puppet processes, on a fake clock.
+#include "worker/agent/agent.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_coordinator_client.h"
+#include "tests/fakes/fake_process_launcher.h"
+
+namespace wrpn::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+class AgentTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("wrpn-agent-test-" + std::to_string(::getpid()) + "-" +
+            testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    options_.name = "box";
+    options_.address = "10.0.0.5";
+    options_.cpus = 8;
+    options_.labels = {{"zone", "a"}};
+    options_.trainer = "/opt/wrpn/wrpn-train";
+    options_.work_dir = (dir_ / "work").string();
+    options_.grace = 5s;
+    options_.metrics_interval = 2s;
+    options_.acquire_interval = 1s;
+  }
+  void TearDown() override {
+    agent_.reset();
+    fs::remove_all(dir_);
+  }
+  Agent& agent() {
+    if (!agent_) agent_ = std::make_unique<Agent>(&client_, &launcher_, &clock_, options_);
+    return *agent_;
+  }
+  static pb::Lease MakeLease(int64_t trial, int attempt = 1, int64_t token = 0) {
+    pb::Lease l;
+    if (token == 0) token = trial * 10 + attempt;
+    l.set_lease_id("l-" + std::to_string(token) + "-0");
+    l.set_fencing_token(token);
+    l.set_trial_id(trial);
+    l.set_sweep_id(1);
+    l.set_attempt(attempt);
+    l.set_trial_config_json(R"({"network":"lenet5","epochs":3,"device":"cpu"})");
+    l.set_lease_ttl_ms(3000);
+    return l;
+  }
+  static std::string Epoch(int e, int n, double top1) {
+    return json{{"event", "epoch"}, {"epoch", e}, {"epochs", n}, {"train_loss", 1.0},
+                {"train_top1", 50.0}, {"test_loss", 1.1}, {"top1", top1}, {"top5", 90.0},
+                {"lr", 0.1}, {"images_per_sec", 1000.0}, {"seconds", 0.5}}
+        .dump();
+  }
+  // Steps the agent, advancing the fake clock by `dt` before each step.
+  void Steps(int n, std::chrono::milliseconds dt = 100ms) {
+    for (int i = 0; i < n; ++i) {
+      clock_.Advance(dt);
+      agent().Step();
+    }
+  }
+  json ConfigOf(const FakeProcessState& p) {
+    std::ifstream in(p.spec.argv.at(3));
+    return json::parse(in);
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  FakeCoordinatorClient client_;
+  FakeProcessLauncher launcher_;
+  AgentOptions options_;
+  std::unique_ptr<Agent> agent_;
+};
+
+TEST_F(AgentTest, RegistersWithCapabilitiesAndRetriesUntilTheCoordinatorAnswers) {
+  pb::Gpu g;
+  g.set_index(0);
+  g.set_name("H100");
+  g.set_memory_bytes(80LL << 30);
+  options_.gpus = {g};
+  options_.max_cpu_trials = 2;
+  client_.register_errors.push_back(absl::UnavailableError("connection refused"));
+  agent().Step();
+  EXPECT_FALSE(agent().registered());
+  Steps(1, 500ms);  // before the retry delay
+  EXPECT_EQ(client_.registers.size(), 1u);
+  Steps(1, 2s);
+  ASSERT_TRUE(agent().registered());
+  ASSERT_EQ(client_.registers.size(), 2u);
+  const auto& r = client_.registers.back();
+  EXPECT_EQ(r.name(), "box");
+  EXPECT_EQ(r.address(), "10.0.0.5");
+  EXPECT_EQ(r.cpus(), 8);
+  EXPECT_EQ(r.max_cpu_trials(), 2);
+  ASSERT_EQ(r.gpus_size(), 1);
+  EXPECT_EQ(r.gpus(0).name(), "H100");
+  EXPECT_EQ(r.labels().at("zone"), "a");
+  // It asks for its free GPU plus its CPU slots.
+  ASSERT_FALSE(client_.acquires.empty());
+  EXPECT_EQ(client_.acquires.back().free_gpus(), 1);
+  EXPECT_EQ(client_.acquires.back().max_trials(), 3);
+}
+
+TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
+  client_.leases.push_back(MakeLease(7));
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u);
+  auto p = launcher_.at(0);
+  EXPECT_EQ(p->spec.argv[0], "/opt/wrpn/wrpn-train");
+  EXPECT_EQ(p->spec.argv[1], "train");
+  EXPECT_EQ(p->spec.argv[2], "--config");
+  EXPECT_EQ(p->spec.env.count("MASTER_ADDR"), 0u) << "a single rank needs no rendezvous";
+  EXPECT_EQ(p->spec.env.at("CUDA_VISIBLE_DEVICES"), "");
+  json cfg = ConfigOf(*p);
+  EXPECT_EQ(cfg["network"], "lenet5");
+  EXPECT_EQ(cfg["resume"], false);
+  EXPECT_EQ(cfg["threads"], 8);
+  const std::string ckpt = cfg["checkpoint_dir"];
+  EXPECT_THAT(ckpt, HasSubstr("trial-7/attempt-1"));
+  EXPECT_TRUE(fs::is_directory(ckpt));
+  EXPECT_TRUE(fs::path(p->spec.cwd).is_absolute());
+
+  // One CPU slot: busy now, so no more asking.
+  const size_t asked = client_.acquires.size();
+  Steps(20);
+  EXPECT_EQ(client_.acquires.size(), asked);
+
+  p->Print(R"({"event":"started","start_epoch":0,"config":{"epochs":3}})");
+  p->Print(Epoch(0, 3, 40));
+  Steps(1);
+  EXPECT_TRUE(client_.metrics.empty()) << "points are batched";
+  p->Print(json{{"event", "checkpoint"}, {"epoch", 1}, {"step", 0}, {"path", ckpt + "/last.pt"}}
+               .dump());
+  Steps(1);
+  ASSERT_EQ(client_.metrics.size(), 1u) << "metrics before the checkpoint they belong to";
+  EXPECT_EQ(client_.metrics[0].points_size(), 8);
+  EXPECT_EQ(client_.metrics[0].points(3).name(), "top1");
+  EXPECT_EQ(client_.metrics[0].points(3).value(), 40);
+  EXPECT_EQ(client_.metrics[0].points(3).step(), 0);
+  ASSERT_EQ(client_.checkpoints.size(), 1u);
+  EXPECT_EQ(client_.checkpoints[0].epoch(), 1);
+  EXPECT_EQ(client_.checkpoints[0].lease().fencing_token(), 71);
+
+  p->Print(Epoch(1, 3, 50));
+  Steps(25);  // past the metrics interval
+  ASSERT_EQ(client_.metrics.size(), 2u);
+  // Heartbeats (every TTL/3 = 1 s) carry the lease and its progress.
+  ASSERT_FALSE(client_.heartbeats.empty());
+  const auto& hb = client_.heartbeats.back();
+  ASSERT_EQ(hb.leases_size(), 1);
+  EXPECT_EQ(hb.leases(0).lease().lease_id(), "l-71-0");
+  EXPECT_EQ(hb.leases(0).epoch(), 2);
+  EXPECT_NEAR(hb.leases(0).fraction(), 2.0 / 3, 1e-9);
+
+  p->Print(Epoch(2, 3, 60));
+  p->Print(R"({"event":"finished","top1":61.5,"top5":97,"best_top1":61.5,"images_per_sec":900,)"
+           R"("cost_uniform":0.25,"cost_first_last_fp32":0.3})");
+  p->stderr_text = "epoch 3/3 ...\n";
+  p->ExitWith(0);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  const auto& c = client_.completions[0];
+  ASSERT_TRUE(c.has_result());
+  EXPECT_EQ(c.result().top1(), 61.5);
+  EXPECT_EQ(c.result().top5(), 97);
+  EXPECT_EQ(c.result().cost_uniform(), 0.25);
+  EXPECT_EQ(client_.metrics.size(), 3u) << "the last epoch's points go before the result";
+  EXPECT_EQ(agent().active_runs(), 0u);
+  // The log tail is kept in the attempt folder; the succeeded trial's checkpoints are gone.
+  std::ifstream log(fs::path(p->spec.cwd) / "rank-0.log");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_EQ(text, "epoch 3/3 ...\n");
+  EXPECT_FALSE(fs::exists(fs::path(ckpt).parent_path()));
+  // Free again: asks for work.
+  Steps(15);
+  EXPECT_GT(client_.acquires.size(), asked);
+}
+
+TEST_F(AgentTest, ResumesFromTheLeasedCheckpoint) {
+  fs::create_directories(dir_ / "old");
+  std::ofstream(dir_ / "old" / "last.pt") << "weights";
+  pb::Lease l = MakeLease(3, 2);
+  l.set_resume_checkpoint((dir_ / "old" / "last.pt").string());
+  l.set_resume_epoch(2);
+  client_.leases.push_back(l);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u);
+  json cfg = ConfigOf(*launcher_.at(0));
+  EXPECT_EQ(cfg["resume"], true);
+  const fs::path copy = fs::path(cfg["checkpoint_dir"].get<std::string>()) / "last.pt";
+  std::ifstream in(copy);
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "weights");
+  EXPECT_THAT(copy.string(), HasSubstr("trial-3/attempt-2"));
+}
+
+TEST_F(AgentTest, AMissingCheckpointStartsFromScratchAndSaysSo) {
+  pb::Lease l = MakeLease(3, 2);
+  l.set_resume_checkpoint("/nonexistent/last.pt");
+  client_.leases.push_back(l);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u);
+  auto p = launcher_.at(0);
+  EXPECT_EQ(ConfigOf(*p)["resume"], false);
+  p->KilledBy(SIGKILL);
+  Steps(1);
+  std::ifstream in(fs::path(p->spec.cwd) / "agent.log");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_THAT(text, HasSubstr("/nonexistent/last.pt is not readable on this worker"));
+}
+
+TEST_F(AgentTest, BadConfigIsReportedWithTheTrainersReason) {
+  client_.leases.push_back(MakeLease(4));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->Print(R"({"event":"failed","kind":"config","reason":"width: 0 is out of range (0, 8]"})");
+  p->ExitWith(2);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  const auto& f = client_.completions[0].failure();
+  EXPECT_EQ(f.kind(), "config");
+  EXPECT_EQ(f.reason(), "trainer rank 0 exit code 2: width: 0 is out of range (0, 8]");
+}
+
+TEST_F(AgentTest, ACrashIsAnInternalFailureNamingTheSignal) {
+  client_.leases.push_back(MakeLease(4));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->Print(Epoch(0, 3, 40));
+  p->KilledBy(SIGKILL);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_EQ(client_.completions[0].failure().reason(),
+            "trainer rank 0 killed by signal 9 (SIGKILL)");
+  ASSERT_EQ(client_.metrics.size(), 1u) << "points before the failure are kept";
+}
+
+TEST_F(AgentTest, ExitZeroWithoutAResultIsAFailure) {
+  client_.leases.push_back(MakeLease(4));
+  agent().Step();
+  launcher_.at(0)->ExitWith(0);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().reason(),
+            "trainer rank 0 exited 0 without a finished event");
+}
+
+TEST_F(AgentTest, CancelSendsSigtermThenSigkillAfterTheGracePeriodAndReportsNothing) {
+  client_.leases.push_back(MakeLease(5));
+  agent().Step();
+  auto p = launcher_.at(0);
+  pb::WorkerCommand c;
+  c.set_kind(pb::WorkerCommand::CANCEL_TRIAL);
+  c.mutable_lease()->set_lease_id("l-51-0");
+  c.mutable_lease()->set_fencing_token(51);
+  c.set_reason("sweep cancelled");
+  client_.commands.push_back(c);
+  Steps(1, 1s);  // heartbeat due
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM));
+  Steps(1, 4s);
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM)) << "still within the grace period";
+  Steps(1, 1s);
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM, SIGKILL));
+  Steps(1);
+  EXPECT_EQ(agent().active_runs(), 0u);
+  EXPECT_TRUE(client_.completions.empty()) << "a cancelled lease needs no CompleteTrial";
+  Steps(12);
+  EXPECT_EQ(client_.heartbeats.back().leases_size(), 0);
+}
+
+TEST_F(AgentTest, AStaleCommandForAnotherTokenIsIgnored) {
+  client_.leases.push_back(MakeLease(5));
+  agent().Step();
+  pb::WorkerCommand c;
+  c.set_kind(pb::WorkerCommand::FORGET_LEASE);
+  c.mutable_lease()->set_lease_id("l-51-0");
+  c.mutable_lease()->set_fencing_token(50);
+  client_.commands.push_back(c);
+  Steps(1, 1s);
+  EXPECT_TRUE(launcher_.at(0)->Signals().empty());
+}
+
+TEST_F(AgentTest, DrainCommandStopsAcquiringButLetsTrialsFinish) {
+  options_.max_cpu_trials = 2;
+  client_.leases.push_back(MakeLease(6));
+  agent().Step();
+  pb::WorkerCommand c;
+  c.set_kind(pb::WorkerCommand::DRAIN);
+  client_.commands.push_back(c);
+  Steps(1, 1s);
+  EXPECT_TRUE(agent().draining());
+  const size_t asked = client_.acquires.size();
+  Steps(10, 1s);
+  EXPECT_EQ(client_.acquires.size(), asked);
+  EXPECT_TRUE(launcher_.at(0)->Signals().empty());
+}
+
+TEST_F(AgentTest, OwnShutdownInterruptsTrainersAndReportsThemInterrupted) {
+  launcher_.term_exit = 4;
+  launcher_.term_lines = {
+      R"({"event":"checkpoint","epoch":1,"step":5,"path":"/ck/last.pt"})",
+      R"({"event":"interrupted","epoch":1,"step":5,"checkpointed":true})"};
+  client_.leases.push_back(MakeLease(8));
+  agent().Step();
+  agent().RequestDrain();
+  Steps(1);
+  EXPECT_THAT(launcher_.at(0)->Signals(), ElementsAre(SIGTERM));
+  Steps(1);
+  ASSERT_EQ(client_.checkpoints.size(), 1u);
+  EXPECT_EQ(client_.checkpoints[0].path(), "/ck/last.pt");
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "interrupted");
+  EXPECT_EQ(client_.completions[0].failure().reason(),
+            "worker box shutting down: interrupted at epoch 1 step 5 (checkpoint saved)");
+  EXPECT_EQ(agent().active_runs(), 0u);
+  const size_t asked = client_.acquires.size();
+  Steps(5, 1s);
+  EXPECT_EQ(client_.acquires.size(), asked);
+}
+
+TEST_F(AgentTest, ForgottenWorkerRegistersAgain) {
+  agent().Step();
+  ASSERT_EQ(agent().worker_id(), "w-1");
+  client_.heartbeat_errors.push_back(absl::NotFoundError("worker 'w-1' is not registered"));
+  Steps(1, 1s);
+  EXPECT_FALSE(agent().registered());
+  Steps(1);
+  EXPECT_EQ(agent().worker_id(), "w-2");
+}
+
+TEST_F(AgentTest, UnreachableCoordinatorRetriesTheReportAndKeepsTheLeaseAlive) {
+  client_.leases.push_back(MakeLease(9));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->Print(R"({"event":"finished","top1":50,"top5":90})");
+  p->ExitWith(0);
+  for (int i = 0; i < 24; ++i)
+    client_.complete_errors.push_back(absl::UnavailableError("connection refused"));
+  Steps(12);  // includes a heartbeat
+  EXPECT_TRUE(client_.completions.empty());
+  Steps(12);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_TRUE(client_.completions[0].has_result());
+  bool heartbeated = false;
+  for (const auto& hb : client_.heartbeats) heartbeated |= hb.leases_size() == 1;
+  EXPECT_TRUE(heartbeated) << "the lease is renewed while the report is pending";
+}
+
+TEST_F(AgentTest, ALostLeaseStopsTheTrainerWithoutReporting) {
+  client_.leases.push_back(MakeLease(10));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->on_term_exit = 4;
+  client_.metrics_errors.push_back(
+      absl::FailedPreconditionError("lease 'l-101-0': fencing token 101 is stale"));
+  p->Print(Epoch(0, 3, 40));
+  Steps(25);
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM));
+  EXPECT_EQ(agent().active_runs(), 0u);
+  EXPECT_TRUE(client_.completions.empty());
+}
+
+TEST_F(AgentTest, GangNodeGetsTheRendezvousEnvironmentAndWaitsForRankZerosReport) {
+  options_.cpu_ranks = 2;
+  pb::Lease l = MakeLease(11);
+  l.set_lease_id("l-111-1");
+  pb::Rendezvous* rv = l.mutable_rendezvous();
+  rv->set_master_addr("10.0.0.1");
+  rv->set_master_port(29511);
+  rv->set_node_rank(1);
+  rv->set_nnodes(2);
+  client_.leases.push_back(l);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 2u);
+  for (int local = 0; local < 2; ++local) {
+    const auto& env = launcher_.at(local)->spec.env;
+    EXPECT_EQ(env.at("MASTER_ADDR"), "10.0.0.1");
+    EXPECT_EQ(env.at("MASTER_PORT"), "29511");
+    EXPECT_EQ(env.at("WORLD_SIZE"), "4");
+    EXPECT_EQ(env.at("RANK"), std::to_string(2 + local));
+    EXPECT_EQ(env.at("LOCAL_RANK"), std::to_string(local));
+    EXPECT_EQ(env.at("LOCAL_WORLD_SIZE"), "2");
+  }
+  EXPECT_EQ(ConfigOf(*launcher_.at(0))["threads"], 4);
+  EXPECT_THAT(ConfigOf(*launcher_.at(0))["checkpoint_dir"].get<std::string>(),
+              HasSubstr("attempt-1-node-1"));
+  launcher_.at(0)->ExitWith(0);
+  launcher_.at(1)->ExitWith(0);
+  Steps(15);
+  EXPECT_TRUE(client_.completions.empty()) << "rank 0's worker reports the result";
+  ASSERT_EQ(client_.heartbeats.back().leases_size(), 1) << "lease kept until released";
+  pb::WorkerCommand c;
+  c.set_kind(pb::WorkerCommand::FORGET_LEASE);
+  *c.mutable_lease() = client_.heartbeats.back().leases(0).lease();
+  client_.commands.push_back(c);
+  Steps(25);
+  EXPECT_EQ(agent().active_runs(), 0u);
+  EXPECT_EQ(client_.heartbeats.back().leases_size(), 0);
+}
+
+TEST_F(AgentTest, OneRankFailingStopsItsPeersAndTheReasonNamesIt) {
+  options_.cpu_ranks = 2;
+  client_.leases.push_back(MakeLease(12));
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 2u);
+  EXPECT_EQ(launcher_.at(0)->spec.env.at("MASTER_ADDR"), "127.0.0.1");
+  EXPECT_NE(launcher_.at(0)->spec.env.at("MASTER_PORT"), "0");
+  EXPECT_EQ(launcher_.at(1)->spec.env.at("RANK"), "1");
+  launcher_.at(0)->on_term_exit = 1;
+  launcher_.at(1)->Print(
+      R"({"event":"failed","kind":"internal","reason":"rendezvous: ranks 0 did not join"})");
+  launcher_.at(1)->KilledBy(SIGSEGV);
+  Steps(1);
+  EXPECT_THAT(launcher_.at(0)->Signals(), ElementsAre(SIGTERM));
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("killed by signal 11 (SIGSEGV)"));
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("rendezvous: ranks 0 did not join"));
+}
+
+TEST_F(AgentTest, GpuTrialGetsItsOwnDevices) {
+  for (int i = 0; i < 4; ++i) {
+    pb::Gpu g;
+    g.set_index(i);
+    options_.gpus.push_back(g);
+  }
+  pb::Lease a = MakeLease(13), b = MakeLease(14);
+  a.set_gpus_per_node(2);
+  b.set_gpus_per_node(2);
+  client_.leases = {a, b};
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 4u);
+  EXPECT_EQ(launcher_.at(0)->spec.env.at("CUDA_VISIBLE_DEVICES"), "0,1");
+  EXPECT_EQ(launcher_.at(2)->spec.env.at("CUDA_VISIBLE_DEVICES"), "2,3");
+  EXPECT_EQ(launcher_.at(1)->spec.env.at("LOCAL_RANK"), "1");
+  EXPECT_EQ(launcher_.at(1)->spec.env.at("WORLD_SIZE"), "2");
+}
+
+TEST_F(AgentTest, LaunchFailureIsReported) {
+  launcher_.fail_next = absl::NotFoundError("launch: '/opt/wrpn/wrpn-train' is not an executable");
+  client_.leases.push_back(MakeLease(15));
+  agent().Step();
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_THAT(client_.completions[0].failure().reason(), HasSubstr("is not an executable"));
+}
+
+TEST_F(AgentTest, RetentionRemovesOldAttemptFoldersOnly) {
+  const fs::path attempts = fs::path(options_.work_dir) / "attempts";
+  fs::create_directories(attempts / "t1-a1-n0");
+  std::ofstream(attempts / "t1-a1-n0" / "trial.json") << "{}";
+  fs::create_directories(attempts / "t2-a1-n0");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(24 * 8);
+  fs::last_write_time(attempts / "t1-a1-n0" / "trial.json", old);
+  fs::last_write_time(attempts / "t1-a1-n0", old);
+  EXPECT_EQ(agent().CleanUp(), 1);
+  EXPECT_FALSE(fs::exists(attempts / "t1-a1-n0"));
+  EXPECT_TRUE(fs::exists(attempts / "t2-a1-n0"));
+}
+
+}  // namespace
+}  // namespace wrpn::agent

@@ -1,0 +1,113 @@
+#pragma once
+// Agent: the worker's control loop. Registers with the coordinator, acquires trials while it has
+// free slots, launches each as wrpn-train processes (one per GPU, or `cpu_ranks` CPU ranks),
+// relays their JSON-lines events as metrics, checkpoints and the final outcome, heartbeats its
+// leases, obeys CANCEL_TRIAL / FORGET_LEASE / DRAIN, and stops trainers with SIGTERM, then SIGKILL
+// after a grace period. Owns the runs and their processes; borrows the client, launcher and clock.
+// Not thread-safe: one thread calls Step (Run does so in a loop); Drain may be requested from a
+// signal handler through RequestDrain.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "worker/agent/coordinator_client.h"
+#include "worker/agent/process_launcher.h"
+
+namespace wrpn::agent {
+
+struct AgentOptions {
+  std::string name;            // shown in `wrpn workers`
+  std::string address;         // host the worker's gang peers can reach (rank 0's TCPStore)
+  std::vector<pb::Gpu> gpus;   // empty on CPU machines
+  int cpus = 1;
+  std::map<std::string, std::string> labels;
+  int max_cpu_trials = 1;      // concurrent 0-GPU trials
+  int cpu_ranks = 1;           // trainer processes per 0-GPU trial on this node
+  std::string trainer;         // path of wrpn-train
+  std::string work_dir;        // attempt folders: <work_dir>/attempts/t<T>-a<A>-n<node>
+  std::string checkpoint_dir;  // "" = <work_dir>/checkpoints; shared storage for multi-machine
+  std::chrono::milliseconds grace{30000};            // SIGTERM -> SIGKILL
+  std::chrono::milliseconds metrics_interval{5000};  // batch metric points this long at most
+  std::chrono::milliseconds acquire_interval{1000};  // ask for work at most this often
+  std::chrono::milliseconds register_retry{2000};
+  std::chrono::hours retention{24 * 7};  // attempt folders and stale checkpoints older than this go
+  size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
+  bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
+};
+
+class Agent {
+ public:
+  Agent(CoordinatorClient* client, ProcessLauncher* launcher, const Clock* clock,
+        AgentOptions options);
+  ~Agent();
+
+  // One non-blocking pass: register when needed, read trainer output and exits, escalate
+  // overdue SIGTERMs, heartbeat when due, flush metrics when due, retry pending reports, and
+  // acquire trials when slots are free.
+  void Step();
+  // Stop acquiring, SIGTERM every running trainer (they checkpoint) and report each attempt as
+  // interrupted so the trial resumes elsewhere. Safe to call from a signal handler.
+  void RequestDrain() { drain_requested_.store(true); }
+  // Steps every `poll` until `stop` is set; then drains and steps until every run is reported
+  // or the grace period (plus `poll` x 20 for the reports) has passed. Sleeps on the real clock.
+  void Run(const std::atomic<bool>& stop, std::chrono::milliseconds poll);
+
+  bool registered() const { return !worker_id_.empty(); }
+  const std::string& worker_id() const { return worker_id_; }
+  bool draining() const { return draining_; }
+  // Runs not yet reported (running, stopping, or waiting to report).
+  size_t active_runs() const { return runs_.size(); }
+  // Removes attempt folders and checkpoints older than the retention; returns how many.
+  int CleanUp();
+
+ private:
+  using Steady = std::chrono::steady_clock::time_point;
+  enum class StopKind { kNone, kCancel, kForget, kLeaseLost, kDrain, kPeerFailed };
+  struct RunState;
+
+  void Register();
+  void Heartbeat();
+  void Acquire();
+  void Start(const pb::Lease& lease);
+  void Poll(RunState& r);
+  void HandleEvent(RunState& r, int local_rank, const std::string& line);
+  void Finish(RunState& r);
+  void RequestStop(RunState& r, StopKind kind, const std::string& reason);
+  void FlushMetrics(RunState& r, bool force);
+  void FlushCheckpoint(RunState& r);
+  void TryComplete(RunState& r);
+  void WriteLogs(RunState& r);
+  void Fail(RunState& r, const std::string& kind, const std::string& reason);
+  void Forget(RunState& r, const std::string& why);
+  int FreeGpus() const;
+  int FreeCpuSlots() const;
+  pb::LeaseRef Ref(const RunState& r) const;
+
+  CoordinatorClient* const client_;
+  ProcessLauncher* const launcher_;
+  const Clock* const clock_;
+  const AgentOptions options_;
+  std::string checkpoint_root_;
+
+  std::string worker_id_;
+  std::chrono::milliseconds heartbeat_interval_{10000};
+  std::optional<Steady> next_register_, next_heartbeat_, next_acquire_, next_cleanup_;
+  bool draining_ = false;
+  std::atomic<bool> drain_requested_{false};
+  bool drain_applied_ = false;
+  std::vector<std::unique_ptr<RunState>> runs_;
+  std::vector<bool> gpu_busy_;
+};
+
+// Short human form of a lease for logs: "trial 7 attempt 2 (lease l-12-0)".
+std::string DescribeLease(const pb::Lease& lease);
+
+}  // namespace wrpn::agent

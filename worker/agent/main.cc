@@ -1,0 +1,244 @@
+// wrpn-worker: wires GrpcCoordinatorClient, ForkExecLauncher, SystemClock and the Agent together.
+// SIGTERM/SIGINT drain (trainers checkpoint, attempts are reported as interrupted); a second
+// signal ends the trainers at once.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/clock.h"
+#include "worker/agent/agent.h"
+#include "worker/agent/coordinator_client.h"
+#include "worker/agent/process_launcher.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace wrpn::agent;
+
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_signals{0};
+
+void OnSignal(int) {
+  g_signals.fetch_add(1);
+  g_stop.store(true);
+}
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "worker";
+  return buf;
+}
+
+// GPUs as nvidia-smi reports them; none when it is missing or fails.
+std::vector<pb::Gpu> DetectGpus() {
+  std::vector<pb::Gpu> gpus;
+  FILE* f = popen("nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits "
+                  "2>/dev/null", "r");
+  if (!f) return gpus;
+  char line[512];
+  while (fgets(line, sizeof(line), f)) {
+    std::vector<std::string> parts = absl::StrSplit(line, ',');
+    if (parts.size() < 3) continue;
+    pb::Gpu g;
+    int index = 0;
+    double mib = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[0]), &index)) continue;
+    (void)absl::SimpleAtod(absl::StripAsciiWhitespace(parts[2]), &mib);
+    g.set_index(index);
+    g.set_name(std::string(absl::StripAsciiWhitespace(parts[1])));
+    g.set_memory_bytes(static_cast<int64_t>(mib * 1024 * 1024));
+    gpus.push_back(std::move(g));
+  }
+  pclose(f);
+  return gpus;
+}
+
+std::string DefaultTrainer(const char* argv0) {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) self = argv0;
+  for (const fs::path& p : {self.parent_path() / "wrpn-train",
+                            self.parent_path().parent_path() / "trainer" / "wrpn-train"}) {
+    if (fs::exists(p, ec)) return p.string();
+  }
+  return "wrpn-train";
+}
+
+std::string FindInPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  if (!path) return name;
+  for (auto dir : absl::StrSplit(path, ':')) {
+    fs::path p = fs::path(std::string(dir)) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return name;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wrpn-worker: runs wrpn trials leased from a coordinator as wrpn-train processes"};
+  std::string coordinator = "127.0.0.1:7070";
+  std::string token_file, tls_ca;
+  AgentOptions opt;
+  opt.name = Hostname();
+  opt.address = "";
+  opt.cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opt.trainer = DefaultTrainer(argv[0]);
+  opt.work_dir = "wrpn-work";
+  std::string gpus = "auto";
+  std::vector<std::string> labels;
+  double grace_s = 30, metrics_s = 5, acquire_s = 1, retention_h = 24 * 7, poll_s = 0.2;
+  int log_tail_kib = 64;
+
+  app.set_config("--config", "", "TOML/INI file with any of these options");
+  app.add_option("--coordinator", coordinator, "coordinator gRPC address host:port")
+      ->capture_default_str();
+  app.add_option("--token-file", token_file,
+                 "file holding the worker-role bearer token (or set WRPN_TOKEN)");
+  app.add_option("--tls-ca", tls_ca, "PEM CA certificate: use TLS and trust this CA");
+  app.add_option("--name", opt.name, "worker name")->capture_default_str();
+  app.add_option("--address", opt.address,
+                 "host or IP the worker's gang peers can reach (default: --name)");
+  app.add_option("--gpus", gpus, "auto (nvidia-smi), none, or a count N (GPUs 0..N-1)")
+      ->capture_default_str();
+  app.add_option("--cpus", opt.cpus, "CPU cores to advertise")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--label", labels, "key=value label (repeatable)");
+  app.add_option("--max-cpu-trials", opt.max_cpu_trials, "concurrent 0-GPU trials")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--cpu-ranks", opt.cpu_ranks,
+                 "trainer processes per 0-GPU trial on this node (same on every worker of a gang)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--trainer", opt.trainer, "path of wrpn-train")->capture_default_str();
+  app.add_option("--work-dir", opt.work_dir, "folder for attempt folders")->capture_default_str();
+  app.add_option("--checkpoint-dir", opt.checkpoint_dir,
+                 "checkpoint root (default <work-dir>/checkpoints); a shared mount, the same path "
+                 "on every worker, for multi-machine setups");
+  app.add_option("--grace", grace_s, "seconds between SIGTERM and SIGKILL for a trainer")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--metrics-interval", metrics_s, "seconds metric points are batched at most")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--acquire-interval", acquire_s, "seconds between requests for work when idle")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--poll-interval", poll_s, "seconds between passes of the agent loop")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--retention-hours", retention_h,
+                 "delete attempt folders and stale checkpoints older than this")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--log-tail-kib", log_tail_kib, "stderr kept per trainer rank and attempt (KiB)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_flag("--keep-checkpoints", opt.keep_checkpoints,
+               "keep a trial's checkpoints after it succeeded");
+  CLI11_PARSE(app, argc, argv);
+
+  if (opt.address.empty()) opt.address = opt.name;
+  for (const std::string& l : labels) {
+    auto eq = l.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "wrpn-worker: --label: expected key=value, got '" << l << "'\n";
+      return 2;
+    }
+    opt.labels[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && !opt.labels.count("memory_bytes"))
+    opt.labels["memory_bytes"] = std::to_string(static_cast<int64_t>(pages) * page);
+  if (gpus == "auto") {
+    opt.gpus = DetectGpus();
+  } else if (gpus != "none") {
+    int n = 0;
+    if (!absl::SimpleAtoi(gpus, &n) || n < 0) {
+      std::cerr << "wrpn-worker: --gpus: expected auto, none or a count, got '" << gpus << "'\n";
+      return 2;
+    }
+    for (int i = 0; i < n; ++i) {
+      pb::Gpu g;
+      g.set_index(i);
+      g.set_name("gpu");
+      opt.gpus.push_back(g);
+    }
+  }
+  opt.trainer = FindInPath(opt.trainer);
+  if (::access(opt.trainer.c_str(), X_OK) != 0) {
+    std::cerr << "wrpn-worker: --trainer: '" << opt.trainer
+              << "' is not an executable file (build wrpn-train or pass its path)\n";
+    return 2;
+  }
+  std::error_code ec;
+  fs::create_directories(opt.work_dir, ec);
+  if (ec) {
+    std::cerr << "wrpn-worker: --work-dir: cannot create '" << opt.work_dir << "': "
+              << ec.message() << "\n";
+    return 2;
+  }
+  opt.grace = std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+  opt.metrics_interval = std::chrono::milliseconds(static_cast<int64_t>(metrics_s * 1000));
+  opt.acquire_interval = std::chrono::milliseconds(static_cast<int64_t>(acquire_s * 1000));
+  opt.retention = std::chrono::hours(static_cast<int64_t>(std::max(1.0, retention_h)));
+  opt.log_tail_bytes = static_cast<size_t>(log_tail_kib) * 1024;
+
+  GrpcClientOptions copt;
+  copt.target = coordinator;
+  copt.tls_ca = tls_ca;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) {
+      std::cerr << "wrpn-worker: --token-file: cannot read '" << token_file << "'\n";
+      return 2;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    copt.token = std::string(absl::StripAsciiWhitespace(ss.str()));
+  } else if (const char* t = std::getenv("WRPN_TOKEN")) {
+    copt.token = t;
+  }
+  auto client = MakeGrpcCoordinatorClient(copt);
+  if (!client.ok()) {
+    std::cerr << "wrpn-worker: " << client.status().message() << "\n";
+    return 2;
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  wrpn::SystemClock clock;
+  ForkExecLauncher launcher;
+  Agent agent(client->get(), &launcher, &clock, opt);
+  std::cerr << "wrpn-worker: " << opt.name << " -> " << coordinator << ", trainer "
+            << opt.trainer << ", " << opt.gpus.size() << " GPU(s), work dir " << opt.work_dir
+            << "\n";
+  // A second signal while draining ends the worker at once.
+  std::atomic<bool> finished{false};
+  std::thread watchdog([&] {
+    while (!finished.load() && g_signals.load() < 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!finished.load()) {
+      std::cerr << "wrpn-worker: second signal, exiting without waiting for trainers\n";
+      std::_Exit(130);  // the trainers get SIGTERM through their parent-death signal
+    }
+  });
+  agent.Run(g_stop, std::chrono::milliseconds(static_cast<int64_t>(poll_s * 1000)));
+  finished.store(true);
+  watchdog.join();
+  std::cerr << "wrpn-worker: stopped\n";
+  return 0;
+}

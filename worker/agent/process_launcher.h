@@ -1,0 +1,61 @@
+#pragma once
+// ProcessLauncher: the seam through which the agent starts trainer processes. A Process is one
+// running child: its stdout arrives as complete lines, its stderr is kept as a bounded tail, and
+// it can be signalled. ForkExecLauncher is the real implementation (fork/exec, own process group,
+// pipes read by one thread per child); tests use a fake. Process methods are thread-safe.
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace wrpn::agent {
+
+struct ProcessSpec {
+  std::vector<std::string> argv;              // argv[0] is the program path
+  std::map<std::string, std::string> env;     // added to (or replacing in) the agent's environment
+  std::string cwd;                            // "" = the agent's
+  size_t stderr_tail_bytes = 64 * 1024;       // how much of stderr to keep (the newest bytes)
+};
+
+struct ExitStatus {
+  int exit_code = -1;  // set when the process exited normally
+  int signal = 0;      // set when a signal ended it
+  bool ok() const { return signal == 0 && exit_code == 0; }
+  // "exit code 3" or "killed by signal 9 (SIGKILL)".
+  std::string Describe() const;
+};
+
+class Process {
+ public:
+  virtual ~Process() = default;
+  virtual int pid() const = 0;
+  // Complete stdout lines received since the last call, in order.
+  virtual std::vector<std::string> TakeStdoutLines() = 0;
+  // The newest stderr bytes (at most ProcessSpec::stderr_tail_bytes).
+  virtual std::string StderrTail() const = 0;
+  // Set once the process has exited and its output has been read to the end. Non-blocking.
+  virtual std::optional<ExitStatus> Exited() = 0;
+  // SIGTERM / SIGKILL to the process and everything it started (its process group).
+  virtual void Terminate() = 0;
+  virtual void Kill() = 0;
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  virtual absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) = 0;
+};
+
+// fork/exec. The child gets its own process group, stdin from /dev/null, and SIGTERM when the
+// thread that launched it dies (so a killed agent does not leave trainers running). Must be
+// called from a long-lived thread (the agent's loop).
+class ForkExecLauncher final : public ProcessLauncher {
+ public:
+  absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override;
+};
+
+}  // namespace wrpn::agent
