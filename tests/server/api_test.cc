@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -233,15 +234,21 @@ TEST_F(ApiTest, SubmitLeaseReportCompleteGrid) {
 
   // Watch the sweep while a worker runs it.
   std::vector<pb::WatchSweepResponse> seen;
+  std::promise<void> subscribed;
   std::thread watcher([&] {
     pb::WatchSweepRequest req;
     req.set_sweep_id(sweep);
     auto ctx = Ctx(kViewer);
     auto reader = client_->WatchSweep(ctx.get(), req);
     pb::WatchSweepResponse r;
-    while (reader->Read(&r)) seen.push_back(r);
+    while (reader->Read(&r)) {
+      seen.push_back(r);
+      if (seen.size() == 1) subscribed.set_value();
+    }
     EXPECT_TRUE(reader->Finish().ok());
   });
+  // The stream starts "from now": let it subscribe before any trial moves.
+  ASSERT_EQ(subscribed.get_future().wait_for(10s), std::future_status::ready);
   FakeWorker worker(worker_.get(), 2);
   EXPECT_EQ(worker.RunAll(), 8);
   watcher.join();
