@@ -8,13 +8,17 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcivetweb-dev libspdlog-dev libfmt-dev
-  kubernetes-client docker-compose
+  docker-compose
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libgloo-dev
   libturbojpeg0-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
   prometheus gnuplot-nox curl
 )
+
+# kubectl: Debian's kubernetes-client, unless a kubectl (e.g. the Google Cloud SDK's package,
+# which owns the same path) is already there.
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
