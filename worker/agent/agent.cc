@@ -70,6 +70,31 @@ std::string KindForExit(const ExitStatus& e) {
 
 }  // namespace
 
+void SplitHostPort(const std::string& addr, std::string* host, int* port) {
+  *host = addr;
+  std::string h, p;
+  if (!addr.empty() && addr[0] == '[') {
+    auto close = addr.find("]:");
+    if (close == std::string::npos) {
+      if (addr.back() == ']') *host = addr.substr(1, addr.size() - 2);
+      return;
+    }
+    h = addr.substr(1, close - 1);
+    p = addr.substr(close + 2);
+  } else {
+    auto colon = addr.find(':');
+    if (colon == std::string::npos || addr.find(':', colon + 1) != std::string::npos) return;
+    h = addr.substr(0, colon);
+    p = addr.substr(colon + 1);
+  }
+  int v = 0;
+  if (h.empty() || p.empty() || p.find_first_not_of("0123456789") != std::string::npos ||
+      p.size() > 5 || (v = std::stoi(p)) < 1 || v > 65535)
+    return;
+  *host = h;
+  *port = v;
+}
+
 std::string DescribeLease(const pb::Lease& lease) {
   return absl::StrCat("trial ", lease.trial_id(), " attempt ", lease.attempt(), " (lease ",
                       lease.lease_id(), ")");
@@ -144,7 +169,11 @@ int Agent::FreeCpuSlots() const {
 void Agent::Register() {
   pb::RegisterWorkerRequest req;
   req.set_name(options_.name);
-  req.set_address(options_.address);
+  req.set_address(options_.rendezvous_port > 0
+                      ? (options_.address.find(':') != std::string::npos
+                             ? absl::StrCat("[", options_.address, "]:", options_.rendezvous_port)
+                             : absl::StrCat(options_.address, ":", options_.rendezvous_port))
+                      : options_.address);
   for (const auto& g : options_.gpus) *req.add_gpus() = g;
   req.set_cpus(options_.cpus);
   for (const auto& [k, v] : options_.labels) (*req.mutable_labels())[k] = v;
@@ -377,6 +406,17 @@ void Agent::Start(const pb::Lease& lease) {
                        " is not readable here; starting from epoch 0"));
     }
   }
+  if (!options_.data_dir.empty() && config.contains("dataset") && config["dataset"].is_object()) {
+    json& d = config["dataset"];
+    const std::string kind = d.value("kind", std::string("fashion_mnist"));
+    const std::string path = d.value("path", std::string());
+    if (kind != "synthetic") {
+      std::string sub = kind;
+      std::replace(sub.begin(), sub.end(), '_', '-');
+      if (path.empty()) d["path"] = (fs::path(options_.data_dir) / sub).string();
+      else if (fs::path(path).is_relative()) d["path"] = (fs::path(options_.data_dir) / path).string();
+    }
+  }
   if (lease.gpus_per_node() == 0) config["device"] = "cpu";
   if (config.value("device", std::string()) == "cpu" && config.value("threads", 0) == 0) {
     // Share the cores among the ranks of every trial this worker may run at once.
@@ -405,8 +445,8 @@ void Agent::Start(const pb::Lease& lease) {
   std::string master_addr = "127.0.0.1";
   int master_port = 0;
   if (gang) {
-    master_addr = lease.rendezvous().master_addr();
     master_port = lease.rendezvous().master_port();
+    SplitHostPort(lease.rendezvous().master_addr(), &master_addr, &master_port);
   } else if (r.world_size > 1) {
     master_port = FreePort();
   }

@@ -34,6 +34,12 @@ struct AgentOptions {
   std::string trainer;         // path of wrpn-train
   std::string work_dir;        // attempt folders: <work_dir>/attempts/t<T>-a<A>-n<node>
   std::string checkpoint_dir;  // "" = <work_dir>/checkpoints; shared storage for multi-machine
+  // Datasets root: a trial whose dataset.path is empty gets <data_dir>/<kind> (fashion_mnist ->
+  // fashion-mnist), a relative dataset.path is taken under it. "" = leave paths alone.
+  std::string data_dir;
+  // Port this worker's rank-0 trainers host the TCPStore on in multi-node trials; registered as
+  // part of the address ("host:port") so every peer learns it. 0 = the coordinator's choice.
+  int rendezvous_port = 0;
   std::chrono::milliseconds grace{30000};            // SIGTERM -> SIGKILL
   std::chrono::milliseconds metrics_interval{5000};  // batch metric points this long at most
   std::chrono::milliseconds acquire_interval{1000};  // ask for work at most this often
@@ -106,6 +112,10 @@ class Agent {
   std::vector<std::unique_ptr<RunState>> runs_;
   std::vector<bool> gpu_busy_;
 };
+
+// Splits "host:port" or "[v6]:port" into its parts; a bare host (or IPv6 address) is left whole
+// and `port` unchanged.
+void SplitHostPort(const std::string& addr, std::string* host, int* port);
 
 // Short human form of a lease for logs: "trial 7 attempt 2 (lease l-12-0)".
 std::string DescribeLease(const pb::Lease& lease);

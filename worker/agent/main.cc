@@ -129,6 +129,13 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-dir", opt.checkpoint_dir,
                  "checkpoint root (default <work-dir>/checkpoints); a shared mount, the same path "
                  "on every worker, for multi-machine setups");
+  app.add_option("--data-dir", opt.data_dir,
+                 "datasets root: trials without a dataset path read <data-dir>/<kind> "
+                 "(e.g. fashion-mnist); relative paths are taken under it");
+  app.add_option("--rendezvous-port", opt.rendezvous_port,
+                 "port rank 0 of a multi-node trial hosts its TCPStore on when this worker is "
+                 "rank 0 (registered with --address; 0 = the coordinator assigns one)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
   app.add_option("--grace", grace_s, "seconds between SIGTERM and SIGKILL for a trainer")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--metrics-interval", metrics_s, "seconds metric points are batched at most")

@@ -479,5 +479,61 @@ TEST_F(AgentTest, RetentionRemovesOldAttemptFoldersOnly) {
   EXPECT_TRUE(fs::exists(attempts / "t2-a1-n0"));
 }
 
+TEST_F(AgentTest, RendezvousPortTravelsInTheRegisteredAddress) {
+  options_.rendezvous_port = 29500;
+  agent().Step();
+  ASSERT_EQ(client_.registers.size(), 1u);
+  EXPECT_EQ(client_.registers[0].address(), "10.0.0.5:29500");
+  // A peer receives it as master_addr and splits it.
+  options_.cpu_ranks = 1;
+  pb::Lease l = MakeLease(20);
+  l.mutable_rendezvous()->set_master_addr("10.0.0.5:29500");
+  l.mutable_rendezvous()->set_master_port(29777);
+  l.mutable_rendezvous()->set_node_rank(1);
+  l.mutable_rendezvous()->set_nnodes(2);
+  client_.leases.push_back(l);
+  Steps(12, 100ms);
+  ASSERT_EQ(launcher_.count(), 1u);
+  EXPECT_EQ(launcher_.at(0)->spec.env.at("MASTER_ADDR"), "10.0.0.5");
+  EXPECT_EQ(launcher_.at(0)->spec.env.at("MASTER_PORT"), "29500");
+}
+
+TEST(SplitHostPortTest, HandlesNamesIpv4AndIpv6) {
+  std::string host;
+  int port = 7;
+  SplitHostPort("worker-a", &host, &port);
+  EXPECT_EQ(host, "worker-a");
+  EXPECT_EQ(port, 7);
+  SplitHostPort("worker-a:29500", &host, &port);
+  EXPECT_EQ(host, "worker-a");
+  EXPECT_EQ(port, 29500);
+  port = 7;
+  SplitHostPort("fe80::1", &host, &port);
+  EXPECT_EQ(host, "fe80::1");
+  EXPECT_EQ(port, 7);
+  SplitHostPort("[fe80::1]:29501", &host, &port);
+  EXPECT_EQ(host, "fe80::1");
+  EXPECT_EQ(port, 29501);
+  port = 7;
+  SplitHostPort("host:notaport", &host, &port);
+  EXPECT_EQ(host, "host:notaport");
+  EXPECT_EQ(port, 7);
+}
+
+TEST_F(AgentTest, DataDirFillsEmptyAndRelativeDatasetPaths) {
+  options_.data_dir = "/shared/datasets";
+  pb::Lease a = MakeLease(21), b = MakeLease(22), c = MakeLease(23);
+  a.set_trial_config_json(R"({"network":"lenet5","dataset":{"kind":"fashion_mnist"}})");
+  b.set_trial_config_json(R"({"network":"resnet20","dataset":{"kind":"cifar10","path":"c10"}})");
+  c.set_trial_config_json(R"({"network":"lenet5","dataset":{"kind":"mnist","path":"/data/m"}})");
+  options_.max_cpu_trials = 3;
+  client_.leases = {a, b, c};
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 3u);
+  EXPECT_EQ(ConfigOf(*launcher_.at(0))["dataset"]["path"], "/shared/datasets/fashion-mnist");
+  EXPECT_EQ(ConfigOf(*launcher_.at(1))["dataset"]["path"], "/shared/datasets/c10");
+  EXPECT_EQ(ConfigOf(*launcher_.at(2))["dataset"]["path"], "/data/m");
+}
+
 }  // namespace
 }  // namespace wrpn::agent
