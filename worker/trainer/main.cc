@@ -1,6 +1,11 @@
 // wrpn-train: trains one WRPN trial (`train`) or prints a network's per-layer cost and memory
 // model (`describe`). Events go to stdout as JSON lines; human logs go to stderr.
+#include <unistd.h>
+
 #include <csignal>
+#include <optional>
+#include <set>
+#include <tuple>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -9,9 +14,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/network_spec.h"
 #include "common/trial_config.h"
+#include "worker/trainer/launcher.h"
 #include "worker/trainer/trainer.h"
 
 namespace {
@@ -172,6 +180,24 @@ int main(int argc, char** argv) {
   bool_flag("--channels-last", "channels_last", "channels-last memory format (CUDA)", true);
   bool_flag("--resume", "resume", "continue from checkpoint-dir/last.pt when present", true);
   bool_flag("--no-augment", "augment", "no data augmentation", false, true);
+  // Distributed: torchrun's environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK,
+  // LOCAL_WORLD_SIZE); these flags override it.
+  int nproc = 0, nnodes = 1, node_rank = 0;
+  std::optional<int> rank_flag, world_flag, local_rank_flag, port_flag;
+  std::optional<std::string> addr_flag;
+  double rendezvous_timeout = 60, bucket_mb = 25;
+  train->add_option("--nproc", nproc, "start N local ranks (one per GPU, or N CPU processes)")
+      ->check(CLI::Range(1, 1024));
+  train->add_option("--nnodes", nnodes, "with --nproc: number of machines")->check(CLI::Range(1, 4096));
+  train->add_option("--node-rank", node_rank, "with --nproc: this machine's index")->check(CLI::NonNegativeNumber);
+  train->add_option("--master-addr", addr_flag, "rank 0's address (env MASTER_ADDR)");
+  train->add_option("--master-port", port_flag, "rank 0's store port (env MASTER_PORT)")->check(CLI::Range(1, 65535));
+  train->add_option("--rank", rank_flag, "this process's rank (env RANK)")->check(CLI::NonNegativeNumber);
+  train->add_option("--world-size", world_flag, "number of ranks (env WORLD_SIZE)")->check(CLI::Range(1, 1 << 20));
+  train->add_option("--local-rank", local_rank_flag, "rank on this machine (env LOCAL_RANK)")->check(CLI::NonNegativeNumber);
+  train->add_option("--rendezvous-timeout", rendezvous_timeout, "seconds to wait for all ranks")
+      ->check(CLI::Range(0.1, 86400.0));
+  train->add_option("--bucket-mb", bucket_mb, "gradient all-reduce bucket size in MB")->check(CLI::Range(0.001, 4096.0));
   train->footer(
       "Example: wrpn-train train --network lenet5 --width 2 --wbits 2 --abits 4 --epochs 5\n"
       "Exit codes: 0 ok, 1 internal failure, 2 bad config, 3 data error, 4 interrupted "
@@ -305,9 +331,72 @@ int main(int argc, char** argv) {
   auto trial = TrialConfigFromJson(config);
   if (!trial.ok()) return FailConfig(std::string(trial.status().message()));
 
+  if (nproc > 0) {
+    if (nnodes > 1 && !port_flag && !std::getenv("MASTER_PORT")) {
+      return FailConfig("--master-port: required with --nnodes > 1 (every machine must agree)");
+    }
+    if (node_rank >= nnodes) return FailConfig("--node-rank: must be < --nnodes");
+    trainer::LaunchOptions launch;
+    launch.nproc = nproc;
+    launch.nnodes = nnodes;
+    launch.node_rank = node_rank;
+    if (addr_flag) launch.master_addr = *addr_flag;
+    else if (const char* a = std::getenv("MASTER_ADDR")) launch.master_addr = a;
+    if (port_flag) launch.master_port = *port_flag;
+    else if (const char* p = std::getenv("MASTER_PORT")) launch.master_port = std::atoi(p);
+    launch.executable = "/proc/self/exe";
+    // The ranks get the same arguments without the launcher's own flags.
+    static const std::set<std::string> kLauncherFlags = {"--nproc", "--nnodes", "--node-rank",
+                                                         "--master-addr", "--master-port"};
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      const std::string name = a.substr(0, a.find('='));
+      if (kLauncherFlags.count(name)) {
+        if (a.find('=') == std::string::npos) ++i;  // skip the value too
+        continue;
+      }
+      launch.rank_args.push_back(a);
+    }
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) launch.executable.assign(exe, static_cast<size_t>(n));
+    return trainer::LaunchLocalRanks(launch);
+  }
+
+  trainer::RunOptions options;
+  auto env_int = [](const char* name, std::optional<int> flag, int fallback) -> absl::StatusOr<int> {
+    if (flag) return *flag;
+    const char* v = std::getenv(name);
+    if (!v || !*v) return fallback;
+    char* end = nullptr;
+    const long x = std::strtol(v, &end, 10);
+    if (*end != '\0' || x < 0 || x > (1 << 20)) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": expected a non-negative integer, got '", v, "'"));
+    }
+    return static_cast<int>(x);
+  };
+  trainer::DistributedOptions& dist = options.distributed;
+  for (auto [target, name, flag, fallback] :
+       {std::tuple<int*, const char*, std::optional<int>, int>{&dist.rank, "RANK", rank_flag, 0},
+        {&dist.world_size, "WORLD_SIZE", world_flag, 1},
+        {&dist.local_rank, "LOCAL_RANK", local_rank_flag, 0},
+        {&dist.local_world_size, "LOCAL_WORLD_SIZE", std::nullopt, 1},
+        {&dist.master_port, "MASTER_PORT", port_flag, 29500}}) {
+    auto v = env_int(name, flag, fallback);
+    if (!v.ok()) return FailConfig(std::string(v.status().message()));
+    *target = *v;
+  }
+  if (addr_flag) dist.master_addr = *addr_flag;
+  else if (const char* a = std::getenv("MASTER_ADDR"); a && *a) dist.master_addr = a;
+  if (dist.world_size < 1) return FailConfig("WORLD_SIZE: must be >= 1");
+  if (dist.rank >= dist.world_size) {
+    return FailConfig(absl::StrCat("RANK: ", dist.rank, " is not below WORLD_SIZE ", dist.world_size));
+  }
+  dist.rendezvous_timeout = std::chrono::milliseconds(static_cast<int64_t>(rendezvous_timeout * 1000));
+  dist.bucket_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
+
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  trainer::RunOptions options;
   options.stop = &g_stop;
   return trainer::RunTrial(
       *trial,

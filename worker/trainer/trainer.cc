@@ -13,6 +13,7 @@
 #include "common/network_spec.h"
 #include "worker/trainer/data.h"
 #include "worker/trainer/networks.h"
+#include "worker/trainer/reducer.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -130,23 +131,55 @@ class Trial {
   }
 
  private:
-  void Emit(json j) const { sink_(j); }
+  bool leader() const { return !comm_ || comm_->rank() == 0; }
+  int world() const { return comm_ ? comm_->world_size() : 1; }
+  void Emit(json j) const {
+    if (leader() || j["event"] == "failed") {
+      if (comm_ && j["event"] == "failed") j["rank"] = comm_->rank();
+      sink_(j);
+    }
+  }
+  // Sums a few scalars over ranks (a no-op on one rank).
+  std::vector<double> SumOverRanks(std::vector<double> v) {
+    if (!comm_) return v;
+    torch::Tensor t = torch::tensor(v, torch::kDouble);
+    if (comm_->backend() == "nccl") t = t.to(device_);
+    comm_->AllReduceSum(t)->Wait();
+    t = t.to(torch::kCPU);
+    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  }
+  std::vector<torch::Tensor> ModelState() const {
+    std::vector<torch::Tensor> all = model_->parameters();
+    for (auto& b : model_->buffers()) all.push_back(b);
+    return all;
+  }
 
   [[noreturn]] static void Fail(int code, const std::string& kind, const std::string& reason) {
     throw TrialError{code, kind, reason};
   }
 
   void Setup() {
+    const DistributedOptions& dist = options_.distributed;
+    if (c_.batch_size % dist.world_size != 0) {
+      Fail(kExitBadConfig, "config", absl::StrCat("batch_size: ", c_.batch_size,
+                                                  " is not divisible by the world size ", dist.world_size));
+    }
     if (c_.device != "cpu") {
       if (!torch::cuda::is_available()) {
         Fail(kExitBadConfig, "config", "device: '" + c_.device + "' requested but CUDA is not available");
       }
-      device_ = torch::Device(c_.device);
+      // One process per GPU: plain "cuda" means this rank's local GPU.
+      device_ = c_.device == "cuda" ? torch::Device(torch::kCUDA, dist.local_rank) : torch::Device(c_.device);
       if (device_.index() >= static_cast<int>(torch::cuda::device_count())) {
         Fail(kExitBadConfig, "config", "device: '" + c_.device + "' does not exist");
       }
     }
     if (c_.threads > 0) torch::set_num_threads(c_.threads);
+    if (dist.world_size > 1) {
+      auto comm = Connect(dist, device_.is_cuda());
+      if (!comm.ok()) Fail(kExitInternal, "rendezvous", std::string(comm.status().message()));
+      comm_ = std::move(*comm);
+    }
 
     auto data = OpenDataset(c_.dataset);
     if (!data.ok()) Fail(kExitDataError, "data", std::string(data.status().message()));
@@ -170,8 +203,10 @@ class Trial {
     auto cost = ComputeCost(c_.network, c_.width, c_.wbits, c_.abits, input_);
     if (!cost.ok()) Fail(kExitBadConfig, "config", std::string(cost.status().message()));
     cost_ = *cost;
-    batch_ = std::min<int64_t>(c_.batch_size, data_.train->size());
-    steps_per_epoch_ = data_.train->size() / batch_;
+    global_batch_ = std::min<int64_t>(c_.batch_size, data_.train->size() / world() * world());
+    if (global_batch_ < world()) Fail(kExitDataError, "data", "fewer training samples than ranks");
+    batch_ = global_batch_ / world();
+    steps_per_epoch_ = data_.train->size() / global_batch_;
   }
 
   json Identity() const {
@@ -181,6 +216,7 @@ class Trial {
   }
 
   void SaveCheckpoint(const Position& pos) {
+    if (!leader()) return;
     const std::string path = CheckpointPath(c_.checkpoint_dir);
     std::error_code ec;
     fs::create_directories(c_.checkpoint_dir, ec);
@@ -266,8 +302,9 @@ class Trial {
     torch::NoGradGuard no_grad;
     model_->eval();
     AutocastScope autocast(c_.amp);
-    std::vector<int64_t> order(data_.test->size());
-    std::iota(order.begin(), order.end(), 0);
+    if (comm_) BroadcastTensors(model_->buffers(), *comm_);  // evaluate rank 0's BN statistics
+    std::vector<int64_t> order;
+    for (int64_t i = comm_ ? comm_->rank() : 0; i < data_.test->size(); i += world()) order.push_back(i);
     BatchLoader loader(*data_.test, std::move(order), std::max<int64_t>(batch_, 256), false, false,
                        0, c_.num_workers);
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
@@ -287,8 +324,10 @@ class Trial {
       top5 += hit.any(1).sum();
     }
     model_->train();
+    const auto sums = SumOverRanks({loss.item<double>(), static_cast<double>(top1.item<int64_t>()),
+                                    static_cast<double>(top5.item<int64_t>())});
     const double n = static_cast<double>(data_.test->size());
-    return {loss.item<double>() / n, 100.0 * top1.item<int64_t>() / n, 100.0 * top5.item<int64_t>() / n};
+    return {sums[0] / n, 100.0 * sums[1] / n, 100.0 * sums[2] / n};
   }
 
   std::pair<torch::Tensor, torch::Tensor> ToDevice(const std::shared_ptr<Batch>& b) {
@@ -308,11 +347,36 @@ class Trial {
     return {x, y};
   }
 
-  bool StopRequested() const { return options_.stop && options_.stop->load(); }
+  bool LocalStop() const { return options_.stop && options_.stop->load(); }
+  // Every rank must stop at the same step, so ranks agree on a stop request.
+  bool StopRequested() {
+    if (!comm_) return LocalStop();
+    return SumOverRanks({LocalStop() ? 1.0 : 0.0})[0] > 0;
+  }
+
+  // This rank's share of an epoch: for step s, the global batch is order[s*B, (s+1)*B) and rank
+  // r takes its r-th slice, so R ranks see exactly what one rank with batch B sees.
+  std::vector<int64_t> ShardOrder(int64_t epoch) const {
+    const std::vector<int64_t> order = EpochOrder(data_.train->size(), c_.seed, epoch);
+    if (!comm_) return order;
+    std::vector<int64_t> mine;
+    mine.reserve(steps_per_epoch_ * batch_);
+    for (int64_t s = 0; s < steps_per_epoch_; ++s) {
+      const int64_t begin = s * global_batch_ + comm_->rank() * batch_;
+      mine.insert(mine.end(), order.begin() + begin, order.begin() + begin + batch_);
+    }
+    return mine;
+  }
 
   int RunOrThrow() {
     Setup();
     Position pos = MaybeResume();
+    std::unique_ptr<GradientReducer> reducer;
+    if (comm_) {
+      BroadcastTensors(ModelState(), *comm_);
+      reducer = std::make_unique<GradientReducer>(model_->parameters(), *comm_,
+                                                  options_.distributed.bucket_bytes);
+    }
     const auto params = [&] {
       int64_t n = 0;
       for (const auto& p : model_->parameters()) n += p.numel();
@@ -327,6 +391,8 @@ class Trial {
           {"start_epoch", pos.epoch},
           {"start_step", pos.step},
           {"device", device_.str()},
+          {"world_size", world()},
+          {"backend", comm_ ? comm_->backend() : "none"},
           {"cost_uniform", cost_.cost_uniform},
           {"cost_first_last_fp32", cost_.cost_first_last_fp32}});
     model_->train();
@@ -335,7 +401,7 @@ class Trial {
     const int64_t first_epoch = pos.epoch;
     while (pos.epoch < c_.epochs) {
       torch::manual_seed(MixSeed(c_.seed, static_cast<uint64_t>(pos.epoch)));
-      BatchLoader loader(*data_.train, EpochOrder(data_.train->size(), c_.seed, pos.epoch), batch_,
+      BatchLoader loader(*data_.train, ShardOrder(pos.epoch), batch_,
                          /*drop_last=*/true, c_.dataset.augment, MixSeed(c_.seed ^ 0xA5A5, pos.epoch),
                          c_.num_workers, 4, pos.step);
       torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
@@ -355,7 +421,9 @@ class Trial {
           logits = model_->forward(x);
         }
         torch::Tensor loss = torch::cross_entropy_loss(logits.to(torch::kFloat), y);
+        if (reducer) reducer->Prepare();
         loss.backward();
+        if (reducer) reducer->Finish();
         optimizer_->step();
         loss_sum += loss.detach().to(torch::kDouble) * static_cast<double>(x.size(0));
         correct += logits.detach().argmax(1).eq(y).sum();
@@ -370,11 +438,14 @@ class Trial {
       }
       if (device_.is_cuda()) torch::cuda::synchronize();
       const double secs = Seconds(t0, Clock::now());
-      images += seen;
       train_seconds += secs;
       last = Evaluate();
       pos.best_top1 = std::max(pos.best_top1, last.top1);
-      const double train_loss = seen ? loss_sum.item<double>() / seen : 0;
+      const auto train_sums = SumOverRanks({loss_sum.item<double>(), static_cast<double>(correct.item<int64_t>()),
+                                            static_cast<double>(seen)});
+      seen = static_cast<int64_t>(train_sums[2]);
+      images += static_cast<double>(seen);
+      const double train_loss = seen ? train_sums[0] / seen : 0;
       if (!std::isfinite(train_loss)) {
         Fail(kExitInternal, "internal", absl::StrCat("training diverged: loss is ", train_loss, " in epoch ", pos.epoch));
       }
@@ -382,7 +453,7 @@ class Trial {
             {"epoch", pos.epoch},
             {"epochs", c_.epochs},
             {"train_loss", train_loss},
-            {"train_top1", seen ? 100.0 * correct.item<int64_t>() / seen : 0},
+            {"train_top1", seen ? 100.0 * train_sums[1] / seen : 0},
             {"test_loss", last.loss},
             {"top1", last.top1},
             {"top5", last.top5},
@@ -410,6 +481,7 @@ class Trial {
           {"cost_uniform", cost_.cost_uniform},
           {"cost_first_last_fp32", cost_.cost_first_last_fp32},
           {"fma_ratio", cost_.fma_ratio}});
+    if (comm_) comm_->Barrier();  // rank 0 hosts the store: leave together
     return kExitOk;
   }
 
@@ -422,7 +494,9 @@ class Trial {
   std::shared_ptr<Network> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   CostReport cost_;
-  int64_t batch_ = 0;
+  std::unique_ptr<Communicator> comm_;
+  int64_t global_batch_ = 0;
+  int64_t batch_ = 0;  // per rank
   int64_t steps_per_epoch_ = 0;
 };
 

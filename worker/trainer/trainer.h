@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/trial_config.h"
+#include "worker/trainer/communicator.h"
 
 namespace wrpn::trainer {
 
@@ -28,6 +29,9 @@ using EventSink = std::function<void(const nlohmann::json&)>;
 struct RunOptions {
   // Polled between steps; when it becomes true the trial checkpoints and stops.
   const std::atomic<bool>* stop = nullptr;
+  // world_size > 1: data-parallel over c10d (Gloo on CPU, NCCL on CUDA). Only rank 0 emits
+  // events other than "failed" and writes checkpoints.
+  DistributedOptions distributed;
 };
 
 // Trains `config` to the end (or until stopped) and returns the exit code.
