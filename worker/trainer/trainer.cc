@@ -408,6 +408,8 @@ class Trial {
       torch::Tensor correct = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kLong));
       int64_t seen = 0;
       const auto t0 = Clock::now();
+      const double wait0 = reducer ? reducer->wait_seconds() : 0;
+      const int64_t step0 = pos.step;
       while (pos.step < steps_per_epoch_) {
         auto b = loader.Next();
         if (!b.ok()) Fail(kExitDataError, "data", std::string(b.status().message()));
@@ -459,7 +461,10 @@ class Trial {
             {"top5", last.top5},
             {"lr", LearningRate(c_, pos.epoch + 1.0 - 1e-9)},
             {"images_per_sec", secs > 0 ? seen / secs : 0},
-            {"seconds", secs}});
+            {"seconds", secs},
+            // Time per step spent waiting for gradient all-reduces not hidden behind backward.
+            {"allreduce_wait_ms_per_step",
+             reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0}});
       ++pos.epoch;
       pos.step = 0;
       if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
