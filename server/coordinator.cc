@@ -1072,6 +1072,53 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
   return resp;
 }
 
+absl::StatusOr<pb::ReportLogsResponse> Coordinator::ReportLogs(const pb::ReportLogsRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(TickLocked());
+  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
+  TrialLog& log = logs_[l->trial_id];
+  const int64_t now = NowMs();
+  for (const std::string& text : req.lines()) {
+    pb::LogLine line;
+    line.set_seq(log.next_seq++);
+    line.set_time_ms(now);
+    line.set_attempt(l->attempt);
+    line.set_rank(req.rank());
+    line.set_line(text.size() > 4096 ? text.substr(0, 4096) : text);
+    log.lines.push_back(std::move(line));
+  }
+  while (static_cast<int64_t>(log.lines.size()) > kMaxLogLines) {
+    log.lines.pop_front();
+    ++log.dropped;
+  }
+  pb::ReportLogsResponse resp;
+  resp.set_accepted(req.lines_size());
+  return resp;
+}
+
+absl::StatusOr<pb::GetTrialLogsResponse> Coordinator::GetTrialLogs(
+    const pb::GetTrialLogsRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto t = trials_.find(req.trial_id());
+  if (t == trials_.end()) return absl::NotFoundError(absl::StrCat("trial ", req.trial_id()));
+  const int64_t limit =
+      req.limit() > 0 ? std::min<int64_t>(req.limit(), kMaxLogLines) : kMaxLogLines;
+  pb::GetTrialLogsResponse resp;
+  const TrialState s = t->second.rec.state;
+  resp.set_trial_finished(s == TrialState::kSucceeded || s == TrialState::kFailed ||
+                          s == TrialState::kCancelled);
+  auto it = logs_.find(req.trial_id());
+  if (it == logs_.end()) return resp;
+  resp.set_last_seq(it->second.next_seq - 1);
+  resp.set_dropped(it->second.dropped);
+  for (const pb::LogLine& line : it->second.lines) {
+    if (line.seq() <= req.after_seq()) continue;
+    if (resp.lines_size() >= limit) break;
+    *resp.add_lines() = line;
+  }
+  return resp;
+}
+
 absl::StatusOr<pb::ReportCheckpointResponse> Coordinator::ReportCheckpoint(
     const pb::ReportCheckpointRequest& req) {
   if (req.path().empty()) return absl::InvalidArgumentError("path: must not be empty");

@@ -59,6 +59,7 @@ class Coordinator {
   absl::StatusOr<pb::GetGridResponse> GetGrid(const pb::GetGridRequest& req);
   absl::StatusOr<pb::GetPaperTablesResponse> GetPaperTables(const pb::GetPaperTablesRequest& req);
   absl::StatusOr<pb::ListWorkersResponse> ListWorkers(const pb::ListWorkersRequest& req);
+  absl::StatusOr<pb::GetTrialLogsResponse> GetTrialLogs(const pb::GetTrialLogsRequest& req);
   // Streams the sweep, then each trial event of it, until the sweep is finished (all trials
   // terminal), `send` returns false, `stop` returns true or the coordinator shuts down. Blocks.
   absl::Status WatchSweep(const pb::WatchSweepRequest& req,
@@ -73,6 +74,9 @@ class Coordinator {
   absl::StatusOr<pb::ReportCheckpointResponse> ReportCheckpoint(
       const pb::ReportCheckpointRequest& req);
   absl::StatusOr<pb::CompleteTrialResponse> CompleteTrial(const pb::CompleteTrialRequest& req);
+  // Appends lines to the lease's trial log (memory only, the last kMaxLogLines per trial).
+  absl::StatusOr<pb::ReportLogsResponse> ReportLogs(const pb::ReportLogsRequest& req);
+  static constexpr int64_t kMaxLogLines = 5000;
 
   // Expires leases past their TTL (re-queueing or failing their trials) and marks silent workers
   // lost.
@@ -156,6 +160,12 @@ class Coordinator {
   int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
   int64_t next_worker_ = 1;
   PaperTables paper_;
+  struct TrialLog {
+    std::deque<pb::LogLine> lines;
+    int64_t next_seq = 1;
+    int64_t dropped = 0;
+  };
+  std::unordered_map<int64_t, TrialLog> logs_;  // by trial id; not persisted
 
   CounterFamily* lease_expirations_;
   CounterFamily* attempts_total_;

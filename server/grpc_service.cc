@@ -70,6 +70,8 @@ WRPN_RPC(CoordinatorServiceImpl, GetPaperTables, Role::kViewer, GetPaperTablesRe
          GetPaperTablesResponse)
 WRPN_RPC(CoordinatorServiceImpl, ListWorkers, Role::kViewer, ListWorkersRequest,
          ListWorkersResponse)
+WRPN_RPC(CoordinatorServiceImpl, GetTrialLogs, Role::kViewer, GetTrialLogsRequest,
+         GetTrialLogsResponse)
 WRPN_RPC(WorkerServiceImpl, RegisterWorker, Role::kWorker, RegisterWorkerRequest,
          RegisterWorkerResponse)
 WRPN_RPC(WorkerServiceImpl, Heartbeat, Role::kWorker, HeartbeatRequest, HeartbeatResponse)
@@ -80,6 +82,7 @@ WRPN_RPC(WorkerServiceImpl, ReportCheckpoint, Role::kWorker, ReportCheckpointReq
          ReportCheckpointResponse)
 WRPN_RPC(WorkerServiceImpl, CompleteTrial, Role::kWorker, CompleteTrialRequest,
          CompleteTrialResponse)
+WRPN_RPC(WorkerServiceImpl, ReportLogs, Role::kWorker, ReportLogsRequest, ReportLogsResponse)
 #undef WRPN_RPC
 
 grpc::Status CoordinatorServiceImpl::WatchSweep(grpc::ServerContext* ctx,

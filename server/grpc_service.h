@@ -46,6 +46,8 @@ class CoordinatorServiceImpl final : public pb::Coordinator::Service {
                               pb::GetPaperTablesResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const pb::ListWorkersRequest*,
                            pb::ListWorkersResponse*) override;
+  grpc::Status GetTrialLogs(grpc::ServerContext*, const pb::GetTrialLogsRequest*,
+                            pb::GetTrialLogsResponse*) override;
 
  private:
   Coordinator* c_;
@@ -69,6 +71,8 @@ class WorkerServiceImpl final : public pb::WorkerService::Service {
                                 pb::ReportCheckpointResponse*) override;
   grpc::Status CompleteTrial(grpc::ServerContext*, const pb::CompleteTrialRequest*,
                              pb::CompleteTrialResponse*) override;
+  grpc::Status ReportLogs(grpc::ServerContext*, const pb::ReportLogsRequest*,
+                          pb::ReportLogsResponse*) override;
 
  private:
   Coordinator* c_;
