@@ -369,6 +369,16 @@ TEST_F(CliTest, TrialCommandsAndWorkers) {
   r = Run({"trial", "metrics", "6", "--name", "top1", "-o", "json"});
   ASSERT_EQ(r.code, 0);
   EXPECT_EQ(nlohmann::json::parse(r.out)["points"].size(), 3u);
+  r = Run({"trial", "logs", "6"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "epoch 1/3 top1 83.800000\nepoch 2/3 top1 86.800000\nepoch 3/3 top1 89.800000\n");
+  r = Run({"trial", "logs", "6", "-f", "--tail", "1", "--prefix"});  // finished: -f returns at once
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" a1 r0  epoch 3/3 top1 89.8"));
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+  r = Run({"trial", "logs", "6", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(r.out)["lines"].size(), 3u);
+  EXPECT_EQ(Run({"trial", "logs", "99"}).code, 3);
   r = Run({"worker", "list", "-o", "json"});
   ASSERT_EQ(r.code, 0);
   EXPECT_EQ(nlohmann::json::parse(r.out)[0]["name"], "fake-worker");

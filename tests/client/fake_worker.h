@@ -92,6 +92,14 @@ class FakeWorker {
       pb::ReportMetricsResponse mr;
       status_ = stub_->ReportMetrics(Ctx().get(), m, &mr);
       if (!status_.ok()) return false;
+      pb::ReportLogsRequest logs;
+      *logs.mutable_lease() = ref;
+      logs.set_rank(0);
+      logs.add_lines("epoch " + std::to_string(e) + "/" + std::to_string(epochs) + " top1 " +
+                     std::to_string(acc));
+      pb::ReportLogsResponse lr;
+      status_ = stub_->ReportLogs(Ctx().get(), logs, &lr);
+      if (!status_.ok()) return false;
       pb::ReportCheckpointRequest ck;
       *ck.mutable_lease() = ref;
       ck.set_epoch(e);
