@@ -455,6 +455,10 @@ void Agent::Start(const pb::Lease& lease) {
   for (int local = 0; local < r.nproc; ++local) {
     ProcessSpec spec;
     spec.argv = {options_.trainer, "train", "--config", config_path};
+    if (r.world_size > 1 && options_.rendezvous_timeout_s > 0) {
+      spec.argv.push_back("--rendezvous-timeout");
+      spec.argv.push_back(absl::StrCat(options_.rendezvous_timeout_s));
+    }
     spec.cwd = r.dir;
     spec.stderr_tail_bytes = options_.log_tail_bytes;
     if (r.world_size > 1) {

@@ -40,6 +40,9 @@ struct AgentOptions {
   // Port this worker's rank-0 trainers host the TCPStore on in multi-node trials; registered as
   // part of the address ("host:port") so every peer learns it. 0 = the coordinator's choice.
   int rendezvous_port = 0;
+  // Seconds the ranks of a multi-rank trial wait for each other (wrpn-train
+  // --rendezvous-timeout); 0 = the trainer's default.
+  double rendezvous_timeout_s = 0;
   std::chrono::milliseconds grace{30000};            // SIGTERM -> SIGKILL
   std::chrono::milliseconds metrics_interval{5000};  // batch metric points this long at most
   std::chrono::milliseconds acquire_interval{1000};  // ask for work at most this often

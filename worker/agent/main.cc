@@ -136,6 +136,10 @@ int main(int argc, char** argv) {
                  "port rank 0 of a multi-node trial hosts its TCPStore on when this worker is "
                  "rank 0 (registered with --address; 0 = the coordinator assigns one)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
+  app.add_option("--rendezvous-timeout", opt.rendezvous_timeout_s,
+                 "seconds the ranks of a multi-rank trial wait for each other (0 = the "
+                 "trainer's default, 60)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--grace", grace_s, "seconds between SIGTERM and SIGKILL for a trainer")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--metrics-interval", metrics_s, "seconds metric points are batched at most")

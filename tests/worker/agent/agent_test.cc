@@ -379,6 +379,7 @@ TEST_F(AgentTest, ALostLeaseStopsTheTrainerWithoutReporting) {
 
 TEST_F(AgentTest, GangNodeGetsTheRendezvousEnvironmentAndWaitsForRankZerosReport) {
   options_.cpu_ranks = 2;
+  options_.rendezvous_timeout_s = 5;
   pb::Lease l = MakeLease(11);
   l.set_lease_id("l-111-1");
   pb::Rendezvous* rv = l.mutable_rendezvous();
@@ -397,6 +398,9 @@ TEST_F(AgentTest, GangNodeGetsTheRendezvousEnvironmentAndWaitsForRankZerosReport
     EXPECT_EQ(env.at("RANK"), std::to_string(2 + local));
     EXPECT_EQ(env.at("LOCAL_RANK"), std::to_string(local));
     EXPECT_EQ(env.at("LOCAL_WORLD_SIZE"), "2");
+    EXPECT_THAT(launcher_.at(local)->spec.argv,
+                ::testing::Contains("--rendezvous-timeout"));
+    EXPECT_EQ(launcher_.at(local)->spec.argv.back(), "5");
   }
   EXPECT_EQ(ConfigOf(*launcher_.at(0))["threads"], 4);
   EXPECT_THAT(ConfigOf(*launcher_.at(0))["checkpoint_dir"].get<std::string>(),
