@@ -751,30 +751,51 @@ absl::StatusOr<pb::GetPaperTablesResponse> Coordinator::GetPaperTables(
   return resp;
 }
 
+pb::Worker Coordinator::WorkerMessage(const WorkerEntry& w) const {
+  pb::Worker m;
+  m.set_id(w.rec.id);
+  m.set_name(w.rec.name);
+  m.set_address(w.rec.address);
+  for (const GpuRecord& g : w.rec.gpus) {
+    pb::Gpu* gm = m.add_gpus();
+    gm->set_index(g.index);
+    gm->set_memory_bytes(g.memory_bytes);
+    gm->set_name(g.name);
+  }
+  m.set_cpus(w.rec.cpus);
+  for (const auto& [k, v] : w.rec.labels) (*m.mutable_labels())[k] = v;
+  m.set_state(w.rec.lost ? "lost" : w.rec.draining ? "draining" : "alive");
+  m.set_registered_ms(w.rec.registered_ms);
+  m.set_last_heartbeat_ms(w.rec.last_heartbeat_ms);
+  m.set_free_gpus(std::max(0, static_cast<int>(w.rec.gpus.size()) - w.used_gpus));
+  std::set<int64_t> running;
+  for (const auto& l : w.leases) running.insert(leases_.at(l).trial_id);
+  for (int64_t t : running) m.add_running_trials(t);
+  return m;
+}
+
 absl::StatusOr<pb::ListWorkersResponse> Coordinator::ListWorkers(const pb::ListWorkersRequest&) {
   std::lock_guard<std::mutex> lock(mu_);
   pb::ListWorkersResponse resp;
-  for (const auto& [id, w] : workers_) {
-    pb::Worker* m = resp.add_workers();
-    m->set_id(id);
-    m->set_name(w.rec.name);
-    m->set_address(w.rec.address);
-    for (const GpuRecord& g : w.rec.gpus) {
-      pb::Gpu* gm = m->add_gpus();
-      gm->set_index(g.index);
-      gm->set_memory_bytes(g.memory_bytes);
-      gm->set_name(g.name);
-    }
-    m->set_cpus(w.rec.cpus);
-    for (const auto& [k, v] : w.rec.labels) (*m->mutable_labels())[k] = v;
-    m->set_state(w.rec.lost ? "lost" : w.rec.draining ? "draining" : "alive");
-    m->set_registered_ms(w.rec.registered_ms);
-    m->set_last_heartbeat_ms(w.rec.last_heartbeat_ms);
-    m->set_free_gpus(std::max(0, static_cast<int>(w.rec.gpus.size()) - w.used_gpus));
-    std::set<int64_t> running;
-    for (const auto& l : w.leases) running.insert(leases_.at(l).trial_id);
-    for (int64_t t : running) m->add_running_trials(t);
+  for (const auto& [id, w] : workers_) *resp.add_workers() = WorkerMessage(w);
+  return resp;
+}
+
+absl::StatusOr<pb::DrainWorkerResponse> Coordinator::DrainWorker(
+    const pb::DrainWorkerRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(req.worker_id());
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker '", req.worker_id(), "'"));
   }
+  Mutation m;
+  WorkerRecord w = it->second.rec;
+  w.draining = req.drain();
+  m.workers.push_back(w);
+  RETURN_IF_ERROR(CommitLocked(m));
+  it->second.rec = w;
+  pb::DrainWorkerResponse resp;
+  *resp.mutable_worker() = WorkerMessage(it->second);
   return resp;
 }
 

@@ -59,6 +59,7 @@ class Coordinator {
   absl::StatusOr<pb::GetGridResponse> GetGrid(const pb::GetGridRequest& req);
   absl::StatusOr<pb::GetPaperTablesResponse> GetPaperTables(const pb::GetPaperTablesRequest& req);
   absl::StatusOr<pb::ListWorkersResponse> ListWorkers(const pb::ListWorkersRequest& req);
+  absl::StatusOr<pb::DrainWorkerResponse> DrainWorker(const pb::DrainWorkerRequest& req);
   absl::StatusOr<pb::GetTrialLogsResponse> GetTrialLogs(const pb::GetTrialLogsRequest& req);
   // Streams the sweep, then each trial event of it, until the sweep is finished (all trials
   // terminal), `send` returns false, `stop` returns true or the coordinator shuts down. Blocks.
@@ -140,6 +141,7 @@ class Coordinator {
   QueuedTrial QueuedOf(const TrialRecord& t) const;
   pb::Sweep SweepMessage(const SweepEntry& s, bool with_spec) const;
   pb::Trial TrialMessage(const TrialEntry& t) const;
+  pb::Worker WorkerMessage(const WorkerEntry& w) const;
   std::string PendingReason(const TrialRecord& t) const;
   void CollectMetrics();
 

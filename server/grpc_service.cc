@@ -72,6 +72,8 @@ WRPN_RPC(CoordinatorServiceImpl, ListWorkers, Role::kViewer, ListWorkersRequest,
          ListWorkersResponse)
 WRPN_RPC(CoordinatorServiceImpl, GetTrialLogs, Role::kViewer, GetTrialLogsRequest,
          GetTrialLogsResponse)
+WRPN_RPC(CoordinatorServiceImpl, DrainWorker, Role::kAdmin, DrainWorkerRequest,
+         DrainWorkerResponse)
 WRPN_RPC(WorkerServiceImpl, RegisterWorker, Role::kWorker, RegisterWorkerRequest,
          RegisterWorkerResponse)
 WRPN_RPC(WorkerServiceImpl, Heartbeat, Role::kWorker, HeartbeatRequest, HeartbeatResponse)

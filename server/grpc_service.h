@@ -46,6 +46,8 @@ class CoordinatorServiceImpl final : public pb::Coordinator::Service {
                               pb::GetPaperTablesResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const pb::ListWorkersRequest*,
                            pb::ListWorkersResponse*) override;
+  grpc::Status DrainWorker(grpc::ServerContext*, const pb::DrainWorkerRequest*,
+                           pb::DrainWorkerResponse*) override;
   grpc::Status GetTrialLogs(grpc::ServerContext*, const pb::GetTrialLogsRequest*,
                             pb::GetTrialLogsResponse*) override;
 

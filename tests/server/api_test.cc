@@ -495,6 +495,53 @@ TEST(ServerOptionsTest, NonLoopbackWithoutTokensIsRefused) {
   EXPECT_FALSE(IsLoopbackAddress("[::]:7070"));
 }
 
+TEST(TlsTest, ServesTlsWithCertAndKey) {
+  const std::string dir = std::filesystem::path(testing::TempDir()) /
+                          ("tls-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + dir + "/key.pem -out " +
+      dir + "/cert.pem > " + dir + "/openssl.log 2>&1";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl could not make a certificate";
+  FakeClock clock;
+  auto store = SqliteStore::Open(":memory:");
+  ASSERT_TRUE(store.ok());
+  MetricsRegistry registry;
+  auto c = Coordinator::Create(store->get(), &clock, &registry, {});
+  ASSERT_TRUE(c.ok());
+  Authenticator none;
+  ServerOptions opts;
+  opts.grpc_listen = "127.0.0.1:0";
+  opts.http_listen = "";
+  opts.tick_interval = 0ms;
+  opts.tls_cert = dir + "/cert.pem";
+  opts.tls_key = dir + "/key.pem";
+  auto s = CoordinatorServer::Start(c->get(), &none, &registry, opts);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const std::string target = "127.0.0.1:" + std::to_string((*s)->grpc_port());
+  std::ifstream cert_in(opts.tls_cert);
+  std::stringstream cert;
+  cert << cert_in.rdbuf();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = cert.str();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto tls = pb::Coordinator::NewStub(
+      grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args));
+  pb::ListSweepsResponse list;
+  grpc::Status st = tls->ListSweeps(CallCtx(nullptr).get(), {}, &list);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  auto plain = pb::Coordinator::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto ctx = CallCtx(nullptr);
+  ctx->set_deadline(std::chrono::system_clock::now() + 2s);
+  EXPECT_FALSE(plain->ListSweeps(ctx.get(), {}, &list).ok());
+  opts.tls_key.clear();
+  EXPECT_EQ(CoordinatorServer::Start(c->get(), &none, &registry, opts).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(AuthenticatorTest, TokenFileErrorsNameTheLine) {
   auto a = Authenticator::FromText("admin short\n", "tokens.txt");
   EXPECT_THAT(std::string(a.status().message()), HasSubstr("tokens.txt:1: token is 5 characters"));

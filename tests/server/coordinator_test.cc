@@ -363,6 +363,29 @@ resources: {gpus_per_node: 2, nodes: 2}
   EXPECT_EQ(cmds[0].kind(), pb::WorkerCommand::FORGET_LEASE);
 }
 
+TEST_F(CoordinatorTest, DrainingWorkerGetsNoNewLeases) {
+  Submit(kCpuSpec);
+  std::string w = Register("w", 0, 4);
+  auto first = Acquire(w);
+  ASSERT_EQ(first.size(), 1u);
+  pb::DrainWorkerRequest drain;
+  drain.set_worker_id(w);
+  drain.set_drain(true);
+  auto r = c_->DrainWorker(drain);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->worker().state(), "draining");
+  EXPECT_TRUE(Acquire(w, 4).empty());
+  auto cmds = Heartbeat(w, first);
+  ASSERT_EQ(cmds.size(), 1u);
+  EXPECT_EQ(cmds[0].kind(), pb::WorkerCommand::DRAIN);
+  ASSERT_TRUE(Complete(first[0], 60).ok());  // running trials finish normally
+  drain.set_drain(false);
+  ASSERT_TRUE(c_->DrainWorker(drain).ok());
+  EXPECT_EQ(Acquire(w, 4).size(), 3u);
+  drain.set_worker_id("w-404");
+  EXPECT_EQ(c_->DrainWorker(drain).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(CoordinatorTest, TrialNoWorkerCanFitStaysQueuedWithReason) {
   Submit(R"(
 axes: {network: resnet34, width: 1, precision: ["32/32"]}
