@@ -559,6 +559,14 @@ pb::Trial Coordinator::TrialMessage(const TrialEntry& e) const {
   m.set_trial_config_json(t.config_json);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
+  if (t.state == TrialState::kRunning && !e.attempts.empty() &&
+      !e.attempts.back().lease_ids.empty()) {
+    auto lit = leases_.find(e.attempts.back().lease_ids[0]);
+    if (lit != leases_.end()) {
+      m.set_progress_epoch(lit->second.progress_epoch);
+      m.set_progress_fraction(lit->second.progress_fraction);
+    }
+  }
   return m;
 }
 
@@ -922,6 +930,8 @@ absl::StatusOr<pb::HeartbeatResponse> Coordinator::Heartbeat(const pb::Heartbeat
     expiry_.erase({l.expires, l.lease_id});
     l.expires = now + options_.lease_ttl;
     l.delivered = true;
+    l.progress_epoch = p.epoch();
+    l.progress_fraction = std::clamp(p.fraction(), 0.0, 1.0);
     expiry_.insert({l.expires, l.lease_id});
   }
   if (w.rec.draining) resp.add_commands()->set_kind(pb::WorkerCommand::DRAIN);

@@ -109,6 +109,8 @@ class Coordinator {
     int rank = 0;
     Steady expires;
     bool delivered = false;
+    int64_t progress_epoch = 0;  // from heartbeats
+    double progress_fraction = 0;
   };
   struct WorkerEntry {
     WorkerRecord rec;

@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -540,6 +542,51 @@ TEST(TlsTest, ServesTlsWithCertAndKey) {
   opts.tls_key.clear();
   EXPECT_EQ(CoordinatorServer::Start(c->get(), &none, &registry, opts).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The real binary: starts on free ports, serves /readyz, and on SIGTERM stops and exits 0.
+TEST(BinaryTest, SigtermShutsDownGracefully) {
+  const std::string binary = std::string(WRPN_BINARY_DIR) + "/server/wrpn-coordinator";
+  ASSERT_TRUE(std::filesystem::exists(binary)) << binary;
+  const std::string dir = std::filesystem::path(testing::TempDir()) /
+                          ("bin-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string db = dir + "/c.db", log = dir + "/c.log";
+  std::filesystem::remove(db);
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(binary.c_str(), binary.c_str(), "--db", db.c_str(), "--listen", "127.0.0.1:0",
+          "--http-listen", "127.0.0.1:0", "--lease-ttl", "5", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  auto read_log = [&] {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  int http_port = 0;
+  for (int i = 0; i < 500 && http_port == 0; ++i) {  // the child needs a moment to start
+    const std::string text = read_log();
+    auto at = text.find("HTTP on port ");
+    if (at != std::string::npos) http_port = std::atoi(text.c_str() + at + 13);
+    else std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_GT(http_port, 0) << read_log();
+  EXPECT_EQ(HttpGet(http_port, "/readyz").code, 200);
+  EXPECT_THAT(read_log(), HasSubstr("authentication is off, listening on loopback only"));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_THAT(read_log(), HasSubstr("wrpn-coordinator: stopped"));
+  auto reopened = SqliteStore::Open(db);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->schema_version(), 1);
 }
 
 TEST(AuthenticatorTest, TokenFileErrorsNameTheLine) {

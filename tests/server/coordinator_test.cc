@@ -216,7 +216,17 @@ max_attempts: 2
 
   // A heartbeat inside the TTL keeps the lease alive past the original deadline.
   clock_.Advance(20s);
-  EXPECT_TRUE(Heartbeat(w, {a1}).empty());
+  pb::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  auto* progress = hb.add_leases();
+  *progress->mutable_lease() = Ref(a1);
+  progress->set_epoch(1);
+  progress->set_fraction(0.5);
+  auto hr = c_->Heartbeat(hb);
+  ASSERT_TRUE(hr.ok());
+  EXPECT_EQ(hr->commands_size(), 0);
+  EXPECT_EQ(Trial(a1.trial_id()).trial().progress_epoch(), 1);
+  EXPECT_DOUBLE_EQ(Trial(a1.trial_id()).trial().progress_fraction(), 0.5);
   clock_.Advance(20s);
   ASSERT_TRUE(c_->Tick().ok());
   EXPECT_EQ(Trial(a1.trial_id()).trial().state(), pb::TRIAL_RUNNING);
