@@ -172,6 +172,7 @@ std::string GridHeatmapScript(const GridView& v, bool delta, const std::string& 
     if (!std::isnan(x)) lo = std::min(lo, x), hi = std::max(hi, x);
   }
   if (lo <= hi) {
+    if (delta) hi = std::max(std::abs(lo), std::abs(hi)), lo = -hi;  // white at zero
     if (lo == hi) lo -= 1, hi += 1;
     s << absl::StrFormat("set cbrange [%.6g:%.6g]\n", lo, hi);
   }
