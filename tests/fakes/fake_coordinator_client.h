@@ -68,12 +68,19 @@ class FakeCoordinatorClient final : public CoordinatorClient {
     return absl::OkStatus();
   }
 
+  absl::Status ReportLogs(const pb::ReportLogsRequest& req) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Pop(logs_errors); !s.ok()) return s;
+    logs.push_back(req);
+    return absl::OkStatus();
+  }
+
   // Scripted inputs (set before the agent steps, or under the test's own sequencing).
   int64_t lease_ttl_ms = 3000;
   std::deque<pb::Lease> leases;
   std::vector<pb::WorkerCommand> commands;
   std::deque<absl::Status> register_errors, heartbeat_errors, acquire_errors, metrics_errors,
-      checkpoint_errors, complete_errors;
+      checkpoint_errors, complete_errors, logs_errors;
   // Recorded calls.
   std::vector<pb::RegisterWorkerRequest> registers;
   std::vector<pb::HeartbeatRequest> heartbeats;
@@ -81,6 +88,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<pb::ReportMetricsRequest> metrics;
   std::vector<pb::ReportCheckpointRequest> checkpoints;
   std::vector<pb::CompleteTrialRequest> completions;
+  std::vector<pb::ReportLogsRequest> logs;
 
  private:
   static absl::Status Pop(std::deque<absl::Status>& q) {

@@ -19,7 +19,8 @@ struct FakeProcessState {
   std::mutex mu;
   ProcessSpec spec;
   std::deque<std::string> stdout_lines;
-  std::string stderr_text;
+  std::string stderr_text;  // the whole stderr so far
+  std::deque<std::string> stderr_lines;  // not yet taken
   std::optional<ExitStatus> exit;
   std::vector<int> signals;  // received, in order
   // When set, a SIGTERM makes the process print these lines and exit with this code.
@@ -29,6 +30,11 @@ struct FakeProcessState {
   void Print(const std::string& line) {
     std::lock_guard<std::mutex> lock(mu);
     stdout_lines.push_back(line);
+  }
+  void PrintErr(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    stderr_text += line + "\n";
+    stderr_lines.push_back(line);
   }
   void ExitWith(int code) {
     std::lock_guard<std::mutex> lock(mu);
@@ -57,6 +63,12 @@ class FakeProcess final : public Process {
   std::string StderrTail() const override {
     std::lock_guard<std::mutex> lock(s_->mu);
     return s_->stderr_text;
+  }
+  std::vector<std::string> TakeStderrLines() override {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    std::vector<std::string> out(s_->stderr_lines.begin(), s_->stderr_lines.end());
+    s_->stderr_lines.clear();
+    return out;
   }
   std::optional<ExitStatus> Exited() override {
     std::lock_guard<std::mutex> lock(s_->mu);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -123,6 +124,8 @@ struct Agent::RunState {
   int failed_rank = -1;
   int first_bad = -1;  // local rank of the first process seen failing
   std::string notes;  // the agent's own lines for the attempt's log
+  std::deque<std::pair<int, std::string>> pending_logs;  // (rank or -1, line) for ReportLogs
+  Steady last_log_flush;
   std::optional<pb::CompleteTrialRequest> completion;  // decided outcome, not yet acknowledged
   bool awaiting_release = false;  // a gang node > 0 whose ranks ended cleanly
   bool done = false;              // reported or dropped: remove at the end of the step
@@ -219,7 +222,7 @@ void Agent::Step() {
   for (auto& r : runs_) {
     if (r->done) continue;
     if (r->term_sent && !r->killed && clock_->SteadyNow() - *r->term_sent >= options_.grace) {
-      r->notes += absl::StrCat("no exit ", options_.grace.count(), " ms after SIGTERM: SIGKILL\n");
+      Note(*r, absl::StrCat("no exit ", options_.grace.count(), " ms after SIGTERM: SIGKILL\n"));
       Log(absl::StrCat(DescribeLease(r->lease), ": grace period over, sending SIGKILL"));
       for (size_t i = 0; i < r->procs.size(); ++i) {
         if (!r->exits[i]) r->procs[i]->Kill();
@@ -228,6 +231,7 @@ void Agent::Step() {
     }
     FlushMetrics(*r, false);
     FlushCheckpoint(*r);
+    FlushLogs(*r, false);
     if (r->completion) TryComplete(*r);
   }
   if (next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
@@ -309,18 +313,67 @@ void Agent::Acquire() {
   for (const pb::Lease& l : resp->leases()) Start(l);
 }
 
+void Agent::Note(RunState& r, const std::string& text) {
+  r.notes += text;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    QueueLog(r, -1, text.substr(start, nl - start));
+    start = nl + 1;
+  }
+}
+
+void Agent::QueueLog(RunState& r, int rank, std::string line) {
+  if (!logs_supported_) return;
+  constexpr size_t kMaxPendingLines = 20000;
+  if (r.pending_logs.empty()) r.last_log_flush = clock_->SteadyNow();  // a new batch starts
+  r.pending_logs.emplace_back(rank, std::move(line));
+  if (r.pending_logs.size() > kMaxPendingLines) r.pending_logs.pop_front();
+}
+
+// Log lines are best effort: a failure never holds up the attempt's other reports.
+void Agent::FlushLogs(RunState& r, bool force) {
+  if (r.done || r.pending_logs.empty() || !logs_supported_) return;
+  if (!force && clock_->SteadyNow() - r.last_log_flush < options_.metrics_interval) return;
+  r.last_log_flush = clock_->SteadyNow();
+  constexpr int kMaxLinesPerCall = 500;
+  while (!r.pending_logs.empty()) {
+    pb::ReportLogsRequest req;
+    *req.mutable_lease() = Ref(r);
+    const int rank = r.pending_logs.front().first;
+    req.set_rank(rank);
+    size_t n = 0;
+    while (n < r.pending_logs.size() && r.pending_logs[n].first == rank &&
+           req.lines_size() < kMaxLinesPerCall) {
+      req.add_lines(r.pending_logs[n].second);
+      ++n;
+    }
+    absl::Status s = client_->ReportLogs(req);
+    if (s.code() == absl::StatusCode::kUnimplemented) {
+      Log("the coordinator does not take trial logs (ReportLogs unimplemented); keeping them "
+          "in the attempt folders only");
+      logs_supported_ = false;
+      r.pending_logs.clear();
+      return;
+    }
+    if (!s.ok() && Transient(s)) return;  // keep them for the next flush
+    r.pending_logs.erase(r.pending_logs.begin(), r.pending_logs.begin() + static_cast<long>(n));
+  }
+}
+
 void Agent::Fail(RunState& r, const std::string& kind, const std::string& reason) {
   pb::CompleteTrialRequest req;
   *req.mutable_lease() = Ref(r);
   req.mutable_failure()->set_kind(kind);
   req.mutable_failure()->set_reason(reason);
-  r.notes += absl::StrCat("attempt failed (", kind, "): ", reason, "\n");
+  Note(r, absl::StrCat("attempt failed (", kind, "): ", reason, "\n"));
   r.completion = std::move(req);
 }
 
 void Agent::Forget(RunState& r, const std::string& why) {
   Log(absl::StrCat(DescribeLease(r.lease), ": dropped (", why, ")"));
-  r.notes += absl::StrCat("lease dropped: ", why, "\n");
+  Note(r, absl::StrCat("lease dropped: ", why, "\n"));
   WriteLogs(r);
   for (int g : r.gpus) gpu_busy_[g] = false;
   r.gpus.clear();
@@ -396,12 +449,12 @@ void Agent::Start(const pb::Lease& lease) {
         return;
       }
       config["resume"] = true;
-      r.notes += absl::StrCat("resuming from ", src.string(), " (epoch ", lease.resume_epoch(),
-                              ")\n");
+      Note(r, absl::StrCat("resuming from ", src.string(), " (epoch ", lease.resume_epoch(),
+                              ")\n"));
     } else {
-      r.notes += absl::StrCat("checkpoint ", src.string(),
+      Note(r, absl::StrCat("checkpoint ", src.string(),
                               " is not readable on this worker (no shared checkpoint storage?); "
-                              "starting from epoch 0\n");
+                              "starting from epoch 0\n"));
       Log(absl::StrCat(DescribeLease(lease), ": checkpoint ", src.string(),
                        " is not readable here; starting from epoch 0"));
     }
@@ -486,7 +539,7 @@ void Agent::Start(const pb::Lease& lease) {
           absl::StrCat("cannot start rank ", r.node_rank * r.nproc + local, ": ",
                        p.status().message());
       Log(absl::StrCat(DescribeLease(lease), ": ", reason));
-      r.notes += reason + "\n";
+      Note(r, reason + "\n");
       // Ranks already started are stopped; the attempt is reported once they have exited.
       r.procs.resize(local);
       r.exits.resize(local);
@@ -500,11 +553,11 @@ void Agent::Start(const pb::Lease& lease) {
     }
     r.procs[local] = *std::move(p);
   }
-  r.notes += absl::StrCat("started ", r.nproc, " rank(s) of world size ", r.world_size,
+  Note(r, absl::StrCat("started ", r.nproc, " rank(s) of world size ", r.world_size,
                           r.world_size > 1 ? absl::StrCat(" (MASTER_ADDR ", master_addr,
                                                           ":", master_port, ")")
                                            : "",
-                          "\n");
+                          "\n"));
 }
 
 void Agent::RequestStop(RunState& r, StopKind kind, const std::string& reason) {
@@ -515,7 +568,7 @@ void Agent::RequestStop(RunState& r, StopKind kind, const std::string& reason) {
   }
   if (r.term_sent) return;
   Log(absl::StrCat(DescribeLease(r.lease), ": stopping (", reason, "): SIGTERM"));
-  r.notes += absl::StrCat("stopping: ", reason, "; SIGTERM sent\n");
+  Note(r, absl::StrCat("stopping: ", reason, "; SIGTERM sent\n"));
   r.term_sent = clock_->SteadyNow();
   for (size_t i = 0; i < r.procs.size(); ++i) {
     if (!r.exits[i]) r.procs[i]->Terminate();
@@ -541,7 +594,7 @@ void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
       r.epoch = r.start_epoch;
       if (e.contains("config") && e["config"].is_object())
         r.epochs = e["config"].value("epochs", int64_t{0});
-      r.notes += absl::StrCat("trainer started at epoch ", r.start_epoch, "\n");
+      Note(r, absl::StrCat("trainer started at epoch ", r.start_epoch, "\n"));
     } else if (kind == "epoch") {
       const int64_t epoch = e.value("epoch", int64_t{0});
       r.epoch = epoch + 1;
@@ -579,7 +632,7 @@ void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
       r.step = e.value("step", int64_t{0});
     }
   } catch (const json::exception& ex) {
-    r.notes += absl::StrCat("ignored malformed ", kind, " event: ", ex.what(), "\n");
+    Note(r, absl::StrCat("ignored malformed ", kind, " event: ", ex.what(), "\n"));
   }
 }
 
@@ -589,12 +642,14 @@ void Agent::Poll(RunState& r) {
   for (size_t i = 0; i < r.procs.size(); ++i) {
     for (const std::string& line : r.procs[i]->TakeStdoutLines())
       HandleEvent(r, static_cast<int>(i), line);
+    for (std::string& line : r.procs[i]->TakeStderrLines())
+      QueueLog(r, r.node_rank * r.nproc + static_cast<int>(i), std::move(line));
     if (r.done) return;  // a report showed the lease is gone
     if (!r.exits[i]) {
       r.exits[i] = r.procs[i]->Exited();
       if (r.exits[i]) {
         const int rank = r.node_rank * r.nproc + static_cast<int>(i);
-        r.notes += absl::StrCat("rank ", rank, ": ", r.exits[i]->Describe(), "\n");
+        Note(r, absl::StrCat("rank ", rank, ": ", r.exits[i]->Describe(), "\n"));
         if (!r.exits[i]->ok() && r.first_bad < 0) r.first_bad = static_cast<int>(i);
         if (!r.exits[i]->ok() && r.stop == StopKind::kNone && r.procs.size() > 1) {
           RequestStop(r, StopKind::kPeerFailed,
@@ -632,11 +687,11 @@ void Agent::Finish(RunState& r) {
     res->set_images_per_sec(f.value("images_per_sec", 0.0));
     res->set_cost_uniform(f.value("cost_uniform", 0.0));
     res->set_cost_first_last_fp32(f.value("cost_first_last_fp32", 0.0));
-    r.notes += absl::StrCat("finished: top1 ", res->top1(), "\n");
+    Note(r, absl::StrCat("finished: top1 ", res->top1(), "\n"));
     r.completion = std::move(req);
   } else if (r.node_rank > 0 && all_ok) {
     // Rank 0's worker reports the result; keep the lease alive until the coordinator lets go.
-    r.notes += "all ranks of this node finished; waiting for rank 0's report\n";
+    Note(r, "all ranks of this node finished; waiting for rank 0's report\n");
     r.awaiting_release = true;
   } else if (r.stop == StopKind::kDrain) {
     const std::string where =
@@ -676,12 +731,13 @@ void Agent::TryComplete(RunState& r) {
   FlushCheckpoint(r);
   if (r.done) return;
   if (!r.pending_points.empty() || r.pending_checkpoint) return;  // retry next step
+  FlushLogs(r, true);
   absl::Status s = client_->CompleteTrial(*r.completion);
   if (s.ok()) {
     const bool success = r.completion->has_result();
     Log(absl::StrCat(DescribeLease(r.lease), success ? ": succeeded" : ": reported failure: ",
                      success ? "" : r.completion->failure().reason()));
-    r.notes += success ? "reported success\n" : "reported failure\n";
+    Note(r, success ? "reported success\n" : "reported failure\n");
     WriteLogs(r);
     if (success && !options_.keep_checkpoints) {
       std::error_code ec;
@@ -719,7 +775,7 @@ void Agent::FlushMetrics(RunState& r, bool force) {
     return;
   }
   if (resp.status().code() == absl::StatusCode::kInvalidArgument) {
-    r.notes += absl::StrCat("metrics rejected: ", resp.status().message(), "\n");
+    Note(r, absl::StrCat("metrics rejected: ", resp.status().message(), "\n"));
     r.pending_points.clear();
     return;
   }
@@ -736,15 +792,15 @@ void Agent::FlushCheckpoint(RunState& r) {
   if (r.done || !r.pending_checkpoint) return;
   absl::Status s = client_->ReportCheckpoint(*r.pending_checkpoint);
   if (s.ok()) {
-    r.notes += absl::StrCat("checkpoint at epoch ", r.pending_checkpoint->epoch(), ": ",
-                            r.pending_checkpoint->path(), "\n");
+    Note(r, absl::StrCat("checkpoint at epoch ", r.pending_checkpoint->epoch(), ": ",
+                            r.pending_checkpoint->path(), "\n"));
     r.pending_checkpoint.reset();
     return;
   }
   if (Transient(s)) return;
   r.pending_checkpoint.reset();
   if (s.code() == absl::StatusCode::kInvalidArgument) {
-    r.notes += absl::StrCat("checkpoint rejected: ", s.message(), "\n");
+    Note(r, absl::StrCat("checkpoint rejected: ", s.message(), "\n"));
     return;
   }
   if (r.completion || r.awaiting_release ||

@@ -90,6 +90,9 @@ class Agent {
   void HandleEvent(RunState& r, int local_rank, const std::string& line);
   void Finish(RunState& r);
   void RequestStop(RunState& r, StopKind kind, const std::string& reason);
+  void Note(RunState& r, const std::string& text);
+  void QueueLog(RunState& r, int rank, std::string line);
+  void FlushLogs(RunState& r, bool force);
   void FlushMetrics(RunState& r, bool force);
   void FlushCheckpoint(RunState& r);
   void TryComplete(RunState& r);
@@ -114,6 +117,7 @@ class Agent {
   bool drain_applied_ = false;
   std::vector<std::unique_ptr<RunState>> runs_;
   std::vector<bool> gpu_busy_;
+  bool logs_supported_ = true;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
 };
 
 // Splits "host:port" or "[v6]:port" into its parts; a bare host (or IPv6 address) is left whole

@@ -43,6 +43,9 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   absl::Status CompleteTrial(const pb::CompleteTrialRequest& req) override {
     return Call(&pb::WorkerService::Stub::CompleteTrial, req, "CompleteTrial").status();
   }
+  absl::Status ReportLogs(const pb::ReportLogsRequest& req) override {
+    return Call(&pb::WorkerService::Stub::ReportLogs, req, "ReportLogs").status();
+  }
 
  private:
   template <typename Req, typename Resp>

@@ -27,6 +27,7 @@ class CoordinatorClient {
       const pb::ReportMetricsRequest& req) = 0;
   virtual absl::Status ReportCheckpoint(const pb::ReportCheckpointRequest& req) = 0;
   virtual absl::Status CompleteTrial(const pb::CompleteTrialRequest& req) = 0;
+  virtual absl::Status ReportLogs(const pb::ReportLogsRequest& req) = 0;
 };
 
 struct GrpcClientOptions {

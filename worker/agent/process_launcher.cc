@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -44,6 +45,12 @@ class ForkExecProcess final : public Process {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> out;
     out.swap(lines_);
+    return out;
+  }
+  std::vector<std::string> TakeStderrLines() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out(err_lines_.begin(), err_lines_.end());
+    err_lines_.clear();
     return out;
   }
   std::string StderrTail() const override {
@@ -83,6 +90,17 @@ class ForkExecProcess final : public Process {
     } else {
       err_.append(data, n);
       if (err_.size() > 2 * tail_limit_ + 4096) err_.erase(0, err_.size() - tail_limit_);
+      partial.append(data, n);
+      size_t start = 0;
+      for (size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+        err_lines_.push_back(partial.substr(start, nl - start));
+        if (err_lines_.size() > kMaxErrLines) err_lines_.pop_front();
+      }
+      partial.erase(0, start);
+      if (partial.size() > 64 * 1024) {  // an endless line: pass it on in pieces
+        err_lines_.push_back(partial);
+        partial.clear();
+      }
     }
   }
 
@@ -127,7 +145,7 @@ class ForkExecProcess final : public Process {
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (!partial_out.empty()) lines_.push_back(partial_out);
-    if (!partial_err.empty()) err_ += partial_err;
+    if (!partial_err.empty()) err_lines_.push_back(partial_err);
     if (WIFSIGNALED(wstatus)) status_.signal = WTERMSIG(wstatus);
     else status_.exit_code = WEXITSTATUS(wstatus);
     done_.store(true);
@@ -137,7 +155,9 @@ class ForkExecProcess final : public Process {
   const size_t tail_limit_;
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
+  static constexpr size_t kMaxErrLines = 10000;
   std::string err_;
+  std::deque<std::string> err_lines_;
   ExitStatus status_;
   std::atomic<bool> done_{false};
   std::atomic<bool> reaped_{false};

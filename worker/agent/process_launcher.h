@@ -37,6 +37,8 @@ class Process {
   virtual std::vector<std::string> TakeStdoutLines() = 0;
   // The newest stderr bytes (at most ProcessSpec::stderr_tail_bytes).
   virtual std::string StderrTail() const = 0;
+  // Complete stderr lines received since the last call (at most the newest 10,000 are held).
+  virtual std::vector<std::string> TakeStderrLines() = 0;
   // Set once the process has exited and its output has been read to the end. Non-blocking.
   virtual std::optional<ExitStatus> Exited() = 0;
   // SIGTERM / SIGKILL to the process and everything it started (its process group).

@@ -170,7 +170,7 @@ TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
   p->Print(Epoch(2, 3, 60));
   p->Print(R"({"event":"finished","top1":61.5,"top5":97,"best_top1":61.5,"images_per_sec":900,)"
            R"("cost_uniform":0.25,"cost_first_last_fp32":0.3})");
-  p->stderr_text = "epoch 3/3 ...\n";
+  p->PrintErr("epoch 3/3 ...");
   p->ExitWith(0);
   Steps(1);
   ASSERT_EQ(client_.completions.size(), 1u);
@@ -185,6 +185,18 @@ TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
   std::ifstream log(fs::path(p->spec.cwd) / "rank-0.log");
   std::string text((std::istreambuf_iterator<char>(log)), {});
   EXPECT_EQ(text, "epoch 3/3 ...\n");
+  // The trial log went to the coordinator too: the trainer's line as rank 0, the agent's notes
+  // as rank -1, before the outcome.
+  bool trainer_line = false, agent_line = false;
+  for (const auto& req : client_.logs) {
+    EXPECT_EQ(req.lease().lease_id(), "l-71-0");
+    for (const auto& l : req.lines()) {
+      trainer_line |= req.rank() == 0 && l == "epoch 3/3 ...";
+      agent_line |= req.rank() == -1 && l.find("finished: top1 61.5") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(trainer_line);
+  EXPECT_TRUE(agent_line);
   EXPECT_FALSE(fs::exists(fs::path(ckpt).parent_path()));
   // Free again: asks for work.
   Steps(15);
@@ -537,6 +549,21 @@ TEST_F(AgentTest, DataDirFillsEmptyAndRelativeDatasetPaths) {
   EXPECT_EQ(ConfigOf(*launcher_.at(0))["dataset"]["path"], "/shared/datasets/fashion-mnist");
   EXPECT_EQ(ConfigOf(*launcher_.at(1))["dataset"]["path"], "/shared/datasets/c10");
   EXPECT_EQ(ConfigOf(*launcher_.at(2))["dataset"]["path"], "/data/m");
+}
+
+TEST_F(AgentTest, AnOldCoordinatorWithoutReportLogsStillGetsTheOutcome) {
+  for (int i = 0; i < 10; ++i)
+    client_.logs_errors.push_back(absl::UnimplementedError("ReportLogs: unknown method"));
+  client_.leases.push_back(MakeLease(30));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->PrintErr("hello");
+  p->Print(R"({"event":"finished","top1":50,"top5":90})");
+  p->ExitWith(0);
+  Steps(3);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_TRUE(client_.logs.empty());
+  EXPECT_EQ(client_.logs_errors.size(), 9u) << "asked once, then not again";
 }
 
 }  // namespace

@@ -54,6 +54,8 @@ TEST(ForkExecLauncherTest, CapturesStdoutLinesStderrAndTheExitCode) {
   EXPECT_EQ(e.Describe(), "exit code 3");
   EXPECT_THAT(lines, ElementsAre("{\"event\":\"a\"}", "two", "three"));
   EXPECT_EQ((*p)->StderrTail(), "oops\n");
+  EXPECT_THAT((*p)->TakeStderrLines(), ElementsAre("oops"));
+  EXPECT_TRUE((*p)->TakeStderrLines().empty());
 }
 
 TEST(ForkExecLauncherTest, KeepsOnlyTheNewestStderrBytes) {
