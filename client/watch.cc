@@ -22,7 +22,12 @@ struct TrialInfo {
   int epochs = 0;
   int64_t epoch = 0;
   double top1 = kNaN, ips = kNaN;
+  double fraction = -1;  // from the worker's heartbeat; -1 = unknown, use epoch / epochs
   std::string state;
+  double Progress() const {
+    if (fraction >= 0) return std::min(1.0, fraction);
+    return epochs > 0 ? std::min(1.0, static_cast<double>(epoch) / epochs) : 0.0;
+  }
 };
 
 bool Finished(pb::SweepState s) {
@@ -115,6 +120,7 @@ class Watcher {
   std::string EventLine(const pb::TrialEvent& e) {
     TrialInfo& t = trials_[e.trial_id()];
     t.state = TrialStateName(e.state());
+    if (e.state() == pb::TRIAL_RUNNING || e.state() == pb::TRIAL_QUEUED) t.fraction = -1, t.epoch = 0;
     std::string what = t.state;
     if (e.state() == pb::TRIAL_RUNNING) what = absl::StrFormat("running (attempt %d)", e.attempt());
     if (e.state() == pb::TRIAL_SUCCEEDED) {
@@ -189,6 +195,8 @@ class Watcher {
       req.set_trial_id(id);
       pb::GetTrialResponse resp;
       if (!c_.stub().GetTrial(c_.Context().get(), req, &resp).ok()) continue;
+      if (resp.trial().progress_fraction() > 0) t.fraction = resp.trial().progress_fraction();
+      t.epoch = std::max(t.epoch, resp.trial().progress_epoch());
       for (const auto& m : resp.last_metrics()) {
         t.epoch = std::max(t.epoch, m.step());
         if (m.name() == "top1") t.top1 = m.value();
@@ -204,7 +212,7 @@ class Watcher {
     double progress = static_cast<double>(Done(c));
     double running_frac = 0;
     for (const auto& [id, t] : trials_)
-      if (t.state == "running" && t.epochs > 0) running_frac += std::min(1.0, static_cast<double>(t.epoch) / t.epochs);
+      if (t.state == "running") running_frac += t.Progress();
     progress += running_frac;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double gained = progress - static_cast<double>(start_done_);
@@ -217,7 +225,7 @@ class Watcher {
       if (t.state != "running") continue;
       std::string line = absl::StrFormat(
           "  trial %-5d %-28s %s epoch %d/%s  top-1 %s  %s img/s", id, t.label,
-          Bar(t.epochs ? static_cast<double>(t.epoch) / t.epochs : 0, 20), t.epoch,
+          Bar(t.Progress(), 20), t.epoch,
           t.epochs ? absl::StrCat(t.epochs) : std::string("?"),
           std::isnan(t.top1) ? std::string("-") : absl::StrFormat("%.2f", t.top1),
           std::isnan(t.ips) ? std::string("-") : absl::StrFormat("%.0f", t.ips));
