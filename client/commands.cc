@@ -1092,6 +1092,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   wlist->callback(run([&] { return WorkerList(inv); }));
 
   auto* version = app.add_subcommand("version", "print the client version");
+  version->footer("\nExamples:\n  wrpn version\n  wrpn version -o json");
   version->callback(run([&] { return Version(inv); }));
 
   std::vector<const char*> argv{"wrpn"};

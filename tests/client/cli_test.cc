@@ -415,6 +415,39 @@ TEST_F(CliTest, PlotsWithGnuplot) {
   EXPECT_THAT(r.err, HasSubstr("gnuplot not found"));
 }
 
+TEST_F(CliTest, GridAveragesSeedsAndShowsUnfinishedCells) {
+  const std::string spec = WriteFile(
+      "seeds.yaml",
+      "name: seeds\naxes: {network: lenet5, width: [1], precision: [\"32/32\", \"4/4\"], seed: [0, 1]}\n"
+      "recipe: {epochs: 1}\n");
+  ASSERT_EQ(Run({"sweep", "submit", spec}).code, 0);
+  ASSERT_EQ(NewWorker().RunAll(), 4);
+  Result r = Run({"grid", "1", "--metric", "top1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Seeds 0 and 1 differ by 0.03: mean +0.015, sample std 0.02.
+  EXPECT_THAT(r.out, HasSubstr("w32    89.02±0.02"));
+  EXPECT_THAT(r.out, HasSubstr("  88.22±0.02\n"));
+  ASSERT_EQ(Run({"sweep", "submit", spec}).code, 0);
+  r = Run({"grid", "2", "--metric", "top1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("w32    queued"));
+  r = Run({"grid", "2", "-o", "csv"});
+  EXPECT_THAT(r.out, HasSubstr("lenet5,1,32,32,queued,2,0,,"));
+}
+
+TEST_F(CliTest, HelpHasExamplesEverywhere) {
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{}, {"sweep", "submit"}, {"sweep", "list"}, {"sweep", "show"}, {"sweep", "watch"},
+        {"sweep", "cancel"}, {"sweep", "retry"}, {"trial", "list"}, {"trial", "show"}, {"trial", "metrics"},
+        {"trial", "logs"}, {"grid"}, {"paper"}, {"cost"}, {"footprint"}, {"plot"}, {"worker", "list"}, {"version"}}) {
+    cmd.push_back("--help");
+    SCOPED_TRACE(::testing::PrintToString(cmd));
+    Result r = Run(cmd);
+    EXPECT_EQ(r.code, 0);
+    EXPECT_THAT(r.out, HasSubstr("Examples:"));
+  }
+}
+
 TEST(OutputTest, YamlCsvMarkdown) {
   const nlohmann::json j = {{"name", "a: b"}, {"n", 3}, {"list", {1, 2}}, {"empty", nlohmann::json::array()},
                             {"nested", {{"x", true}, {"s", "123"}}}, {"objs", {{{"k", 1}, {"v", "w"}}}}};
