@@ -396,6 +396,50 @@ TEST_F(CoordinatorTest, DrainingWorkerGetsNoNewLeases) {
   EXPECT_EQ(c_->DrainWorker(drain).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(CoordinatorTest, TrialLogsAreFencedPagedAndBounded) {
+  Submit(R"(
+axes: {network: lenet5, width: 1, precision: ["4/4"]}
+max_attempts: 2
+)");
+  std::string w = Register("w");
+  auto first = Acquire(w);
+  ASSERT_EQ(first.size(), 1u);
+  pb::ReportLogsRequest logs;
+  *logs.mutable_lease() = Ref(first[0]);
+  logs.set_rank(0);
+  for (int i = 0; i < 3; ++i) logs.add_lines("epoch " + std::to_string(i));
+  ASSERT_TRUE(c_->ReportLogs(logs).ok());
+  pb::GetTrialLogsRequest get;
+  get.set_trial_id(first[0].trial_id());
+  get.set_after_seq(1);
+  auto r = c_->GetTrialLogs(get);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->lines_size(), 2);
+  EXPECT_EQ(r->lines(0).line(), "epoch 1");
+  EXPECT_EQ(r->lines(0).attempt(), 1);
+  EXPECT_EQ(r->last_seq(), 3);
+  EXPECT_FALSE(r->trial_finished());
+
+  clock_.Advance(31s);  // attempt 1 expires: its late log lines are refused
+  ASSERT_TRUE(c_->Tick().ok());
+  EXPECT_EQ(c_->ReportLogs(logs).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto second = Acquire(w);
+  ASSERT_EQ(second.size(), 1u);
+  *logs.mutable_lease() = Ref(second[0]);
+  logs.clear_lines();
+  for (int64_t i = 0; i < Coordinator::kMaxLogLines + 10; ++i) logs.add_lines("x");
+  ASSERT_TRUE(c_->ReportLogs(logs).ok());
+  get.set_after_seq(0);
+  r = c_->GetTrialLogs(get);
+  EXPECT_EQ(r->lines_size(), Coordinator::kMaxLogLines);
+  EXPECT_EQ(r->dropped(), 13);
+  EXPECT_EQ(r->lines(0).attempt(), 2);
+  ASSERT_TRUE(Complete(second[0], 70).ok());
+  EXPECT_TRUE(c_->GetTrialLogs(get)->trial_finished());
+  get.set_trial_id(999);
+  EXPECT_EQ(c_->GetTrialLogs(get).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(CoordinatorTest, TrialNoWorkerCanFitStaysQueuedWithReason) {
   Submit(R"(
 axes: {network: resnet34, width: 1, precision: ["32/32"]}
