@@ -198,7 +198,9 @@ class Watcher {
       if (resp.trial().progress_fraction() > 0) t.fraction = resp.trial().progress_fraction();
       t.epoch = std::max(t.epoch, resp.trial().progress_epoch());
       for (const auto& m : resp.last_metrics()) {
-        t.epoch = std::max(t.epoch, m.step());
+        // Metric steps are 0-based epoch indices (as wrpn-worker reports them): step k means
+        // k + 1 epochs done.
+        t.epoch = std::max(t.epoch, m.step() + 1);
         if (m.name() == "top1") t.top1 = m.value();
         if (m.name() == "images_per_sec") t.ips = m.value();
       }

@@ -86,7 +86,7 @@ class FakeWorker {
       for (const auto& [name, value] : points) {
         auto* p = m.add_points();
         p->set_name(name);
-        p->set_step(e);
+        p->set_step(e - 1);  // like wrpn-worker: the trainer's 0-based epoch index
         p->set_value(value);
       }
       pb::ReportMetricsResponse mr;
