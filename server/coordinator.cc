@@ -613,6 +613,15 @@ absl::StatusOr<pb::GetTrialResponse> Coordinator::GetTrial(const pb::GetTrialReq
     m->set_reason(a.reason);
     m->set_resume_checkpoint(a.resume_checkpoint);
   }
+  if (it->second.last_metrics.empty() && it->second.rec.attempts > 0) {
+    // After a restart the latest values are rebuilt from the stored series.
+    auto points = store_->Metrics(it->first, "");
+    if (!points.ok()) return points.status();
+    for (const MetricRecord& p : *points) {
+      auto& last = it->second.last_metrics[p.name];
+      if (last.name.empty() || p.step >= last.step) last = p;
+    }
+  }
   for (const auto& [name, p] : it->second.last_metrics) {
     pb::MetricValue* v = resp.add_last_metrics();
     v->set_name(p.name);

@@ -553,12 +553,14 @@ TEST(BinaryTest, SigtermShutsDownGracefully) {
   std::filesystem::create_directories(dir);
   const std::string db = dir + "/c.db", log = dir + "/c.log";
   std::filesystem::remove(db);
+  const std::string config = dir + "/coordinator.toml";  // flags may come from a config file
+  std::ofstream(config) << "db = \"" << db << "\"\nlease-ttl = 7\n";
   pid_t pid = fork();
   if (pid == 0) {
     FILE* f = std::freopen(log.c_str(), "w", stderr);
     (void)f;
-    execl(binary.c_str(), binary.c_str(), "--db", db.c_str(), "--listen", "127.0.0.1:0",
-          "--http-listen", "127.0.0.1:0", "--lease-ttl", "5", static_cast<char*>(nullptr));
+    execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), "--listen", "127.0.0.1:0",
+          "--http-listen", "127.0.0.1:0", static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_GT(pid, 0);
@@ -578,6 +580,7 @@ TEST(BinaryTest, SigtermShutsDownGracefully) {
   ASSERT_GT(http_port, 0) << read_log();
   EXPECT_EQ(HttpGet(http_port, "/readyz").code, 200);
   EXPECT_THAT(read_log(), HasSubstr("authentication is off, listening on loopback only"));
+  EXPECT_THAT(read_log(), HasSubstr("lease TTL 7 s"));
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);

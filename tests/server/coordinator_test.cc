@@ -622,7 +622,9 @@ TEST(CoordinatorRestartTest, SweepSurvivesRestartWithoutDoubleRuns) {
   auto t = (*c)->GetTrial(gt);
   EXPECT_EQ(t->attempts_size(), 1);
   EXPECT_DOUBLE_EQ(t->trial().best_top1(), 32);
-  ASSERT_EQ(t->last_metrics_size(), 0);  // last values are rebuilt from new reports only
+  ASSERT_EQ(t->last_metrics_size(), 1);  // rebuilt from the stored series
+  EXPECT_EQ(t->last_metrics(0).step(), 2);
+  EXPECT_DOUBLE_EQ(t->last_metrics(0).value(), 32);
 
   // Leases live at the restart get a full TTL from now: 25 s after the restart they are alive.
   clock.Advance(25s);
