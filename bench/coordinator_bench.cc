@@ -70,23 +70,43 @@ std::string Register(pb::WorkerService::Stub* stub, int slots) {
   return resp.worker_id();
 }
 
-// Runs `body` on `workers` threads for `seconds`, printing the rate every 10 s.
+// Runs `body` on `workers` threads for `seconds`; prints the rate of every 10 s window and the
+// overall rate. `body` adds what it did to its counter as it goes and returns when `stop` is set.
 double Measure(const char* what, int workers, int seconds,
-               const std::function<int64_t(int, const std::atomic<bool>&)>& body) {
+               const std::function<void(int, const std::atomic<bool>&, std::atomic<int64_t>&)>&
+                   body) {
   std::atomic<bool> stop{false};
-  std::atomic<int64_t> total{0};
+  std::vector<std::atomic<int64_t>> counts(workers);
+  for (auto& c : counts) c = 0;
+  auto total = [&] {
+    int64_t n = 0;
+    for (auto& c : counts) n += c.load(std::memory_order_relaxed);
+    return n;
+  };
   std::vector<std::thread> threads;
   const auto start = Clock::now();
   for (int i = 0; i < workers; ++i) {
-    threads.emplace_back([&, i] { total += body(i, stop); });
+    threads.emplace_back([&, i] { body(i, stop, counts[i]); });
+  }
+  int64_t last = 0;
+  double min_window = 1e300;
+  for (int s = 10; s <= seconds; s += 10) {
+    std::this_thread::sleep_until(start + std::chrono::seconds(s));
+    const int64_t now = total();
+    const double rate = static_cast<double>(now - last) / 10.0;
+    min_window = std::min(min_window, rate);
+    std::printf("%-8s window %3d-%3d s: %.0f/s\n", what, s - 10, s, rate);
+    std::fflush(stdout);
+    last = now;
   }
   std::this_thread::sleep_until(start + std::chrono::seconds(seconds));
   stop = true;
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  const double rate = static_cast<double>(total.load()) / secs;
-  std::printf("%-8s total=%lld seconds=%.1f rate=%.0f/s workers=%d\n", what,
-              static_cast<long long>(total.load()), secs, rate, workers);
+  const double rate = static_cast<double>(total()) / secs;
+  std::printf("%-8s total=%lld seconds=%.1f rate=%.0f/s slowest-10s-window=%.0f/s workers=%d\n",
+              what, static_cast<long long>(total()), secs, rate,
+              min_window == 1e300 ? rate : min_window, workers);
   std::fflush(stdout);
   return rate;
 }
@@ -172,15 +192,15 @@ int main(int argc, char** argv) {
     while (queued < static_cast<int64_t>(a.seconds) * 5000 && sweeps < 4) {
       queued += submit(BigSweep(sweeps++));
     }
-    Measure("leases", a.workers, a.seconds, [&](int i, const std::atomic<bool>& stop) {
-      int64_t n = 0;
+    Measure("leases", a.workers, a.seconds,
+            [&](int i, const std::atomic<bool>& stop, std::atomic<int64_t>& n) {
       pb::AcquireTrialRequest req;
       req.set_worker_id(ids[i]);
       req.set_max_trials(a.slots);  // a worker asks for as many trials as it has free slots
       while (!stop.load(std::memory_order_relaxed)) {
         pb::AcquireTrialResponse resp;
         if (!stubs[i]->AcquireTrial(Ctx().get(), req, &resp).ok() || resp.leases_size() == 0) {
-          return n;
+          return;
         }
         for (const pb::Lease& l : resp.leases()) {
           pb::CompleteTrialRequest done;
@@ -188,11 +208,10 @@ int main(int argc, char** argv) {
           done.mutable_lease()->set_fencing_token(l.fencing_token());
           done.mutable_result()->set_top1(50);
           pb::CompleteTrialResponse dr;
-          if (!stubs[i]->CompleteTrial(Ctx().get(), done, &dr).ok()) return n;
-          ++n;
+          if (!stubs[i]->CompleteTrial(Ctx().get(), done, &dr).ok()) return;
+          n.fetch_add(1, std::memory_order_relaxed);
         }
       }
-      return n;
     });
   }
   if (a.phase == "both" || a.phase == "metrics") {
@@ -210,8 +229,8 @@ int main(int argc, char** argv) {
       leases[i].set_lease_id(resp.leases(0).lease_id());
       leases[i].set_fencing_token(resp.leases(0).fencing_token());
     }
-    Measure("points", a.workers, a.seconds, [&](int i, const std::atomic<bool>& stop) {
-      int64_t n = 0;
+    Measure("points", a.workers, a.seconds,
+            [&](int i, const std::atomic<bool>& stop, std::atomic<int64_t>& n) {
       pb::ReportMetricsRequest req;
       *req.mutable_lease() = leases[i];
       static const char* kNames[] = {"train_loss", "test_loss", "top1", "top5", "lr"};
@@ -227,11 +246,10 @@ int main(int argc, char** argv) {
         grpc::Status st = stubs[i]->ReportMetrics(Ctx().get(), req, &resp);
         if (!st.ok()) {
           std::fprintf(stderr, "report: %s\n", st.error_message().c_str());
-          return n;
+          return;
         }
-        n += resp.accepted();
+        n.fetch_add(resp.accepted(), std::memory_order_relaxed);
       }
-      return n;
     });
   }
   (*server)->Shutdown(std::chrono::seconds(5));
