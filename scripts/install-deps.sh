@@ -13,7 +13,7 @@ packages=(
   libtorch-dev libgloo-dev
   libturbojpeg0-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
-  prometheus gnuplot-nox curl
+  prometheus gnuplot-nox curl python3 procps util-linux
 )
 
 # kubectl: Debian's kubernetes-client, unless a kubectl (e.g. the Google Cloud SDK's package,
