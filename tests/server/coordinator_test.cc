@@ -12,6 +12,7 @@
 #include "common/trial_config.h"
 #include "server/memory_store.h"
 #include "server/sqlite_store.h"
+#include "tests/fakes/failing_store.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace wrpn::server {
@@ -535,6 +536,54 @@ TEST_F(CoordinatorTest, BadPagingIsRejected) {
   pb::GetSweepRequest missing;
   missing.set_sweep_id(42);
   EXPECT_EQ(c_->GetSweep(missing).status().code(), absl::StatusCode::kNotFound);
+}
+
+// A failed write leaves memory as the database has it: nothing half-applied.
+TEST(CoordinatorWriteFailureTest, FailedWritesChangeNothing) {
+  FakeClock clock;
+  MemoryStore inner;
+  FailingStore store(&inner);
+  MetricsRegistry registry;
+  auto c = Coordinator::Create(&store, &clock, &registry, {});
+  ASSERT_TRUE(c.ok());
+  pb::SubmitSweepRequest sub;
+  sub.set_spec_text(kCpuSpec);
+  store.fail_applies = 1;
+  EXPECT_EQ((*c)->SubmitSweep(sub).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*c)->ListSweeps({})->sweeps_size(), 0);
+  ASSERT_TRUE((*c)->SubmitSweep(sub).ok());
+  pb::RegisterWorkerRequest reg;
+  reg.set_name("w");
+  auto w = (*c)->RegisterWorker(reg);
+  ASSERT_TRUE(w.ok());
+
+  pb::AcquireTrialRequest acq;
+  acq.set_worker_id(w->worker_id());
+  store.fail_applies = 1;
+  EXPECT_EQ((*c)->AcquireTrial(acq).status().code(), absl::StatusCode::kUnavailable);
+  pb::GetTrialRequest gt;
+  gt.set_trial_id(1);
+  EXPECT_EQ((*c)->GetTrial(gt)->trial().state(), pb::TRIAL_QUEUED);
+  EXPECT_EQ((*c)->GetTrial(gt)->attempts_size(), 0);
+  auto lease = (*c)->AcquireTrial(acq);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_EQ(lease->leases_size(), 1);
+  EXPECT_EQ(lease->leases(0).trial_id(), 1);
+  EXPECT_EQ(lease->leases(0).attempt(), 1);
+
+  pb::CompleteTrialRequest done;
+  done.mutable_lease()->set_lease_id(lease->leases(0).lease_id());
+  done.mutable_lease()->set_fencing_token(lease->leases(0).fencing_token());
+  done.mutable_result()->set_top1(75);
+  store.fail_applies = 1;
+  EXPECT_EQ((*c)->CompleteTrial(done).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*c)->GetTrial(gt)->trial().state(), pb::TRIAL_RUNNING);
+  EXPECT_FALSE((*c)->GetTrial(gt)->trial().has_final_top1());
+  ASSERT_TRUE((*c)->CompleteTrial(done).ok());  // the lease survived the failed write
+  EXPECT_EQ((*c)->GetTrial(gt)->trial().state(), pb::TRIAL_SUCCEEDED);
+  auto snap = inner.Load();
+  EXPECT_EQ(snap->trials[0].state, TrialState::kSucceeded);
+  EXPECT_EQ(snap->attempts.size(), 1u);
 }
 
 // Restart: destroy the coordinator mid-sweep and reopen the same SQLite file.
