@@ -120,23 +120,17 @@ absl::Status ReadBool(const json& o, const std::string& p, const char* k, bool* 
   return Read(o, p, k, AsBool, out);
 }
 
-// A list axis; a scalar is accepted as a one-element list. Absent -> *present = false.
-absl::StatusOr<std::vector<json>> ReadList(const json& obj, const std::string& field,
-                                           const char* key, bool* present) {
+// A list axis; a scalar is accepted as a one-element list. Absent -> *present = false; null ->
+// present and empty.
+absl::StatusOr<std::vector<json>> ReadList(const json& obj, const char* key, bool* present) {
   auto it = obj.find(key);
   *present = it != obj.end();
-  if (!*present || it->is_null()) {
-    *present = it != obj.end();
-    return std::vector<json>{};
-  }
+  if (!*present || it->is_null()) return std::vector<json>{};
   if (it->is_array()) return std::vector<json>(it->begin(), it->end());
   return std::vector<json>{*it};
 }
 
-std::string Num(double v) {
-  std::string s = absl::StrCat(v);
-  return s;
-}
+std::string Num(double v) { return absl::StrCat(v); }
 
 absl::StatusOr<PrecisionPair> ParsePair(const json& v, const std::string& field) {
   PrecisionPair p;
@@ -182,22 +176,22 @@ absl::StatusOr<AxesBlock> ParseAxes(const json& obj, const std::string& path) {
   RETURN_IF_ERROR(CheckKeys(obj, path, {"network", "width", "precision", "wbits", "abits", "seed"}));
   AxesBlock b;
   bool present;
-  ASSIGN_OR_RETURN(auto nets, ReadList(obj, Field(path, "network"), "network", &present));
+  ASSIGN_OR_RETURN(auto nets, ReadList(obj, "network", &present));
   RETURN_IF_ERROR(NonEmpty(present, nets.size(), Field(path, "network")));
   for (const auto& n : nets) {
     ASSIGN_OR_RETURN(std::string s, AsString(n, Field(path, "network")));
     b.networks.push_back(s);
   }
-  ASSIGN_OR_RETURN(auto widths, ReadList(obj, Field(path, "width"), "width", &present));
+  ASSIGN_OR_RETURN(auto widths, ReadList(obj, "width", &present));
   RETURN_IF_ERROR(NonEmpty(present, widths.size(), Field(path, "width")));
   for (const auto& w : widths) {
     ASSIGN_OR_RETURN(double d, AsDouble(w, Field(path, "width")));
     b.widths.push_back(d);
   }
   bool has_prec, has_w, has_a;
-  ASSIGN_OR_RETURN(auto prec, ReadList(obj, Field(path, "precision"), "precision", &has_prec));
-  ASSIGN_OR_RETURN(auto wl, ReadList(obj, Field(path, "wbits"), "wbits", &has_w));
-  ASSIGN_OR_RETURN(auto al, ReadList(obj, Field(path, "abits"), "abits", &has_a));
+  ASSIGN_OR_RETURN(auto prec, ReadList(obj, "precision", &has_prec));
+  ASSIGN_OR_RETURN(auto wl, ReadList(obj, "wbits", &has_w));
+  ASSIGN_OR_RETURN(auto al, ReadList(obj, "abits", &has_a));
   // protobuf's JSON form omits empty repeated fields: an absent list next to a present one is
   // treated as absent.
   has_prec = has_prec && (!prec.empty() || (!has_w && !has_a));
@@ -250,7 +244,7 @@ absl::StatusOr<AxesBlock> ParseAxes(const json& obj, const std::string& path) {
     for (int w : ws)
       for (int a : as) b.precisions.push_back({w, a});
   }
-  ASSIGN_OR_RETURN(auto seeds, ReadList(obj, Field(path, "seed"), "seed", &present));
+  ASSIGN_OR_RETURN(auto seeds, ReadList(obj, "seed", &present));
   if (present) {
     if (seeds.empty() && obj.at("seed").is_array()) {
       return absl::InvalidArgumentError(absl::StrCat(Field(path, "seed"), ": must not be empty"));

@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (options.tick_interval.count() > 0) {
     s->ticker_ = std::thread([raw = s.get(), interval = options.tick_interval] {
       while (!raw->stop_.load()) {
-        (void)raw->coordinator_->Tick();
+        (void)raw->coordinator_->Tick();  // a failed write is retried on the next tick
         auto until = std::chrono::steady_clock::now() + interval;
         while (!raw->stop_.load() && std::chrono::steady_clock::now() < until)
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
