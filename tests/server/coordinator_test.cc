@@ -441,6 +441,44 @@ max_attempts: 2
   EXPECT_EQ(c_->GetTrialLogs(get).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(CoordinatorTest, PriorityThenSubmissionOrderAndSweepFilters) {
+  int64_t first = Submit("axes: {network: lenet5, width: 1, precision: [\"4/4\"]}");
+  int64_t second = Submit("axes: {network: lenet5, width: 2, precision: [\"4/4\"]}");
+  int64_t urgent = Submit("axes: {network: lenet5, width: 3, precision: [\"4/4\"]}\npriority: 5");
+  std::string w = Register("w", 0, 3);
+  auto leases = Acquire(w, 3);
+  ASSERT_EQ(leases.size(), 3u);
+  EXPECT_EQ(leases[0].sweep_id(), urgent);
+  EXPECT_EQ(leases[1].sweep_id(), first);
+  EXPECT_EQ(leases[2].sweep_id(), second);
+  ASSERT_TRUE(Complete(leases[1], 60).ok());
+  pb::CancelSweepRequest cancel;
+  cancel.set_sweep_id(second);
+  ASSERT_TRUE(c_->CancelSweep(cancel).ok());
+
+  pb::ListSweepsRequest req;
+  req.set_state(pb::SWEEP_SUCCEEDED);
+  auto done = c_->ListSweeps(req);
+  ASSERT_EQ(done->sweeps_size(), 1);
+  EXPECT_EQ(done->sweeps(0).id(), first);
+  req.set_state(pb::SWEEP_CANCELLED);
+  EXPECT_EQ(c_->ListSweeps(req)->sweeps(0).id(), second);
+  req.set_state(pb::SWEEP_RUNNING);
+  EXPECT_EQ(c_->ListSweeps(req)->sweeps(0).id(), urgent);
+  pb::ListSweepsRequest page;
+  page.set_page_size(2);
+  auto p1 = c_->ListSweeps(page);
+  ASSERT_EQ(p1->sweeps_size(), 2);
+  ASSERT_FALSE(p1->next_page_token().empty());
+  page.set_page_token(p1->next_page_token());
+  auto p2 = c_->ListSweeps(page);
+  ASSERT_EQ(p2->sweeps_size(), 1);
+  EXPECT_EQ(p2->sweeps(0).id(), urgent);
+  EXPECT_TRUE(p2->next_page_token().empty());
+  page.set_page_size(-1);
+  EXPECT_EQ(c_->ListSweeps(page).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(CoordinatorTest, TrialNoWorkerCanFitStaysQueuedWithReason) {
   Submit(R"(
 axes: {network: resnet34, width: 1, precision: ["32/32"]}
