@@ -339,6 +339,37 @@ TEST_F(WorkerE2eTest, KilledWorkerLosesItsLeaseAndTheTrialResumesFromItsCheckpoi
   EXPECT_TRUE(t.trial().has_final_top1());
 }
 
+TEST_F(WorkerE2eTest, WorkerShutdownInterruptsItsTrialWhichResumesElsewhere) {
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"4/4"}}}, 8);
+  Process* first = StartWorker("first");
+  ASSERT_NE(first, nullptr);
+  int64_t trial = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Trials(sweep, pb::TRIAL_RUNNING);
+    if (ts.empty() || ts[0].checkpoint_epoch() < 1) return false;
+    trial = ts[0].id();
+    return true;
+  }, 120s));
+  stopped_.insert("first");
+  ::kill(first->pid(), SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return first->Exited().has_value(); }, 30s));
+  EXPECT_TRUE(first->Exited()->ok()) << first->Exited()->Describe();
+  auto t = Trial(trial);
+  ASSERT_EQ(t.attempts_size(), 1);
+  EXPECT_EQ(t.attempts(0).outcome(), pb::ATTEMPT_FAILED);
+  EXPECT_THAT(t.attempts(0).reason(), HasSubstr("interrupted: worker first shutting down"));
+  EXPECT_THAT(t.attempts(0).reason(), HasSubstr("(checkpoint saved)"));
+  EXPECT_EQ(t.trial().state(), pb::TRIAL_QUEUED) << "re-queued at once, no lease expiry";
+
+  ASSERT_NE(StartWorker("second"), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 180s));
+  EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
+  t = Trial(trial);
+  ASSERT_EQ(t.attempts_size(), 2);
+  EXPECT_EQ(t.attempts(1).outcome(), pb::ATTEMPT_SUCCEEDED);
+  EXPECT_FALSE(t.attempts(1).resume_checkpoint().empty());
+}
+
 TEST_F(WorkerE2eTest, KilledTrainerFailsTheAttemptWithTheExitReasonAndIsRetried) {
   const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"2/2"}}}, 4);
   Process* w = StartWorker("solo");
