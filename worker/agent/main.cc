@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/coordinator_client.h"
+#include "worker/agent/gpus.h"
 #include "worker/agent/process_launcher.h"
 
 namespace {
@@ -40,30 +41,6 @@ std::string Hostname() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "worker";
   return buf;
-}
-
-// GPUs as nvidia-smi reports them; none when it is missing or fails.
-std::vector<pb::Gpu> DetectGpus() {
-  std::vector<pb::Gpu> gpus;
-  FILE* f = popen("nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits "
-                  "2>/dev/null", "r");
-  if (!f) return gpus;
-  char line[512];
-  while (fgets(line, sizeof(line), f)) {
-    std::vector<std::string> parts = absl::StrSplit(line, ',');
-    if (parts.size() < 3) continue;
-    pb::Gpu g;
-    int index = 0;
-    double mib = 0;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[0]), &index)) continue;
-    (void)absl::SimpleAtod(absl::StripAsciiWhitespace(parts[2]), &mib);
-    g.set_index(index);
-    g.set_name(std::string(absl::StripAsciiWhitespace(parts[1])));
-    g.set_memory_bytes(static_cast<int64_t>(mib * 1024 * 1024));
-    gpus.push_back(std::move(g));
-  }
-  pclose(f);
-  return gpus;
 }
 
 std::string DefaultTrainer(const char* argv0) {
@@ -155,6 +132,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--keep-checkpoints", opt.keep_checkpoints,
                "keep a trial's checkpoints after it succeeded");
+  bool show_capabilities = false;
+  app.add_flag("--show-capabilities", show_capabilities,
+               "print what the worker would register (GPUs, CPUs, labels) and exit");
   CLI11_PARSE(app, argc, argv);
 
   if (opt.address.empty()) opt.address = opt.name;
@@ -183,6 +163,16 @@ int main(int argc, char** argv) {
       g.set_name("gpu");
       opt.gpus.push_back(g);
     }
+  }
+  if (show_capabilities) {
+    std::cout << "name " << opt.name << "\naddress " << opt.address << "\ncpus " << opt.cpus
+              << "\ngpus " << opt.gpus.size() << "\n";
+    for (const auto& g : opt.gpus) {
+      std::cout << "gpu " << g.index() << " \"" << g.name() << "\" " << g.memory_bytes()
+                << " bytes\n";
+    }
+    for (const auto& [k, v] : opt.labels) std::cout << "label " << k << "=" << v << "\n";
+    return 0;
   }
   opt.trainer = FindInPath(opt.trainer);
   if (::access(opt.trainer.c_str(), X_OK) != 0) {
