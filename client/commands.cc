@@ -885,7 +885,8 @@ int Plot(Invocation& inv, int64_t id, const std::string& out, const std::string&
   auto term = TerminalFor(out, GnuplotHasPngcairo(gp));
   if (!term.ok()) throw CliError{kExitUsage, std::string(term.status().message())};
   std::unique_ptr<PaperIndex> paper;
-  const GridView v = FetchGrid(inv, id, g, !no_paper, &paper);
+  GridView v = FetchGrid(inv, id, g, !no_paper, &paper);
+  v.sweep_name = GetSweep(inv.conn(), id).name();
   std::string script;
   size_t ours = 0, theirs = 0;
   if (kind == "pareto") {

@@ -61,6 +61,7 @@ struct CellView {
 
 struct GridView {
   int64_t sweep_id = 0;
+  std::string sweep_name;  // for titles; may be empty
   std::vector<CellView> cells;  // the coordinator's order
   bool with_paper = false;
   CostMode cost_mode = CostMode::kUniform;

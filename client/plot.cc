@@ -38,6 +38,10 @@ std::string Quote(const std::string& s) {
   return q + "\"";
 }
 
+std::string SweepName(const GridView& v) {
+  return v.sweep_name.empty() ? std::string() : " (" + v.sweep_name + ")";
+}
+
 std::string BitsLabel(double width, int wbits, int abits) {
   return absl::StrFormat("%gx %d/%d", width, wbits, abits);
 }
@@ -94,7 +98,7 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
   s << "set terminal " << terminal << "\n";
   s << "set output " << Quote(out) << "\n";
   s << "set encoding utf8\n";
-  s << "set title " << Quote(absl::StrFormat("Sweep %d: top-1 vs compute cost (labels: width w/a bits)", v.sweep_id)) << "\n";
+  s << "set title " << Quote(absl::StrFormat("Sweep %d%s: top-1 vs compute cost (labels: width w/a bits)", v.sweep_id, SweepName(v))) << "\n";
   s << "set xlabel "
     << Quote(v.cost_mode == CostMode::kUniform
                  ? "compute cost relative to 1x 32/32 (FMAs x (w+a bits), log scale)"
@@ -160,7 +164,7 @@ std::string GridHeatmapScript(const GridView& v, bool delta, const std::string& 
   const int cols = std::min(n, 3);
   const int rows = (n + cols - 1) / cols;
   s << "set multiplot layout " << rows << "," << cols << " title "
-    << Quote(absl::StrFormat("Sweep %d: %s (rows: weight bits, columns: activation bits)", v.sweep_id,
+    << Quote(absl::StrFormat("Sweep %d%s: %s (rows: weight bits, columns: activation bits)", v.sweep_id, SweepName(v),
                              delta ? "top-1 change from 1x 32/32 (points)" : "top-1 (%)"))
     << "\n";
   s << "set palette defined (0 '#b2182b', 0.5 '#fddbc7', 1 '#2166ac')\nunset key\n";
