@@ -129,6 +129,7 @@ struct Agent::RunState {
   std::optional<pb::CompleteTrialRequest> completion;  // decided outcome, not yet acknowledged
   bool awaiting_release = false;  // a gang node > 0 whose ranks ended cleanly
   bool done = false;              // reported or dropped: remove at the end of the step
+  std::optional<Steady> retry_at;  // next try of a report the coordinator could not take
 };
 
 Agent::Agent(CoordinatorClient* client, ProcessLauncher* launcher, const Clock* clock,
@@ -235,6 +236,11 @@ void Agent::Step() {
     if (r->completion) TryComplete(*r);
   }
   if (next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
+  for (auto& r : runs_) {
+    if (!r->done) continue;
+    for (int g : r->gpus) gpu_busy_[g] = false;
+    r->gpus.clear();
+  }
   runs_.erase(std::remove_if(runs_.begin(), runs_.end(),
                              [](const std::unique_ptr<RunState>& r) { return r->done; }),
               runs_.end());
@@ -281,10 +287,13 @@ void Agent::Heartbeat() {
           r->lease.fencing_token() != c.lease().fencing_token())
         continue;
       const bool cancel = c.kind() == pb::WorkerCommand::CANCEL_TRIAL;
+      const std::string why = !c.reason().empty() ? c.reason()
+                              : cancel            ? "cancelled by the coordinator"
+                                                  : "the coordinator no longer holds the lease";
       if (r->completion || r->awaiting_release || r->exits.empty()) {
-        Forget(*r, c.reason());
+        Forget(*r, why);
       } else {
-        RequestStop(*r, cancel ? StopKind::kCancel : StopKind::kForget, c.reason());
+        RequestStop(*r, cancel ? StopKind::kCancel : StopKind::kForget, why);
       }
     }
   }
@@ -663,17 +672,21 @@ void Agent::Poll(RunState& r) {
 }
 
 void Agent::Finish(RunState& r) {
+  for (auto& p : r.procs) {
+    for (std::string& line : p->TakeStderrLines())
+      QueueLog(r, r.node_rank * r.nproc + static_cast<int>(&p - r.procs.data()), std::move(line));
+  }
   WriteLogs(r);
   for (int g : r.gpus) gpu_busy_[g] = false;
   r.gpus.clear();
+  if (r.stop == StopKind::kCancel || r.stop == StopKind::kForget ||
+      r.stop == StopKind::kLeaseLost) {
+    Forget(r, r.stop_reason);  // the coordinator ended the attempt: nothing more to report
+    return;
+  }
   FlushMetrics(r, true);
   FlushCheckpoint(r);
   if (r.done) return;
-  if (r.stop == StopKind::kCancel || r.stop == StopKind::kForget ||
-      r.stop == StopKind::kLeaseLost) {
-    Forget(r, r.stop_reason);
-    return;
-  }
   const ExitStatus& lead = *r.exits[0];
   const int bad = r.first_bad;
   const bool all_ok = bad < 0;
@@ -726,11 +739,15 @@ void Agent::Finish(RunState& r) {
 
 void Agent::TryComplete(RunState& r) {
   if (r.done || !r.completion) return;
+  if (r.retry_at && clock_->SteadyNow() < *r.retry_at) return;
   // Everything the trainer said goes before the outcome.
   FlushMetrics(r, true);
   FlushCheckpoint(r);
   if (r.done) return;
-  if (!r.pending_points.empty() || r.pending_checkpoint) return;  // retry next step
+  if (!r.pending_points.empty() || r.pending_checkpoint) {  // the coordinator is unreachable
+    r.retry_at = clock_->SteadyNow() + std::chrono::seconds(1);
+    return;
+  }
   FlushLogs(r, true);
   absl::Status s = client_->CompleteTrial(*r.completion);
   if (s.ok()) {
@@ -748,6 +765,7 @@ void Agent::TryComplete(RunState& r) {
   }
   if (Transient(s)) {
     Log(absl::StrCat(DescribeLease(r.lease), ": CompleteTrial: ", s.message(), "; will retry"));
+    r.retry_at = clock_->SteadyNow() + std::chrono::seconds(1);
     return;
   }
   Forget(r, absl::StrCat("CompleteTrial refused: ", s.message()));

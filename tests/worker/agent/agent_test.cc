@@ -363,10 +363,11 @@ TEST_F(AgentTest, UnreachableCoordinatorRetriesTheReportAndKeepsTheLeaseAlive) {
   auto p = launcher_.at(0);
   p->Print(R"({"event":"finished","top1":50,"top5":90})");
   p->ExitWith(0);
-  for (int i = 0; i < 24; ++i)
+  for (int i = 0; i < 2; ++i)
     client_.complete_errors.push_back(absl::UnavailableError("connection refused"));
-  Steps(12);  // includes a heartbeat
+  Steps(12);  // includes a heartbeat; one retry a second
   EXPECT_TRUE(client_.completions.empty());
+  EXPECT_EQ(client_.complete_errors.size(), 0u);
   Steps(12);
   ASSERT_EQ(client_.completions.size(), 1u);
   EXPECT_TRUE(client_.completions[0].has_result());
@@ -564,6 +565,39 @@ TEST_F(AgentTest, AnOldCoordinatorWithoutReportLogsStillGetsTheOutcome) {
   ASSERT_EQ(client_.completions.size(), 1u);
   EXPECT_TRUE(client_.logs.empty());
   EXPECT_EQ(client_.logs_errors.size(), 9u) << "asked once, then not again";
+}
+
+TEST_F(AgentTest, GpusOfAnAttemptThatCouldNotStartAreFreedAgain) {
+  pb::Gpu g;
+  g.set_index(0);
+  options_.gpus = {g};
+  options_.max_cpu_trials = 0;
+  pb::Lease l = MakeLease(31);
+  l.set_gpus_per_node(1);
+  l.set_trial_config_json("not json");
+  client_.leases.push_back(l);
+  Steps(2);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "config");
+  Steps(15);
+  EXPECT_EQ(client_.acquires.back().free_gpus(), 1);
+}
+
+TEST_F(AgentTest, ACancelledTrialsLastPointsAreNotSent) {
+  client_.leases.push_back(MakeLease(32));
+  agent().Step();
+  auto p = launcher_.at(0);
+  p->on_term_exit = 4;
+  p->on_term_lines = {Epoch(0, 3, 40)};
+  pb::WorkerCommand c;
+  c.set_kind(pb::WorkerCommand::CANCEL_TRIAL);
+  c.mutable_lease()->set_lease_id("l-321-0");
+  c.mutable_lease()->set_fencing_token(321);
+  client_.commands.push_back(c);
+  Steps(15);
+  EXPECT_EQ(agent().active_runs(), 0u);
+  EXPECT_TRUE(client_.metrics.empty());
+  EXPECT_TRUE(client_.completions.empty());
 }
 
 }  // namespace
