@@ -1,7 +1,10 @@
 // End to end: an in-process coordinator (SQLite, gRPC on 127.0.0.1:0, worker token, short lease
 // TTL) and real `wrpn-worker` processes running real `wrpn-train` trainers on CPU, on a small
 // Fashion-MNIST subset (or the trainer's synthetic dataset when the files are not installed).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -61,6 +64,20 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     if (ppid == parent && state != 'Z') out.push_back(std::stoi(name));
   }
   return out;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
 }
 
 bool Alive(pid_t pid) {
@@ -463,8 +480,10 @@ TEST_F(WorkerE2eTest, TwoWorkersRunATwoNodeGangTrialWithGloo) {
   // slots each and the recipe runs them on the CPU: two Gloo ranks per node, world size 4.
   const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"32/32"}}}, 2,
                                {{"gpus_per_node", 2}, {"nodes", 2}}, {{"device", "cpu"}});
-  ASSERT_NE(StartWorker("node-a", {"--gpus", "2"}), nullptr);
-  ASSERT_NE(StartWorker("node-b", {"--gpus", "2"}), nullptr);
+  // Rank 0's worker announces its TCPStore port with its address (--rendezvous-port).
+  const std::string port = std::to_string(FreePort());
+  ASSERT_NE(StartWorker("node-a", {"--gpus", "2", "--rendezvous-port", port}), nullptr);
+  ASSERT_NE(StartWorker("node-b", {"--gpus", "2", "--rendezvous-port", port}), nullptr);
   ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 240s));
   EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
   auto t = Trial(Trials(sweep)[0].id());
@@ -473,6 +492,17 @@ TEST_F(WorkerE2eTest, TwoWorkersRunATwoNodeGangTrialWithGloo) {
   EXPECT_EQ(a.outcome(), pb::ATTEMPT_SUCCEEDED) << a.reason();
   EXPECT_EQ(a.worker_ids_size(), 2);
   EXPECT_TRUE(t.trial().has_final_top1());
+  // Both nodes ran their two ranks against rank 0's store on that port.
+  for (const char* node : {"node-a", "node-b"}) {
+    bool found = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ / node / "attempts", ec)) {
+      const std::string log = ReadFile(e.path() / "agent.log");
+      if (log.find("world size 4 (MASTER_ADDR 127.0.0.1:" + port + ")") != std::string::npos)
+        found = true;
+    }
+    EXPECT_TRUE(found) << node;
+  }
 }
 
 }  // namespace
