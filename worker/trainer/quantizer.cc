@@ -1,7 +1,17 @@
 #include "worker/trainer/quantizer.h"
 
 #include <ATen/ATen.h>
+
+#include <limits>
+#include <map>
+#include <utility>
 #include <torch/autograd.h>
+
+#ifdef WRPN_WITH_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+
+#include "worker/trainer/cuda/quant_kernels.h"
+#endif
 
 namespace wrpn::trainer {
 namespace {
@@ -26,7 +36,53 @@ class BinaryWeight : public torch::autograd::Function<BinaryWeight> {
   }
 };
 
+#ifdef WRPN_WITH_CUDA_KERNELS
+// One fused CUDA kernel forward (values and clip mask), one multiply backward.
+class FusedActivation : public torch::autograd::Function<FusedActivation> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, int64_t bits) {
+    const at::Tensor x = a.contiguous();
+    at::Tensor y = at::empty_like(x);
+    at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+    cuda::ElementType type = cuda::ElementType::kFloat;
+    if (x.scalar_type() == at::kBFloat16) type = cuda::ElementType::kBFloat16;
+    if (x.scalar_type() == at::kHalf) type = cuda::ElementType::kHalf;
+    const cudaError_t err = cuda::ActivationQuantizeForward(
+        type, x.data_ptr(), y.data_ptr(), mask.data_ptr<bool>(), x.numel(), static_cast<int>(bits),
+        at::cuda::getCurrentCUDAStream(x.device().index()).stream());
+    TORCH_CHECK(err == cudaSuccess, "activation quantizer kernel: ", cudaGetErrorString(err));
+    ctx->save_for_backward({mask});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor mask = ctx->get_saved_variables()[0];
+    return {grad[0] * mask, at::Tensor()};
+  }
+};
+
+bool UseFusedKernel(const at::Tensor& a) {
+  const auto t = a.scalar_type();
+  return a.is_cuda() && (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) &&
+         a.is_non_overlapping_and_dense();
+}
+#endif
+
 }  // namespace
+
+bool HaveFusedCudaQuantizer() {
+#ifdef WRPN_WITH_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+at::Tensor QuantizeActivationAten(const at::Tensor& a, int bits) {
+  const int64_t m = ActivationLevels(bits);
+  return at::fake_quantize_per_tensor_affine(at::clamp(a, 0.0, 1.0),
+                                             1.0 / static_cast<double>(m), 0, 0, m);
+}
 
 int64_t WeightLevels(int bits) { return (int64_t{1} << (bits - 1)) - 1; }
 int64_t ActivationLevels(int bits) { return (int64_t{1} << bits) - 1; }
@@ -42,7 +98,10 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, const at::Tensor& scale
   // range, so its own mask is all ones and its rounding is round-half-to-even, like torch.round.
   const at::Tensor clipped = at::clamp(w, -s, s);
   const at::Tensor step = (s / static_cast<double>(n)).to(at::kFloat).reshape({1});
-  const at::Tensor zero = at::zeros({1}, w.options().dtype(at::kInt));
+  // fake_quantize takes its zero point as a tensor on the weight's device: keep one per device.
+  thread_local std::map<std::pair<int, int>, at::Tensor> zeros;
+  at::Tensor& zero = zeros[{static_cast<int>(w.device().type()), w.device().index()}];
+  if (!zero.defined()) zero = at::zeros({1}, w.options().dtype(at::kInt));
   return at::fake_quantize_per_tensor_affine(clipped, step, zero, -n, n);
 }
 
@@ -52,21 +111,23 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, double scale) {
 
 at::Tensor AdaptiveWeightScale(const at::Tensor& w, int bits) {
   at::NoGradGuard no_grad;
-  const at::Tensor a = w.detach().abs();
-  if (bits < 2 || bits > 16) return a.max();
+  const at::Tensor d = w.detach();
+  const at::Tensor max_abs = at::linalg_vector_norm(d, std::numeric_limits<double>::infinity());
+  if (bits < 2 || bits > 16) return max_abs;
   const double n = static_cast<double>(WeightLevels(bits));
-  // A zero tensor would give a zero step; fall back to 1 (any positive scale quantizes 0 to 0).
-  const at::Tensor s = at::minimum(a.max(), a.mean() * (1.4 * n));
-  return at::where(s > 0, s, at::ones_like(s));
+  const at::Tensor mean_abs_scaled = at::linalg_vector_norm(d, 1) * (1.4 * n / static_cast<double>(d.numel()));
+  // A zero tensor would give a zero step: keep the scale positive (any positive scale maps 0 to 0).
+  return at::minimum(max_abs, mean_abs_scaled).clamp_min_(1e-30);
 }
 
 at::Tensor QuantizeActivation(const at::Tensor& a, int bits) {
   TORCH_CHECK((bits >= 1 && bits <= 16) || bits == 32,
               "activation bits must be 1..16 or 32, got ", bits);
   if (bits == 32) return at::relu(a);
-  const int64_t m = ActivationLevels(bits);
-  return at::fake_quantize_per_tensor_affine(at::clamp(a, 0.0, 1.0),
-                                             1.0 / static_cast<double>(m), 0, 0, m);
+#ifdef WRPN_WITH_CUDA_KERNELS
+  if (UseFusedKernel(a)) return FusedActivation::apply(a, bits);
+#endif
+  return QuantizeActivationAten(a, bits);
 }
 
 }  // namespace wrpn::trainer

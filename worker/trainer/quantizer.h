@@ -19,11 +19,16 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, double scale);
 
 // The recipe's per-layer scale, recomputed each step from the FP32 master weights (no gradient):
 // min(max|w|, 1.4 * n * mean|w|), i.e. the weight range, but never a zero bin wider than the
-// ternary-weight-network threshold 0.7 * mean|w|. For k = 1 and k = 32 the scale is unused.
+// ternary-weight-network threshold 0.7 * mean|w|. k = 1: max|w| (all of w inside the mask).
 at::Tensor AdaptiveWeightScale(const at::Tensor& w, int bits);
 
 // k = 32: ReLU. 1 <= k <= 16: round(m * clip(a, 0, 1)) / m with m = 2^k - 1; gradient passed
 // where 0 <= a <= 1.
 at::Tensor QuantizeActivation(const at::Tensor& a, int bits);
+
+// The same activation quantizer through ATen operators only (clamp + fake_quantize); on CUDA
+// QuantizeActivation uses a fused kernel of ours when the build has one.
+at::Tensor QuantizeActivationAten(const at::Tensor& a, int bits);
+bool HaveFusedCudaQuantizer();
 
 }  // namespace wrpn::trainer

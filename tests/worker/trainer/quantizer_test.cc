@@ -160,7 +160,10 @@ TEST(Recipe, AdaptiveScaleIsRangeCappedByTernaryThreshold) {
   const torch::Tensor w = T({-4, -1, 0.5f, 1, 2});  // max 4, mean 1.7
   EXPECT_NEAR(AdaptiveWeightScale(w, 2).item<float>(), 1.4 * 1 * 1.7, 1e-5);  // 2.38 < 4
   EXPECT_NEAR(AdaptiveWeightScale(w, 4).item<float>(), 4.0, 1e-6);            // 16.66 > 4
-  EXPECT_FLOAT_EQ(AdaptiveWeightScale(torch::zeros({3}), 4).item<float>(), 1.0f);
+  // All-zero weights still get a positive scale (and quantize to zero).
+  EXPECT_GT(AdaptiveWeightScale(torch::zeros({3}), 4).item<float>(), 0.0f);
+  EXPECT_TRUE(torch::equal(QuantizeWeight(torch::zeros({3}), 4, AdaptiveWeightScale(torch::zeros({3}), 4)),
+                           torch::zeros({3})));
 }
 
 }  // namespace
