@@ -210,11 +210,9 @@ void Agent::Step() {
         RequestStop(*r, StopKind::kDrain, "worker shutting down");
     }
   }
-  if (!registered()) {
-    if (next_register_ && now < *next_register_) return;
-    Register();
-    if (!registered()) return;
-  }
+  // Trainers are supervised and their reports (which carry leases, not the worker id) go on
+  // even while (re-)registration fails.
+  if (!registered() && (!next_register_ || now >= *next_register_)) Register();
   if (!next_cleanup_ || now >= *next_cleanup_) {
     CleanUp();
     next_cleanup_ = now + std::chrono::hours(1);
@@ -235,7 +233,7 @@ void Agent::Step() {
     FlushLogs(*r, false);
     if (r->completion) TryComplete(*r);
   }
-  if (next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
+  if (registered() && next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
   for (auto& r : runs_) {
     if (!r->done) continue;
     for (int g : r->gpus) gpu_busy_[g] = false;
