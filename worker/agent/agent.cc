@@ -274,6 +274,10 @@ void Agent::Heartbeat() {
                                                      heartbeat_interval_ / 4);
     return;
   }
+  if (resp->lease_ttl_ms() > 0) {  // follow a coordinator restarted with another TTL
+    heartbeat_interval_ = std::chrono::milliseconds(std::max<int64_t>(1, resp->lease_ttl_ms() / 3));
+    next_heartbeat_ = clock_->SteadyNow() + heartbeat_interval_;
+  }
   for (const pb::WorkerCommand& c : resp->commands()) {
     if (c.kind() == pb::WorkerCommand::DRAIN) {
       if (!draining_) Log("coordinator asks to drain: finishing running trials, taking no more");

@@ -347,6 +347,20 @@ TEST_F(AgentTest, OwnShutdownInterruptsTrainersAndReportsThemInterrupted) {
   EXPECT_EQ(client_.acquires.size(), asked);
 }
 
+TEST_F(AgentTest, HeartbeatIntervalFollowsTheTtlTheCoordinatorAnnounces) {
+  agent().Step();  // registered with a 3 s TTL: heartbeat every 1 s
+  Steps(10);
+  const size_t before = client_.heartbeats.size();
+  EXPECT_EQ(before, 1u);
+  client_.lease_ttl_ms = 30000;
+  Steps(10);  // the next heartbeat learns the 30 s TTL
+  const size_t after = client_.heartbeats.size();
+  Steps(50);
+  EXPECT_EQ(client_.heartbeats.size(), after) << "next one only after 10 s";
+  Steps(60);
+  EXPECT_EQ(client_.heartbeats.size(), after + 1);
+}
+
 TEST_F(AgentTest, ForgottenWorkerRegistersAgain) {
   agent().Step();
   ASSERT_EQ(agent().worker_id(), "w-1");
