@@ -49,6 +49,22 @@ int FreePort() {
   return port;
 }
 
+// Whether a TCPStore could listen on `port` here now (as it does: any address, SO_REUSEADDR).
+bool PortFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return true;  // cannot tell; let the trainer try
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::listen(fd, 1) == 0;
+  ::close(fd);
+  return ok;
+}
+
 bool Transient(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
          s.code() == absl::StatusCode::kDeadlineExceeded ||
@@ -511,6 +527,14 @@ void Agent::Start(const pb::Lease& lease) {
   if (gang) {
     master_port = lease.rendezvous().master_port();
     SplitHostPort(lease.rendezvous().master_addr(), &master_addr, &master_port);
+    if (r.node_rank == 0 && !PortFree(master_port)) {
+      // Fail fast (and retryably) instead of letting every rank wait for a store that cannot
+      // start.
+      Fail(r, "internal",
+           absl::StrCat("rendezvous port ", master_port, " is in use on worker ", options_.name,
+                        " (rank 0 hosts the TCPStore there; free it or set --rendezvous-port)"));
+      return;
+    }
   } else if (r.world_size > 1) {
     master_port = FreePort();
   }

@@ -1,7 +1,11 @@
 // The agent loop against a scripted coordinator client and puppet processes, on a fake clock.
 #include "worker/agent/agent.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -612,6 +616,31 @@ TEST_F(AgentTest, ACancelledTrialsLastPointsAreNotSent) {
   EXPECT_EQ(agent().active_runs(), 0u);
   EXPECT_TRUE(client_.metrics.empty());
   EXPECT_TRUE(client_.completions.empty());
+}
+
+TEST_F(AgentTest, RankZeroFailsFastWhenTheRendezvousPortIsTaken) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  pb::Lease l = MakeLease(33);
+  l.mutable_rendezvous()->set_master_addr("127.0.0.1");
+  l.mutable_rendezvous()->set_master_port(port);
+  l.mutable_rendezvous()->set_node_rank(0);
+  l.mutable_rendezvous()->set_nnodes(2);
+  client_.leases.push_back(l);
+  Steps(2);
+  ::close(fd);
+  EXPECT_EQ(launcher_.count(), 0u);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("rendezvous port " + std::to_string(port) + " is in use on worker box"));
 }
 
 }  // namespace
