@@ -55,10 +55,7 @@ bool Invocation::progress_on() const {
 Connection& Invocation::conn() {
   if (!conn_) {
     auto s = ResolveSettings(flags, env_->env);
-    if (!s.ok()) {
-      throw CliError{s.status().code() == absl::StatusCode::kNotFound ? kExitUsage : kExitUsage,
-                     std::string(s.status().message())};
-    }
+    if (!s.ok()) throw CliError{kExitUsage, std::string(s.status().message())};
     conn_ = std::make_unique<Connection>(*s);
     conn_->EnsureConnected();
   }
