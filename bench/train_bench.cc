@@ -18,7 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "common/network_spec.h"
 #include "worker/trainer/networks.h"
+#include "worker/trainer/optim.h"
 
 namespace {
 
@@ -55,7 +57,11 @@ double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tens
 #endif
     }
     loss.backward();
-    opt.step();
+    if (device.is_cuda()) {
+      ForeachSgdStep(opt);  // what the trainer does on CUDA
+    } else {
+      opt.step();
+    }
     if (device.is_cuda()) torch::cuda::synchronize();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) times.push_back(s);
@@ -68,6 +74,7 @@ double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tens
 
 int main(int argc, char** argv) {
   int steps = 10, warmup = 3, batch = 128;
+  double peak_flops = 790e12;  // the H100's measured dense bf16 rate (issue 10)
   std::string network = "resnet20", device_name = "cpu", json_path;
   bool amp = false, channels_last = false;
   for (int i = 1; i < argc; ++i) {
@@ -84,6 +91,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--network")) network = next("--network");
     else if (!std::strcmp(argv[i], "--device")) device_name = next("--device");
     else if (!std::strcmp(argv[i], "--json")) json_path = next("--json");
+    else if (!std::strcmp(argv[i], "--peak-flops")) peak_flops = std::stod(next("--peak-flops"));
     else if (!std::strcmp(argv[i], "--amp")) amp = true;
     else if (!std::strcmp(argv[i], "--channels-last")) channels_last = true;
     else {
@@ -119,8 +127,14 @@ int main(int argc, char** argv) {
         if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
     }
     const double s = MedianStepSeconds(**net, x, y, device, amp, warmup, steps);
-    std::cout << absl::StrFormat("  %-9s  step %8.2f ms   %9.1f images/s\n", c.label, s * 1e3, batch / s);
-    results.push_back({{"config", c.label}, {"step_ms", s * 1e3}, {"images_per_sec", batch / s}});
+    // Training FLOPs: 2 per FMA forward, twice that backward.
+    auto spec = DescribeNetwork(network, c.width, input);
+    const double flops = 6.0 * static_cast<double>(spec->Fmas()) * batch / s;
+    const double mfu = flops / peak_flops;
+    std::cout << absl::StrFormat("  %-9s  step %8.2f ms   %9.1f images/s   %7.1f TFLOP/s   MFU %5.1f%%\n",
+                                 c.label, s * 1e3, batch / s, flops / 1e12, 100 * mfu);
+    results.push_back({{"config", c.label}, {"step_ms", s * 1e3}, {"images_per_sec", batch / s},
+                       {"tflops", flops / 1e12}, {"mfu", mfu}});
     if (c.width == 2.0 && c.wbits == 32) fp32_2x = s;
     if (c.width == 2.0 && c.wbits == 2) q_2x = s;
   }

@@ -127,7 +127,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedOptions& 
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(o.master_port);
     so.isServer = o.rank == 0;
-    so.numWorkers = c10::nullopt;
+    so.numWorkers.reset();
     so.waitWorkers = false;
     so.timeout = o.rendezvous_timeout;
     tcp = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "common/network_spec.h"
+#include "worker/trainer/optim.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -123,6 +124,41 @@ TEST(Networks, FirstAndLastLayersStayFullPrecision) {
         EXPECT_EQ(distinct, 2) << name << " " << weights[i].first << " must be binary";
       }
     }
+  }
+}
+
+}  // namespace
+}  // namespace wrpn::trainer
+
+namespace wrpn::trainer {
+namespace {
+
+// ForeachSgdStep (used on CUDA) is the same update as torch::optim::SGD::step (used on the CPU),
+// with the same optimizer state, so checkpoints move between them.
+TEST(Optim, ForeachSgdMatchesTorchSgd) {
+  for (bool nesterov : {false, true}) {
+    torch::manual_seed(5);
+    auto a = BuildNetwork("lenet5", 1.0, InputShape{}, Precision{2, 4, 0});
+    torch::manual_seed(5);
+    auto b = BuildNetwork("lenet5", 1.0, InputShape{}, Precision{2, 4, 0});
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto opts = torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(nesterov).weight_decay(5e-4);
+    torch::optim::SGD oa((*a)->parameters(), opts), ob((*b)->parameters(), opts);
+    for (int step = 0; step < 3; ++step) {
+      torch::manual_seed(100 + step);
+      const torch::Tensor x = torch::randn({16, 1, 28, 28});
+      const torch::Tensor y = torch::randint(0, 10, {16});
+      for (auto [net, opt, foreach] : {std::tuple{*a, &oa, false}, std::tuple{*b, &ob, true}}) {
+        opt->zero_grad();
+        torch::cross_entropy_loss(net->forward(x), y).backward();
+        if (foreach) ForeachSgdStep(*opt); else opt->step();
+      }
+    }
+    const auto pa = (*a)->parameters(), pb = (*b)->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      EXPECT_LE((pa[i] - pb[i]).abs().max().item<float>(), 1e-6) << i << " nesterov " << nesterov;
+    }
+    EXPECT_EQ(oa.state().size(), ob.state().size());
   }
 }
 
