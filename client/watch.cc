@@ -84,7 +84,13 @@ class Watcher {
       RunTty(*reader);
     }
     grpc::Status st = reader->Finish();
-    if (!st.ok() && !Finished(sweep_.state())) c_.Throw(st, absl::StrCat("watch sweep ", id_));
+    if (!Finished(sweep_.state())) {
+      if (!st.ok()) c_.Throw(st, absl::StrCat("watch sweep ", id_));
+      throw CliError{kExitUnreachable,
+                     absl::StrFormat("watch sweep %d: the coordinator at %s ended the stream before the "
+                                     "sweep finished (shutting down?); run `wrpn sweep watch %d` again",
+                                     id_, c_.settings().addr, id_)};
+    }
     return Summary();
   }
 

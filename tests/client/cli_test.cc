@@ -251,6 +251,20 @@ TEST_F(CliTest, WatchOnTerminalDrawsProgressBars) {
   EXPECT_THAT(r.out, HasSubstr("sweep 1 succeeded"));
 }
 
+TEST_F(CliTest, SubmitWatchAndACoordinatorGoingAway) {
+  std::promise<void> started;
+  std::future<Result> watch = std::async(std::launch::async, [&] {
+    return Run({"sweep", "submit", kQuick, "--watch"}, /*tty=*/false, [&] { started.set_value(); });
+  });
+  ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
+  server_->Shutdown(1s);
+  ASSERT_EQ(watch.wait_for(20s), std::future_status::ready);
+  Result r = watch.get();
+  EXPECT_THAT(r.out, HasSubstr("sweep 1 submitted: fashion-quick, 8 trials\n"));
+  EXPECT_EQ(r.code, 5);
+  EXPECT_THAT(r.err, HasSubstr("ended the stream before the sweep finished"));
+}
+
 TEST_F(CliTest, WatchOfAFailedSweepExitsOne) {
   ASSERT_EQ(Run({"sweep", "submit", kQuick}).code, 0);
   auto w = NewWorker();
