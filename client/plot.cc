@@ -141,7 +141,7 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
     s << "  $s" << i << " using 1:2 with points pt " << (ours ? 7 : 8) << " ps " << (ours ? 1.6 : 1.8)
       << " lc rgb '" << color << "' title " << Quote(name) << ", \\\n";
     s << "  $f" << i << " using 1:2 with steps lw 2 dt " << (ours ? 1 : 2) << " lc rgb '" << color
-      << "' title " << Quote(name.substr(0, name.find(':')) + " Pareto front") << ", \\\n";
+      << "' title " << Quote(name.substr(0, name.find(" (")) + ", Pareto front") << ", \\\n";
     s << "  $s" << i << " using 1:2:3 with labels offset char " << (ours ? "1,0.8" : "1,-0.9")
       << " left font " << (ours ? "'Sans,9'" : "'Sans,8'") << " tc rgb '" << color << "' notitle";
     s << (i + 1 < series.size() ? ", \\\n" : "\n");

@@ -425,7 +425,7 @@ TEST_F(CliTest, PlotsWithGnuplot) {
   std::stringstream ss;
   ss << std::ifstream(script).rdbuf();
   EXPECT_THAT(ss.str(), HasSubstr("title \"paper: alexnet (ImageNet)\""));
-  EXPECT_THAT(ss.str(), HasSubstr("title \"ours Pareto front\""));
+  EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5, Pareto front\""));
   EXPECT_THAT(ss.str(), HasSubstr("set xlabel"));
   EXPECT_THAT(ss.str(), HasSubstr("\"2x 4/4\""));
   const std::string svg = (home_ / "grid.svg").string();
