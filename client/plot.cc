@@ -42,6 +42,58 @@ std::string SweepName(const GridView& v) {
   return v.sweep_name.empty() ? std::string() : " (" + v.sweep_name + ")";
 }
 
+// Greedy label placement: each label takes the first of a few offsets (in character cells of a
+// ~100 x 46 cell plot area) that overlaps neither a point nor an earlier label.
+struct PlacedLabel {
+  const ParetoPoint* point;
+  double dx, dy;
+};
+std::vector<PlacedLabel> PlaceLabels(const std::vector<ParetoPoint>& pts) {
+  std::vector<PlacedLabel> out;
+  if (pts.empty()) return out;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (const auto& p : pts) {
+    const double lx = std::log2(std::max(p.cost, 1e-9));
+    x0 = std::min(x0, lx), x1 = std::max(x1, lx), y0 = std::min(y0, p.y), y1 = std::max(y1, p.y);
+  }
+  const double xr = std::max(x1 - x0, 1e-9) * 1.13, yr = std::max(y1 - y0, 1e-9) * 1.13;
+  const double kW = 100, kH = 46;
+  auto cx = [&](const ParetoPoint& p) { return (std::log2(std::max(p.cost, 1e-9)) - x0) / xr * kW + 0.05 * kW; };
+  auto cy = [&](const ParetoPoint& p) { return (p.y - y0) / yr * kH + 0.05 * kH; };
+  struct Box { double l, r, b, t; };
+  std::vector<Box> taken;
+  for (const auto& p : pts) taken.push_back({cx(p) - 0.7, cx(p) + 0.7, cy(p) - 0.4, cy(p) + 0.4});
+  auto overlap = [](const Box& a, const Box& b) {
+    const double w = std::min(a.r, b.r) - std::max(a.l, b.l), h = std::min(a.t, b.t) - std::max(a.b, b.b);
+    return w > 0 && h > 0 ? w * h : 0.0;
+  };
+  // Ours first: they get the best spots.
+  std::vector<const ParetoPoint*> order;
+  for (const auto& p : pts) if (absl::StartsWith(p.series, "ours")) order.push_back(&p);
+  for (const auto& p : pts) if (!absl::StartsWith(p.series, "ours")) order.push_back(&p);
+  for (const ParetoPoint* p : order) {
+    const double len = 0.8 * static_cast<double>(p->label.size());
+    const bool ours = absl::StartsWith(p->series, "ours");
+    std::vector<std::pair<double, double>> cand = {{1, 0.8}, {1, -0.9}, {-1 - len, 0.8}, {-1 - len, -0.9},
+                                                   {1, 1.8}, {1, -1.9}, {-1 - len, 1.8}, {-1 - len, -1.9}};
+    if (!ours) std::swap(cand[0], cand[1]), std::swap(cand[2], cand[3]);
+    double best = 1e300;
+    std::pair<double, double> pick = cand[0];
+    Box pick_box{};
+    for (const auto& [dx, dy] : cand) {
+      const Box b{cx(*p) + dx, cx(*p) + dx + len, cy(*p) + dy - 0.5, cy(*p) + dy + 0.5};
+      double cost = 0;
+      for (const Box& t : taken) cost += overlap(b, t);
+      if (b.l < 0 || b.r > kW * 1.1 || b.b < 0 || b.t > kH * 1.1) cost += 100;
+      if (cost < best - 1e-9) best = cost, pick = {dx, dy}, pick_box = b;
+      if (cost == 0) break;
+    }
+    taken.push_back(pick_box);
+    out.push_back({p, pick.first, pick.second});
+  }
+  return out;
+}
+
 std::string BitsLabel(double width, int wbits, int abits) {
   return absl::StrFormat("%gx %d/%d", width, wbits, abits);
 }
@@ -132,18 +184,27 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
   if (y == ParetoY::kDelta) s << "set arrow from graph 0, first 0 to graph 1, first 0 nohead lc rgb '#888888' dt 3\n";
   const char* ours_colors[] = {"#1f77b4", "#2ca02c", "#9467bd", "#8c564b"};
   const char* paper_colors[] = {"#d62728", "#ff7f0e", "#e377c2", "#7f7f7f"};
+  std::map<std::string, std::string> colors;
+  {
+    int oi = 0, pi = 0;
+    for (const auto& name : series)
+      colors[name] = absl::StartsWith(name, "ours") ? ours_colors[oi++ % 4] : paper_colors[pi++ % 4];
+  }
+  for (const auto& l : PlaceLabels(pts)) {
+    const ParetoPoint& p = *l.point;
+    const bool ours = absl::StartsWith(p.series, "ours");
+    s << absl::StrFormat("set label %s at %.6g, %.6g left offset char %.1f, %.1f font '%s' tc rgb '%s' front\n",
+                         Quote(p.label), p.cost, p.y, l.dx, l.dy, ours ? "Sans,9" : "Sans,8", colors[p.series]);
+  }
   s << "plot \\\n";
-  int oi = 0, pi = 0;
   for (size_t i = 0; i < series.size(); ++i) {
     const bool ours = absl::StartsWith(series[i], "ours");
-    const std::string color = ours ? ours_colors[oi++ % 4] : paper_colors[pi++ % 4];
+    const std::string color = colors[series[i]];
     const std::string name = series[i];
     s << "  $s" << i << " using 1:2 with points pt " << (ours ? 7 : 8) << " ps " << (ours ? 1.6 : 1.8)
       << " lc rgb '" << color << "' title " << Quote(name) << ", \\\n";
     s << "  $f" << i << " using 1:2 with steps lw 2 dt " << (ours ? 1 : 2) << " lc rgb '" << color
-      << "' title " << Quote(name.substr(0, name.find(" (")) + ", Pareto front") << ", \\\n";
-    s << "  $s" << i << " using 1:2:3 with labels offset char " << (ours ? "1,0.8" : "1,-0.9")
-      << " left font " << (ours ? "'Sans,9'" : "'Sans,8'") << " tc rgb '" << color << "' notitle";
+      << "' title " << Quote(name.substr(0, name.find(" (")) + ", Pareto front");
     s << (i + 1 < series.size() ? ", \\\n" : "\n");
   }
   if (series.empty()) s << "  NaN notitle\n";
