@@ -494,14 +494,15 @@ TEST_F(WorkerE2eTest, TwoWorkersRunATwoNodeGangTrialWithGloo) {
   EXPECT_TRUE(t.trial().has_final_top1());
   // Both nodes ran their two ranks against rank 0's store on that port.
   for (const char* node : {"node-a", "node-b"}) {
-    bool found = false;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_ / node / "attempts", ec)) {
-      const std::string log = ReadFile(e.path() / "agent.log");
-      if (log.find("world size 4 (MASTER_ADDR 127.0.0.1:" + port + ")") != std::string::npos)
-        found = true;
-    }
-    EXPECT_TRUE(found) << node;
+    EXPECT_TRUE(WaitFor([&] {  // node-b's ranks may still be exiting after rank 0 reported
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir_ / node / "attempts", ec)) {
+        const std::string log = ReadFile(e.path() / "agent.log");
+        if (log.find("world size 4 (MASTER_ADDR 127.0.0.1:" + port + ")") != std::string::npos)
+          return true;
+      }
+      return false;
+    }, 20s)) << node;
   }
 }
 

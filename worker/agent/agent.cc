@@ -593,6 +593,7 @@ void Agent::Start(const pb::Lease& lease) {
                                                           ":", master_port, ")")
                                            : "",
                           "\n"));
+  WriteLogs(r);
 }
 
 void Agent::RequestStop(RunState& r, StopKind kind, const std::string& reason) {
