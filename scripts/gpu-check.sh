@@ -42,8 +42,9 @@ if ! ninja -C build-gpu -j "$(nproc)" "${targets[@]}" >"$out/build.log" 2>&1; th
 fi
 
 step "gpu tests"
+export TORCH_SHOW_CPP_STACKTRACES=1
 timeout 240 ctest --test-dir build-gpu -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1
-echo "gpu tests rc=$?"; tail -5 "$out/gpu-tests.log"
+echo "gpu tests rc=$?"; grep -E "Failure|crash|Passed|Failed|SEGFAULT" -A8 "$out/gpu-tests.log" | head -60
 timeout 60 build-gpu/tests/worker/trainer/trainer_gpu_tests --gtest_filter='*Quantizer*' 2>&1 | grep -E "fused|OK|FAILED"
 
 step "C++ benchmark (wrpn train_bench)"
@@ -59,8 +60,8 @@ step "PyTorch eager reference"
 timeout 200 python3 bench/pytorch_bench.py --steps 20 --warmup 5 --json "$out/pytorch.json"
 
 step "CPU trainer tests on this LibTorch"
-timeout 120 build-gpu/tests/worker/trainer/trainer_tests --gtest_brief=1 >"$out/cpu-tests.log" 2>&1
-echo "cpu tests rc=$?"; tail -4 "$out/cpu-tests.log"
+timeout 150 build-gpu/tests/worker/trainer/trainer_tests >"$out/cpu-tests.log" 2>&1
+echo "cpu tests rc=$?"; grep -E "FAILED|crash|^\[  PASSED" -A12 "$out/cpu-tests.log" | head -40
 
 python3 - "$out" <<'PY'
 import json, os, sys

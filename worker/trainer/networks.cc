@@ -42,7 +42,7 @@ class QLayerImpl : public nn::Module {
   torch::Tensor QuantizedWeight() const {
     if (wbits_ == 32) return weight_;
     if (fixed_scale_ > 0) return QuantizeWeight(weight_, wbits_, fixed_scale_);
-    return QuantizeWeight(weight_, wbits_, AdaptiveWeightScale(weight_, wbits_));
+    return QuantizeWeightAdaptive(weight_, wbits_);
   }
 
   torch::Tensor forward(const torch::Tensor& x) {

@@ -40,10 +40,10 @@ class BinaryWeight : public torch::autograd::Function<BinaryWeight> {
 // One fused CUDA kernel forward (values and clip mask), one multiply backward.
 class FusedActivation : public torch::autograd::Function<FusedActivation> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, int64_t bits) {
-    const at::Tensor x = a.contiguous();
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t bits) {
+    // Elementwise over memory order: any dense layout (channels-last too) is kept as it is.
     at::Tensor y = at::empty_like(x);
-    at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+    at::Tensor mask = at::empty_like(x, x.options().dtype(at::kBool));
     cuda::ElementType type = cuda::ElementType::kFloat;
     if (x.scalar_type() == at::kBFloat16) type = cuda::ElementType::kBFloat16;
     if (x.scalar_type() == at::kHalf) type = cuda::ElementType::kHalf;
@@ -53,6 +53,27 @@ class FusedActivation : public torch::autograd::Function<FusedActivation> {
     TORCH_CHECK(err == cudaSuccess, "activation quantizer kernel: ", cudaGetErrorString(err));
     ctx->save_for_backward({mask});
     return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor mask = ctx->get_saved_variables()[0];
+    return {grad[0] * mask, at::Tensor()};
+  }
+};
+
+// The adaptive-scale weight quantizer: two fused kernels forward, one multiply backward.
+class FusedWeight : public torch::autograd::Function<FusedWeight> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& w, int64_t bits) {
+    at::Tensor out = at::empty_like(w);
+    at::Tensor mask = at::empty_like(w, w.options().dtype(at::kBool));
+    at::Tensor stats = at::zeros({2}, w.options());
+    const cudaError_t err = cuda::WeightQuantizeForward(
+        w.data_ptr<float>(), out.data_ptr<float>(), mask.data_ptr<bool>(), stats.data_ptr<float>(),
+        w.numel(), static_cast<int>(bits), at::cuda::getCurrentCUDAStream(w.device().index()).stream());
+    TORCH_CHECK(err == cudaSuccess, "weight quantizer kernel: ", cudaGetErrorString(err));
+    ctx->save_for_backward({mask});
+    return out;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
@@ -103,6 +124,16 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, const at::Tensor& scale
   at::Tensor& zero = zeros[{static_cast<int>(w.device().type()), w.device().index()}];
   if (!zero.defined()) zero = at::zeros({1}, w.options().dtype(at::kInt));
   return at::fake_quantize_per_tensor_affine(clipped, step, zero, -n, n);
+}
+
+at::Tensor QuantizeWeightAdaptive(const at::Tensor& w, int bits) {
+#ifdef WRPN_WITH_CUDA_KERNELS
+  if (bits >= 2 && bits <= 16 && w.scalar_type() == at::kFloat && UseFusedKernel(w)) {
+    return FusedWeight::apply(w, bits);
+  }
+#endif
+  if (bits == 32) return w;
+  return QuantizeWeight(w, bits, AdaptiveWeightScale(w, bits));
 }
 
 at::Tensor QuantizeWeight(const at::Tensor& w, int bits, double scale) {

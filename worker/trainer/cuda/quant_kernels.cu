@@ -48,9 +48,77 @@ cudaError_t Launch(const void* x, void* y, bool* mask, int64_t n, float levels, 
   return cudaGetLastError();
 }
 
+// Per-tensor max|w| (stats[0], as float bits: non-negative floats order like ints) and sum|w|
+// (stats[1]); stats must start at zero.
+__global__ void AbsStats(const float* __restrict__ w, int64_t n, float* __restrict__ stats) {
+  float mx = 0.f, sum = 0.f;
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float a = fabsf(w[i]);
+    mx = fmaxf(mx, a);
+    sum += a;
+  }
+  for (int off = 16; off > 0; off >>= 1) {
+    mx = fmaxf(mx, __shfl_down_sync(0xffffffffu, mx, off));
+    sum += __shfl_down_sync(0xffffffffu, sum, off);
+  }
+  __shared__ float block_max[32];
+  __shared__ float block_sum[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    block_max[warp] = mx;
+    block_sum[warp] = sum;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x >> 5;
+    mx = lane < warps ? block_max[lane] : 0.f;
+    sum = lane < warps ? block_sum[lane] : 0.f;
+    for (int off = 16; off > 0; off >>= 1) {
+      mx = fmaxf(mx, __shfl_down_sync(0xffffffffu, mx, off));
+      sum += __shfl_down_sync(0xffffffffu, sum, off);
+    }
+    if (lane == 0) {
+      atomicMax(reinterpret_cast<int*>(stats), __float_as_int(mx));
+      atomicAdd(stats + 1, sum);
+    }
+  }
+}
+
+// s = max(min(max|w|, 1.4 n mean|w|), tiny); out = s * round(n * clip(w / s)) / n; mask = |w| <= s.
+__global__ void WeightQuant(const float* __restrict__ w, float* __restrict__ out, bool* __restrict__ mask,
+                            int64_t n, const float* __restrict__ stats, float levels, float inv_count) {
+  const float mx = __int_as_float(*reinterpret_cast<const int*>(stats));
+  const float s = fmaxf(fminf(mx, 1.4f * levels * stats[1] * inv_count), 1e-30f);
+  const float step = s / levels, inv_step = levels / s;
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float v = w[i];
+    mask[i] = fabsf(v) <= s;
+    out[i] = rintf(fminf(fmaxf(v, -s), s) * inv_step) * step;
+  }
+}
+
+int Blocks(int64_t n, int threads, int64_t cap) {
+  const int64_t want = (n + threads - 1) / threads;
+  return static_cast<int>(want < cap ? want : cap);
+}
+
 }  // namespace
 
 namespace wrpn::trainer::cuda {
+
+cudaError_t WeightQuantizeForward(const float* w, float* out, bool* mask, float* stats, int64_t n,
+                                  int bits, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  const int threads = 256;
+  AbsStats<<<Blocks(n, threads, 1024), threads, 0, stream>>>(w, n, stats);
+  const float levels = static_cast<float>((int64_t{1} << (bits - 1)) - 1);
+  WeightQuant<<<Blocks(n, threads, 65535 * 8), threads, 0, stream>>>(w, out, mask, n, stats, levels,
+                                                                     1.f / static_cast<float>(n));
+  return cudaGetLastError();
+}
+
 
 cudaError_t ActivationQuantizeForward(ElementType type, const void* x, void* y, bool* mask,
                                       int64_t n, int bits, cudaStream_t stream) {
