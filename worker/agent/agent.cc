@@ -65,12 +65,20 @@ bool PortFree(int port) {
   return ok;
 }
 
+// Worth retrying: everything but "the lease is not ours" (FAILED_PRECONDITION, NOT_FOUND) and
+// "the request is wrong" (INVALID_ARGUMENT, UNIMPLEMENTED). A coordinator shutting down answers
+// CANCELLED or UNAVAILABLE; a bad token (UNAUTHENTICATED) is retried until an operator fixes it.
 bool Transient(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kUnavailable ||
-         s.code() == absl::StatusCode::kDeadlineExceeded ||
-         s.code() == absl::StatusCode::kResourceExhausted ||
-         s.code() == absl::StatusCode::kAborted || s.code() == absl::StatusCode::kInternal ||
-         s.code() == absl::StatusCode::kUnknown;
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnimplemented:
+      return false;
+    default:
+      return true;
+  }
 }
 
 int64_t WallMs(const Clock* clock) {
@@ -186,6 +194,15 @@ int Agent::FreeCpuSlots() const {
   return std::max(0, options_.max_cpu_trials - used);
 }
 
+void Agent::LogThrottled(const std::string& msg) {
+  const Steady now = clock_->SteadyNow();
+  auto it = last_logged_.find(msg);
+  if (it != last_logged_.end() && now - it->second < std::chrono::seconds(10)) return;
+  if (last_logged_.size() > 100) last_logged_.clear();
+  last_logged_[msg] = now;
+  Log(msg);
+}
+
 void Agent::Register() {
   pb::RegisterWorkerRequest req;
   req.set_name(options_.name);
@@ -200,7 +217,7 @@ void Agent::Register() {
   req.set_max_cpu_trials(options_.max_cpu_trials);
   auto resp = client_->RegisterWorker(req);
   if (!resp.ok()) {
-    Log(absl::StrCat("register: ", resp.status().message(), "; retrying"));
+    LogThrottled(absl::StrCat("register: ", resp.status().message(), "; retrying"));
     next_register_ = clock_->SteadyNow() + options_.register_retry;
     return;
   }
@@ -284,11 +301,17 @@ void Agent::Heartbeat() {
       next_register_.reset();
       return;
     }
-    Log(absl::StrCat("heartbeat: ", resp.status().message()));
+    LogThrottled(absl::StrCat("heartbeat: ", resp.status().message()));
+    heartbeat_failing_ = true;
     // Retry sooner than a full interval so a short outage does not cost the leases.
     next_heartbeat_ = clock_->SteadyNow() + std::max(std::chrono::milliseconds(100),
                                                      heartbeat_interval_ / 4);
     return;
+  }
+  if (heartbeat_failing_) {
+    heartbeat_failing_ = false;
+    Log(absl::StrCat("heartbeat: coordinator reachable again (", req.leases_size(),
+                     " lease(s) renewed)"));
   }
   if (resp->lease_ttl_ms() > 0) {  // follow a coordinator restarted with another TTL
     heartbeat_interval_ = std::chrono::milliseconds(std::max<int64_t>(1, resp->lease_ttl_ms() / 3));
@@ -334,7 +357,7 @@ void Agent::Acquire() {
       next_register_.reset();
       return;
     }
-    Log(absl::StrCat("acquire: ", resp.status().message()));
+    LogThrottled(absl::StrCat("acquire: ", resp.status().message()));
     return;
   }
   for (const pb::Lease& l : resp->leases()) Start(l);
@@ -791,7 +814,8 @@ void Agent::TryComplete(RunState& r) {
     return;
   }
   if (Transient(s)) {
-    Log(absl::StrCat(DescribeLease(r.lease), ": CompleteTrial: ", s.message(), "; will retry"));
+    LogThrottled(absl::StrCat(DescribeLease(r.lease), ": CompleteTrial: ", s.message(),
+                              "; will retry"));
     r.retry_at = clock_->SteadyNow() + std::chrono::seconds(1);
     return;
   }

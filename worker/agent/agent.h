@@ -83,6 +83,7 @@ class Agent {
   struct RunState;
 
   void Register();
+  void LogThrottled(const std::string& msg);  // the same message at most every 10 s
   void Heartbeat();
   void Acquire();
   void Start(const pb::Lease& lease);
@@ -117,7 +118,9 @@ class Agent {
   bool drain_applied_ = false;
   std::vector<std::unique_ptr<RunState>> runs_;
   std::vector<bool> gpu_busy_;
-  bool logs_supported_ = true;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
+  std::map<std::string, Steady> last_logged_;
+  bool logs_supported_ = true;
+  bool heartbeat_failing_ = false;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
 };
 
 // Splits "host:port" or "[v6]:port" into its parts; a bare host (or IPv6 address) is left whole

@@ -85,8 +85,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> MakeGrpcCoordinatorClient(
     creds = grpc::SslCredentials(ssl);
   }
   grpc::ChannelArguments args;
+  // Reconnect within about a second of a restarted coordinator coming back, well inside the
+  // lease TTL its leases get again on load.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto channel = grpc::CreateCustomChannel(options.target, creds, args);
   return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(channel, options));
 }

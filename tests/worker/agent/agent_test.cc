@@ -394,6 +394,21 @@ TEST_F(AgentTest, UnreachableCoordinatorRetriesTheReportAndKeepsTheLeaseAlive) {
   EXPECT_TRUE(heartbeated) << "the lease is renewed while the report is pending";
 }
 
+TEST_F(AgentTest, ACoordinatorShuttingDownDoesNotCostTheLease) {
+  client_.leases.push_back(MakeLease(34));
+  agent().Step();
+  auto p = launcher_.at(0);
+  client_.metrics_errors.push_back(absl::CancelledError("ReportMetrics: CANCELLED"));
+  client_.metrics_errors.push_back(absl::UnavailableError("connection refused"));
+  client_.heartbeat_errors.push_back(absl::UnavailableError("connection refused"));
+  p->Print(Epoch(0, 3, 40));
+  Steps(80);  // flushes every 2 s: two failures, then through
+  EXPECT_TRUE(p->Signals().empty());
+  EXPECT_EQ(agent().active_runs(), 1u);
+  ASSERT_EQ(client_.metrics.size(), 1u) << "sent once the coordinator is back";
+  EXPECT_EQ(client_.metrics[0].points(3).value(), 40);
+}
+
 TEST_F(AgentTest, ALostLeaseStopsTheTrainerWithoutReporting) {
   client_.leases.push_back(MakeLease(10));
   agent().Step();
