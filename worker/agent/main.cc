@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
   } else if (const char* t = std::getenv("WRPN_TOKEN")) {
     copt.token = t;
   }
+  ::unsetenv("WRPN_TOKEN");  // the trainers inherit the environment; they do not need it
   auto client = MakeGrpcCoordinatorClient(copt);
   if (!client.ok()) {
     std::cerr << "wrpn-worker: " << client.status().message() << "\n";
