@@ -561,5 +561,34 @@ TEST_F(WorkerE2eTest, TwoWorkersRunATwoNodeGangTrialWithGloo) {
   }
 }
 
+TEST_F(WorkerE2eTest, AGangNodeWhoseRanksFailEndsTheAttemptOnEveryWorker) {
+  // node-b's "trainer" fails at once; node-a's ranks wait in the rendezvous until the
+  // coordinator, told by node-b, has node-a stop them. (Rank 0 is whichever worker asked first.)
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"32/32"}}}, 2,
+                               {{"gpus_per_node", 2}, {"nodes", 2}}, {{"device", "cpu"}});
+  const std::string port = std::to_string(FreePort());
+  Process* a = StartWorker("node-a", {"--gpus", "2", "--rendezvous-port", port, "--grace", "3",
+                                      "--rendezvous-timeout", "30"});
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(StartWorker("node-b", {"--gpus", "2", "--trainer", "/bin/false"}), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 120s));
+  EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_FAILED);
+  auto t = Trial(Trials(sweep)[0].id());
+  ASSERT_EQ(t.attempts_size(), 3) << "retried up to max_attempts";
+  for (const auto& at : t.attempts()) {
+    EXPECT_EQ(at.outcome(), pb::ATTEMPT_FAILED);
+    EXPECT_THAT(at.reason(), HasSubstr("exit code 1")) << at.reason();
+  }
+  // node-a's ranks were stopped every time, and none is left.
+  EXPECT_TRUE(WaitFor([&] { return ChildrenOf(a->pid()).empty(); }, 15s));
+  EXPECT_TRUE(WaitFor([&] {  // the agent notes it once it collected its ranks' exits
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ / "node-a" / "attempts", ec)) {
+      if (ReadFile(e.path() / "agent.log").find("lease dropped") != std::string::npos) return true;
+    }
+    return false;
+  }, 15s));
+}
+
 }  // namespace
 }  // namespace wrpn

@@ -69,10 +69,9 @@ class ForkExecProcess final : public Process {
  private:
   void Signal(int sig) {
     if (reaped_.load()) return;
-    // The group first (ranks and helpers the trainer started), then the child itself in case it
-    // has not reached setpgid yet.
-    ::kill(-pid_, sig);
-    ::kill(pid_, sig);
+    // The group (the child and whatever it started; Launch made the child its leader), or the
+    // child alone should the group be gone. Once: a second SIGTERM means "hurry" to some.
+    if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
   }
 
   void Append(int fd, const char* data, size_t n, std::string& partial) {
