@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,7 @@
 #include "common/network_spec.h"
 #include "worker/trainer/networks.h"
 #include "worker/trainer/optim.h"
+#include "worker/trainer/quantizer.h"
 
 namespace {
 
@@ -28,7 +31,7 @@ using namespace wrpn;
 using namespace wrpn::trainer;
 
 struct Config {
-  const char* label;
+  const char* label;  // points into a string that outlives the run
   double width;
   int wbits, abits;
 };
@@ -75,6 +78,8 @@ double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tens
 int main(int argc, char** argv) {
   int steps = 10, warmup = 3, batch = 128;
   double peak_flops = 790e12;  // the H100's measured dense bf16 rate (issue 10)
+  bool micro = false;          // time the quantizers alone against ReLU
+  std::string configs_arg;     // e.g. "2:32:32,2:2:4" (width:wbits:abits); default: the three below
   std::string network = "resnet20", device_name = "cpu", json_path;
   bool amp = false, channels_last = false;
   for (int i = 1; i < argc; ++i) {
@@ -92,6 +97,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--device")) device_name = next("--device");
     else if (!std::strcmp(argv[i], "--json")) json_path = next("--json");
     else if (!std::strcmp(argv[i], "--peak-flops")) peak_flops = std::stod(next("--peak-flops"));
+    else if (!std::strcmp(argv[i], "--configs")) configs_arg = next("--configs");
+    else if (!std::strcmp(argv[i], "--micro")) micro = true;
     else if (!std::strcmp(argv[i], "--amp")) amp = true;
     else if (!std::strcmp(argv[i], "--channels-last")) channels_last = true;
     else {
@@ -104,8 +111,60 @@ int main(int argc, char** argv) {
     return 2;
   }
   const torch::Device device(device_name);
+  if (device.is_cpu()) torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const InputShape input = DefaultInput(network);
-  const Config configs[] = {{"1x 32/32", 1.0, 32, 32}, {"2x 32/32", 2.0, 32, 32}, {"2x W2A4", 2.0, 2, 4}};
+  if (micro) {
+    // One ResNet-20 2x first-stage activation map at batch 128.
+    const torch::Tensor base = torch::randn({batch, 32, 28, 28}).to(device);
+    auto time = [&](const char* label, auto fn) {
+      std::vector<double> t;
+      for (int i = 0; i < warmup + steps; ++i) {
+        torch::Tensor a = base.clone().requires_grad_(true);
+        const auto t0 = std::chrono::steady_clock::now();
+        fn(a).sum().backward();
+        if (device.is_cuda()) torch::cuda::synchronize();
+        if (i >= warmup) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(t.begin(), t.end());
+      std::cout << absl::StrFormat("  %-28s %8.2f ms (forward + backward + sum)\n", label, t[t.size() / 2] * 1e3);
+    };
+    time("relu", [](const torch::Tensor& a) { return torch::relu(a); });
+    time("QuantizeActivation 4 bits", [](const torch::Tensor& a) { return QuantizeActivation(a, 4); });
+    time("QuantizeActivationAten 4 bits", [](const torch::Tensor& a) { return QuantizeActivationAten(a, 4); });
+    {
+      torch::NoGradGuard ng;
+      for (const char* which : {"relu fwd", "quant fwd"}) {
+        std::vector<double> t;
+        for (int i = 0; i < 10; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          torch::Tensor y = std::string(which) == "relu fwd" ? torch::relu(base) : QuantizeActivation(base, 4);
+          t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::sort(t.begin(), t.end());
+        std::cout << absl::StrFormat("  %-28s %8.2f ms\n", which, t[5] * 1e3);
+      }
+    }
+    return 0;
+  }
+  std::vector<Config> configs = {{"1x 32/32", 1.0, 32, 32}, {"2x 32/32", 2.0, 32, 32}, {"2x W2A4", 2.0, 2, 4}};
+  std::vector<std::string> labels;
+  labels.reserve(64);  // Config keeps c_str() pointers
+  if (!configs_arg.empty()) {
+    configs.clear();
+    std::istringstream in(configs_arg);
+    for (std::string item; std::getline(in, item, ',');) {
+      double w = 0;
+      int wb = 0, ab = 0;
+      char c1 = 0, c2 = 0;
+      std::istringstream one(item);
+      if (!(one >> w >> c1 >> wb >> c2 >> ab) || c1 != ':' || c2 != ':') {
+        std::cerr << "--configs: expected width:wbits:abits items, got '" << item << "'\n";
+        return 2;
+      }
+      labels.push_back(absl::StrFormat("%gx W%dA%d", w, wb, ab));
+      configs.push_back({labels.back().c_str(), w, wb, ab});
+    }
+  }
   torch::manual_seed(0);
   torch::Tensor x = torch::randn({batch, input.channels, input.height, input.width}).to(device);
   if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
@@ -135,10 +194,12 @@ int main(int argc, char** argv) {
                                  c.label, s * 1e3, batch / s, flops / 1e12, 100 * mfu);
     results.push_back({{"config", c.label}, {"step_ms", s * 1e3}, {"images_per_sec", batch / s},
                        {"tflops", flops / 1e12}, {"mfu", mfu}});
-    if (c.width == 2.0 && c.wbits == 32) fp32_2x = s;
-    if (c.width == 2.0 && c.wbits == 2) q_2x = s;
+    if (c.width == 2.0 && c.wbits == 32 && c.abits == 32) fp32_2x = s;
+    if (c.width == 2.0 && c.wbits == 2 && c.abits == 4) q_2x = s;
   }
-  std::cout << absl::StrFormat("quantization overhead (2x W2A4 / 2x 32/32 step time): %.3f\n", q_2x / fp32_2x);
+  if (fp32_2x > 0 && q_2x > 0) {
+    std::cout << absl::StrFormat("quantization overhead (2x W2A4 / 2x 32/32 step time): %.3f\n", q_2x / fp32_2x);
+  }
   if (!json_path.empty()) {
     std::ofstream(json_path) << nlohmann::json{{"network", network}, {"batch", batch},
                                                {"device", device.str()}, {"results", results},

@@ -31,7 +31,7 @@ at::Tensor QuantizeWeightAdaptive(const at::Tensor& w, int bits);
 at::Tensor QuantizeActivation(const at::Tensor& a, int bits);
 
 // The same activation quantizer through ATen operators only (clamp + fake_quantize); on CUDA
-// QuantizeActivation uses a fused kernel of ours when the build has one.
+// QuantizeActivation uses a fused kernel of ours where the build has one.
 at::Tensor QuantizeActivationAten(const at::Tensor& a, int bits);
 bool HaveFusedCudaQuantizer();
 

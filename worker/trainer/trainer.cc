@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -177,7 +178,9 @@ class Trial {
         Fail(kExitBadConfig, "config", "device: '" + c_.device + "' does not exist");
       }
     }
-    if (c_.threads > 0) torch::set_num_threads(c_.threads);
+    // Intra-op threads: as configured, else this machine's cores shared among its local ranks.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    torch::set_num_threads(c_.threads > 0 ? c_.threads : std::max(1, cores / std::max(1, dist.local_world_size)));
     if (dist.world_size > 1) {
       auto comm = Connect(dist, device_.is_cuda());
       if (!comm.ok()) Fail(kExitInternal, "rendezvous", std::string(comm.status().message()));
