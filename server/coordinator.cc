@@ -144,6 +144,12 @@ Coordinator::Coordinator(Store* store, const Clock* clock, MetricsRegistry* regi
   top1_gauge_ = registry->AddGauge(
       "wrpn_trial_top1", "Final top-1 accuracy of succeeded trials (mean over seeds), percent.",
       {"sweep", "network", "width", "wbits", "abits"});
+  worker_images_gauge_ = registry->AddGauge(
+      "wrpn_worker_images_per_second",
+      "Training throughput last reported by a worker's trainer (images/s).", {"worker"});
+  worker_gpu_memory_gauge_ = registry->AddGauge(
+      "wrpn_worker_gpu_memory_bytes", "GPU memory in use last reported by a worker's trainer.",
+      {"worker"});
   registry->AddCollectHook([this] { CollectMetrics(); });
 }
 
@@ -1107,6 +1113,15 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     if (last.name.empty() || p.step >= last.step) last = p;
   }
   points_ingested_->Inc({}, static_cast<double>(m.metrics.size()));
+  // Per-worker gauges from the trainer's throughput and GPU memory points.
+  const auto w = workers_.find(l->worker_id);
+  const std::string worker = w != workers_.end() && !w->second.rec.name.empty() ? w->second.rec.name
+                                                                                  : l->worker_id;
+  for (const pb::MetricPoint& p : req.points()) {
+    if (!std::isfinite(p.value())) continue;
+    if (p.name() == "images_per_sec") worker_images_gauge_->Set({worker}, p.value());
+    if (p.name() == "gpu_memory_bytes") worker_gpu_memory_gauge_->Set({worker}, p.value());
+  }
   pb::ReportMetricsResponse resp;
   resp.set_accepted(static_cast<int64_t>(m.metrics.size()));
   return resp;

@@ -180,6 +180,8 @@ class Coordinator {
   GaugeFamily* trials_gauge_;
   GaugeFamily* workers_gauge_;
   GaugeFamily* top1_gauge_;
+  GaugeFamily* worker_images_gauge_;      // latest images/s a worker's trainer reported
+  GaugeFamily* worker_gpu_memory_gauge_;  // latest GPU memory in use a worker's trainer reported
 };
 
 }  // namespace wrpn::server

@@ -661,7 +661,8 @@ void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
       const int64_t wall = WallMs(clock_);
       if (r.pending_points.empty()) r.last_flush = clock_->SteadyNow();  // a new batch starts
       for (const char* name : {"train_loss", "train_top1", "test_loss", "top1", "top5", "lr",
-                               "images_per_sec", "seconds"}) {
+                               "images_per_sec", "seconds", "gpu_memory_bytes",
+                               "allreduce_wait_ms_per_step"}) {
         if (!e.contains(name) || !e[name].is_number()) continue;
         const double v = e[name].get<double>();
         if (!std::isfinite(v)) continue;

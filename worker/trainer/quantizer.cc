@@ -90,6 +90,21 @@ bool UseFusedKernel(const at::Tensor& a) {
 }
 #endif
 
+// CPU: round(m * c) / m with an identity gradient, applied to c = clamp(a, 0, 1) (whose own
+// gradient is the clip mask). ATen's vectorised, parallel elementwise kernels instead of
+// fake_quantize's CPU kernel, which is several times slower than ReLU on a large activation map.
+class RoundToLevels : public torch::autograd::Function<RoundToLevels> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& c, int64_t levels) {
+    const double m = static_cast<double>(levels);
+    return at::mul(c, m).round_().div_(m);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+                                                 torch::autograd::variable_list grad) {
+    return {grad[0], at::Tensor()};
+  }
+};
+
 }  // namespace
 
 bool HaveFusedCudaQuantizer() {
@@ -159,6 +174,7 @@ at::Tensor QuantizeActivation(const at::Tensor& a, int bits) {
 #ifdef WRPN_WITH_CUDA_KERNELS
   if (UseFusedKernel(a)) return FusedActivation::apply(a, bits);
 #endif
+  if (a.device().is_cpu()) return RoundToLevels::apply(at::clamp(a, 0.0, 1.0), ActivationLevels(bits));
   return QuantizeActivationAten(a, bits);
 }
 

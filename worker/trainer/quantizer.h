@@ -30,8 +30,9 @@ at::Tensor QuantizeWeightAdaptive(const at::Tensor& w, int bits);
 // where 0 <= a <= 1.
 at::Tensor QuantizeActivation(const at::Tensor& a, int bits);
 
-// The same activation quantizer through ATen operators only (clamp + fake_quantize); on CUDA
-// QuantizeActivation uses a fused kernel of ours where the build has one.
+// The same activation quantizer through clamp + ATen's fake_quantize. QuantizeActivation itself
+// uses faster kernels with the same values: vectorised elementwise ATen ops on the CPU, a fused
+// kernel of ours on CUDA where the build has one.
 at::Tensor QuantizeActivationAten(const at::Tensor& a, int bits);
 bool HaveFusedCudaQuantizer();
 

@@ -19,6 +19,10 @@
 #include "worker/trainer/optim.h"
 #include "worker/trainer/reducer.h"
 
+#ifdef WRPN_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace wrpn::trainer {
 namespace {
 
@@ -32,6 +36,18 @@ struct TrialError {
   std::string kind;
   std::string reason;
 };
+
+// GPU memory the caching allocator holds on `d` (0 on the CPU).
+double GpuMemoryBytes(const torch::Device& d) {
+#ifdef WRPN_TORCH_CUDA
+  if (d.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
+    return static_cast<double>(stats.reserved_bytes[0].current);
+  }
+#endif
+  (void)d;
+  return 0;
+}
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -473,6 +489,7 @@ class Trial {
             {"lr", LearningRate(c_, pos.epoch + 1.0 - 1e-9)},
             {"images_per_sec", secs > 0 ? seen / secs : 0},
             {"seconds", secs},
+            {"gpu_memory_bytes", GpuMemoryBytes(device_)},
             // Time per step spent waiting for gradient all-reduces not hidden behind backward.
             {"allreduce_wait_ms_per_step",
              reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0}});
