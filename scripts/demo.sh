@@ -3,23 +3,26 @@
 # (SQLite in a state folder) and one CPU worker, submit a sweep (default: the Fashion-MNIST quick
 # sweep), show live progress, then print the grid next to the paper's numbers and write a plot.
 # Ctrl-C stops everything this script started. Usage:
-#   scripts/demo.sh [--keep] [--spec FILE] [--state DIR] [--build DIR]
-#     --keep   leave the coordinator and the worker running for you to try the CLI
+#   scripts/demo.sh [--keep] [--spec FILE] [--state DIR] [--build DIR] [--no-build]
+#     --keep      leave the coordinator and the worker running for you to try the CLI
+#     --no-build  use the binaries already in the build folder (no install, no compile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 keep=0
+no_build=0
 spec=examples/sweeps/fashion-quick.yaml
 state=".state/demo-$(date +%Y%m%d-%H%M%S)"
 build=${WRPN_BUILD_DIR:-build}
 while (($#)); do
   case "$1" in
     --keep) keep=1 ;;
+    --no-build) no_build=1 ;;
     --spec) spec=${2:?--spec needs a file}; shift ;;
     --state) state=${2:?--state needs a folder}; shift ;;
     --build) build=${2:?--build needs a folder}; shift ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -28,6 +31,11 @@ done
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 
+if ((no_build)); then
+  for b in server/wrpn-coordinator worker/agent/wrpn-worker client/wrpn worker/trainer/wrpn-train; do
+    [[ -x "$build/$b" ]] || { echo "demo: --no-build: $build/$b is missing" >&2; exit 2; }
+  done
+elif true; then
 scripts/install-deps.sh
 if [[ -f "$build/build.ninja" ]]; then
   say "reusing the existing build in $build/ (only changed files are rebuilt)"
@@ -40,7 +48,8 @@ if ninja -C "$build" -n wrpn-coordinator wrpn-worker wrpn wrpn-train | grep -q '
 else
   cmake --build "$build" -j "$(nproc)" --target wrpn-coordinator wrpn-worker wrpn wrpn-train
 fi
-bin="$root/$build"
+fi
+bin=$(cd "$build" && pwd)
 wrpn() { "$bin/client/wrpn" "$@"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
