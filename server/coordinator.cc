@@ -1004,10 +1004,16 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
   }
   const int want = req.max_trials() == 0 ? 1 : req.max_trials();
   pb::AcquireTrialResponse resp;
-  // Gang leases granted while this worker was not asking come first.
+  // Gang leases granted while this worker was not asking come first, once the worker says it
+  // has the GPUs free (its previous attempt's ranks may still be exiting); until then they wait,
+  // and their TTL still runs.
+  int free_gpus = req.free_gpus();
   for (const std::string& id : wit->second.leases) {
     LeaseEntry& l = leases_.at(id);
     if (l.delivered) continue;
+    const int need = trials_.at(l.trial_id).rec.gpus_per_node;
+    if (need > free_gpus) continue;
+    free_gpus -= need;
     l.delivered = true;
     *resp.add_leases() = LeaseMessage(l, trials_.at(l.trial_id));
   }
