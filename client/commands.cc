@@ -150,60 +150,14 @@ pb::SweepState ParseSweepState(const std::string& s) {
 
 // ---- sweep ----
 
-// The shared validator stops at the first problem. To list one problem per top-level section,
-// set the offending section aside (the axes are replaced by a minimal valid block over the same
-// networks, so network-dependent recipe checks still apply) and validate again.
-std::vector<std::string> SpecProblems(const std::string& text, const absl::Status& first) {
-  std::vector<std::string> out{std::string(first.message())};
-  auto doc = YamlToJson(text);
-  if (!doc.ok() || !doc->is_object()) return out;
-  nlohmann::json d = *doc;
-  auto section_of = [&](const std::string& msg) -> std::string {
-    for (auto it = d.begin(); it != d.end(); ++it) {
-      const std::string& k = it.key();
-      if (msg.rfind(k, 0) == 0 && msg.size() > k.size() && std::string(".:[ ").find(msg[k.size()]) != std::string::npos)
-        return k;
-      if (msg.find("'" + k + "' in the spec") != std::string::npos) return k;
-      const std::string in = " in " + k;
-      const size_t at = msg.find(in);
-      if (at != std::string::npos && (at + in.size() == msg.size() || std::string(".[ ").find(msg[at + in.size()]) != std::string::npos))
-        return k;
-    }
-    return "";
-  };
-  for (int i = 0; i < 8; ++i) {
-    const std::string section = section_of(out.back());
-    if (section.empty()) break;
-    if (section == "axes") {
-      nlohmann::json nets = nlohmann::json::array();
-      auto collect = [&](const nlohmann::json& block) {
-        if (!block.is_object() || !block.contains("network")) return;
-        const auto& n = block["network"];
-        for (const auto& v : n.is_array() ? n : nlohmann::json::array({n}))
-          if (v.is_string() && IsKnownNetwork(v.get<std::string>())) nets.push_back(v);
-      };
-      if (d["axes"].is_array()) for (const auto& b : d["axes"]) collect(b);
-      else collect(d["axes"]);
-      if (nets.empty()) nets.push_back("lenet5");
-      d["axes"] = {{"network", nets}, {"width", {1}}, {"precision", {"32/32"}}};
-    } else {
-      d.erase(section);
-    }
-    auto again = SweepSpecFromJson(d);
-    if (again.ok()) break;
-    const std::string msg(again.status().message());
-    if (std::find(out.begin(), out.end(), msg) != out.end()) break;
-    out.push_back(msg);
-  }
-  return out;
-}
-
 int SweepSubmit(Invocation& inv, const std::string& path, bool watch, bool dry_run) {
   const std::string text = ReadFileOr(path, kExitUsage, "sweep submit");
   auto spec = ParseSweepSpec(text);
   if (!spec.ok()) {
     std::string msg = absl::StrCat(path, ": invalid sweep spec, nothing submitted:");
-    for (const std::string& p : SpecProblems(text, spec.status())) absl::StrAppend(&msg, "\n  ", p);
+    // The shared validator lists every problem, one per line.
+    for (absl::string_view p : absl::StrSplit(spec.status().message(), '\n'))
+      absl::StrAppend(&msg, "\n  ", p);
     throw CliError{kExitFailed, msg};
   }
   const int64_t count = CountTrials(*spec);

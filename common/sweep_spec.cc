@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <optional>
 #include <tuple>
 
 #include "absl/strings/numbers.h"
@@ -30,16 +31,47 @@ size_t EditDistance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
+bool OneOfKeys(const std::string& k, const std::vector<std::string>& keys) {
+  return std::find(keys.begin(), keys.end(), k) != keys.end();
+}
+
 std::string Where(const std::string& path) { return path.empty() ? "the spec" : path; }
 std::string Field(const std::string& path, const std::string& key) {
   return path.empty() ? key : absl::StrCat(path, ".", key);
 }
 
-absl::Status CheckKeys(const json& obj, const std::string& path,
-                       const std::vector<std::string>& allowed) {
+// Collects every problem of a spec (each once, in the order found) so that a user sees all of
+// them at once; ToStatus() joins them one per line.
+class Problems {
+ public:
+  void Add(const absl::Status& st) {
+    if (!st.ok()) Add(std::string(st.message()));
+  }
+  void Add(std::string msg) {
+    if (std::find(msgs_.begin(), msgs_.end(), msg) == msgs_.end()) msgs_.push_back(std::move(msg));
+  }
+  // Records `st` and says whether it was OK.
+  bool Ok(const absl::Status& st) {
+    Add(st);
+    return st.ok();
+  }
+  bool empty() const { return msgs_.empty(); }
+  size_t size() const { return msgs_.size(); }
+  absl::Status ToStatus() const {
+    if (msgs_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(msgs_, "\n"));
+  }
+
+ private:
+  std::vector<std::string> msgs_;
+};
+
+// Reports every key of `obj` not in `allowed`; false when obj is not a map.
+bool CheckKeys(const json& obj, const std::string& path, const std::vector<std::string>& allowed,
+               Problems& problems) {
   if (!obj.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(path), ": expected a map, got ", obj.dump()));
+    problems.Add(absl::StrCat(Where(path), ": expected a map, got ", obj.dump()));
+    return false;
   }
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
@@ -52,9 +84,9 @@ absl::Status CheckKeys(const json& obj, const std::string& path,
     std::string msg = absl::StrCat("unknown key '", it.key(), "' in ", Where(path));
     if (!best.empty()) absl::StrAppend(&msg, " (did you mean '", best, "'?)");
     else absl::StrAppend(&msg, " (allowed: ", absl::StrJoin(allowed, ", "), ")");
-    return absl::InvalidArgumentError(msg);
+    problems.Add(msg);
   }
-  return absl::OkStatus();
+  return true;
 }
 
 absl::StatusOr<int64_t> AsInt(const json& v, const std::string& field) {
@@ -81,12 +113,6 @@ absl::StatusOr<std::string> AsString(const json& v, const std::string& field) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": expected a string, got ", v.dump()));
 }
 
-absl::StatusOr<bool> AsBool(const json& v, const std::string& field) {
-  if (v.is_boolean()) return v.get<bool>();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": expected true or false, got ", v.dump()));
-}
-
 // Reads obj[key] into *out when present (null counts as absent).
 template <typename T, typename F>
 absl::Status Read(const json& obj, const std::string& path, const char* key, F conv, T* out) {
@@ -107,25 +133,16 @@ absl::Status ReadInt(const json& o, const std::string& p, const char* k, int* ou
   *out = static_cast<int>(v);
   return absl::OkStatus();
 }
-absl::Status ReadInt64(const json& o, const std::string& p, const char* k, int64_t* out) {
-  return Read(o, p, k, AsInt, out);
-}
-absl::Status ReadDouble(const json& o, const std::string& p, const char* k, double* out) {
-  return Read(o, p, k, AsDouble, out);
-}
 absl::Status ReadString(const json& o, const std::string& p, const char* k, std::string* out) {
   return Read(o, p, k, AsString, out);
-}
-absl::Status ReadBool(const json& o, const std::string& p, const char* k, bool* out) {
-  return Read(o, p, k, AsBool, out);
 }
 
 // A list axis; a scalar is accepted as a one-element list. Absent -> *present = false; null ->
 // present and empty.
-absl::StatusOr<std::vector<json>> ReadList(const json& obj, const char* key, bool* present) {
+std::vector<json> ReadList(const json& obj, const char* key, bool* present) {
   auto it = obj.find(key);
   *present = it != obj.end();
-  if (!*present || it->is_null()) return std::vector<json>{};
+  if (!*present || it->is_null()) return {};
   if (it->is_array()) return std::vector<json>(it->begin(), it->end());
   return std::vector<json>{*it};
 }
@@ -137,6 +154,9 @@ absl::StatusOr<PrecisionPair> ParsePair(const json& v, const std::string& field)
   if (v.is_array() && v.size() == 2) {
     ASSIGN_OR_RETURN(int64_t w, AsInt(v[0], field));
     ASSIGN_OR_RETURN(int64_t a, AsInt(v[1], field));
+    if (w != static_cast<int>(w) || a != static_cast<int>(a)) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", v.dump(), " is out of range"));
+    }
     p.wbits = static_cast<int>(w), p.abits = static_cast<int>(a);
     return p;
   }
@@ -151,7 +171,9 @@ absl::StatusOr<PrecisionPair> ParsePair(const json& v, const std::string& field)
     }
   }
   if (v.is_object()) {
-    RETURN_IF_ERROR(CheckKeys(v, field, {"wbits", "abits"}));
+    Problems keys;
+    CheckKeys(v, field, {"wbits", "abits"}, keys);
+    RETURN_IF_ERROR(keys.ToStatus());
     if (!v.contains("wbits") || !v.contains("abits")) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": a precision needs both wbits and abits, got ", v.dump()));
@@ -164,95 +186,104 @@ absl::StatusOr<PrecisionPair> ParsePair(const json& v, const std::string& field)
       field, ": expected [wbits, abits], \"wbits/abits\" or {wbits, abits}, got ", v.dump()));
 }
 
-absl::Status NonEmpty(bool present, size_t n, const std::string& field) {
-  if (present && n == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+// Reports an absent or empty required list; true when the list has values.
+bool NonEmpty(bool present, size_t n, const std::string& field, Problems& problems) {
+  if (!present) {
+    problems.Add(absl::StrCat(field, ": missing"));
+    return false;
   }
-  if (!present) return absl::InvalidArgumentError(absl::StrCat(field, ": missing"));
-  return absl::OkStatus();
+  if (n == 0) {
+    problems.Add(absl::StrCat(field, ": must not be empty"));
+    return false;
+  }
+  return true;
 }
 
-absl::StatusOr<AxesBlock> ParseAxes(const json& obj, const std::string& path) {
-  RETURN_IF_ERROR(CheckKeys(obj, path, {"network", "width", "precision", "wbits", "abits", "seed"}));
-  AxesBlock b;
-  bool present;
-  ASSIGN_OR_RETURN(auto nets, ReadList(obj, "network", &present));
-  RETURN_IF_ERROR(NonEmpty(present, nets.size(), Field(path, "network")));
-  for (const auto& n : nets) {
-    ASSIGN_OR_RETURN(std::string s, AsString(n, Field(path, "network")));
-    b.networks.push_back(s);
+// Parses a list of bit widths (the wbits or abits axis), reporting each bad value.
+std::vector<int> ParseBitsList(const std::vector<json>& list, const std::string& field,
+                               Problems& problems) {
+  std::vector<int> out;
+  for (const auto& item : list) {
+    auto v = AsInt(item, field);
+    if (!problems.Ok(v.status())) continue;
+    if (*v != static_cast<int>(*v) || !IsValidBits(static_cast<int>(*v))) {
+      problems.Add(absl::StrCat(field, ": ", *v, " is not a valid bit width (1..16 or 32)"));
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), *v) != out.end()) {
+      problems.Add(absl::StrCat(field, ": duplicate value ", *v));
+      continue;
+    }
+    out.push_back(static_cast<int>(*v));
   }
-  ASSIGN_OR_RETURN(auto widths, ReadList(obj, "width", &present));
-  RETURN_IF_ERROR(NonEmpty(present, widths.size(), Field(path, "width")));
-  for (const auto& w : widths) {
-    ASSIGN_OR_RETURN(double d, AsDouble(w, Field(path, "width")));
-    b.widths.push_back(d);
+  return out;
+}
+
+// Parses one block of axes, reporting every problem found; the block is usable (for further
+// checks) only when nothing was reported.
+AxesBlock ParseAxes(const json& obj, const std::string& path, Problems& problems) {
+  AxesBlock b;
+  if (!CheckKeys(obj, path, {"network", "width", "precision", "wbits", "abits", "seed"},
+                 problems)) {
+    return b;
+  }
+  bool present;
+  auto nets = ReadList(obj, "network", &present);
+  if (NonEmpty(present, nets.size(), Field(path, "network"), problems)) {
+    for (const auto& n : nets) {
+      auto s = AsString(n, Field(path, "network"));
+      if (problems.Ok(s.status())) b.networks.push_back(*s);
+    }
+  }
+  auto widths = ReadList(obj, "width", &present);
+  if (NonEmpty(present, widths.size(), Field(path, "width"), problems)) {
+    for (const auto& w : widths) {
+      auto d = AsDouble(w, Field(path, "width"));
+      if (problems.Ok(d.status())) b.widths.push_back(*d);
+    }
   }
   bool has_prec, has_w, has_a;
-  ASSIGN_OR_RETURN(auto prec, ReadList(obj, "precision", &has_prec));
-  ASSIGN_OR_RETURN(auto wl, ReadList(obj, "wbits", &has_w));
-  ASSIGN_OR_RETURN(auto al, ReadList(obj, "abits", &has_a));
+  auto prec = ReadList(obj, "precision", &has_prec);
+  auto wl = ReadList(obj, "wbits", &has_w);
+  auto al = ReadList(obj, "abits", &has_a);
   // protobuf's JSON form omits empty repeated fields: an absent list next to a present one is
   // treated as absent.
   has_prec = has_prec && (!prec.empty() || (!has_w && !has_a));
   if (has_prec && (has_w || has_a)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Where(path), ": give either precision or wbits and abits, not both"));
-  }
-  if (has_prec) {
-    RETURN_IF_ERROR(NonEmpty(true, prec.size(), Field(path, "precision")));
-    // [4, 4] alone is one pair, not two one-bit values.
-    if (prec.size() == 2 && prec[0].is_number() && prec[1].is_number()) {
-      prec = {json::array({prec[0], prec[1]})};
+    problems.Add(absl::StrCat(Where(path), ": give either precision or wbits and abits, not both"));
+  } else if (has_prec) {
+    if (NonEmpty(true, prec.size(), Field(path, "precision"), problems)) {
+      // [4, 4] alone is one pair, not two one-bit values.
+      if (prec.size() == 2 && prec[0].is_number() && prec[1].is_number()) {
+        prec = {json::array({prec[0], prec[1]})};
+      }
+      for (const auto& p : prec) {
+        auto pair = ParsePair(p, Field(path, "precision"));
+        if (problems.Ok(pair.status())) b.precisions.push_back(*pair);
+      }
     }
-    for (const auto& p : prec) {
-      ASSIGN_OR_RETURN(PrecisionPair pair, ParsePair(p, Field(path, "precision")));
-      b.precisions.push_back(pair);
-    }
+  } else if (!has_w && !has_a) {
+    problems.Add(absl::StrCat(Where(path), ": missing precision (or wbits and abits)"));
   } else {
-    if (!has_w && !has_a) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Where(path), ": missing precision (or wbits and abits)"));
-    }
-    RETURN_IF_ERROR(NonEmpty(has_w, wl.size(), Field(path, "wbits")));
-    RETURN_IF_ERROR(NonEmpty(has_a, al.size(), Field(path, "abits")));
     std::vector<int> ws, as;
-    for (const auto& w : wl) {
-      ASSIGN_OR_RETURN(int64_t v, AsInt(w, Field(path, "wbits")));
-      if (!IsValidBits(static_cast<int>(v)) || v != static_cast<int>(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Field(path, "wbits"), ": ", v, " is not a valid bit width (1..16 or 32)"));
-      }
-      if (std::find(ws.begin(), ws.end(), v) != ws.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(Field(path, "wbits"), ": duplicate value ", v));
-      }
-      ws.push_back(static_cast<int>(v));
+    if (NonEmpty(has_w, wl.size(), Field(path, "wbits"), problems)) {
+      ws = ParseBitsList(wl, Field(path, "wbits"), problems);
     }
-    for (const auto& a : al) {
-      ASSIGN_OR_RETURN(int64_t v, AsInt(a, Field(path, "abits")));
-      if (!IsValidBits(static_cast<int>(v)) || v != static_cast<int>(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Field(path, "abits"), ": ", v, " is not a valid bit width (1..16 or 32)"));
-      }
-      if (std::find(as.begin(), as.end(), v) != as.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(Field(path, "abits"), ": duplicate value ", v));
-      }
-      as.push_back(static_cast<int>(v));
+    if (NonEmpty(has_a, al.size(), Field(path, "abits"), problems)) {
+      as = ParseBitsList(al, Field(path, "abits"), problems);
     }
     for (int w : ws)
       for (int a : as) b.precisions.push_back({w, a});
   }
-  ASSIGN_OR_RETURN(auto seeds, ReadList(obj, "seed", &present));
+  auto seeds = ReadList(obj, "seed", &present);
   if (present) {
-    if (seeds.empty() && obj.at("seed").is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(Field(path, "seed"), ": must not be empty"));
-    }
     b.seeds.clear();
+    if (seeds.empty() && obj.at("seed").is_array()) {
+      problems.Add(absl::StrCat(Field(path, "seed"), ": must not be empty"));
+    }
     for (const auto& s : seeds) {
-      ASSIGN_OR_RETURN(int64_t v, AsInt(s, Field(path, "seed")));
-      b.seeds.push_back(v);
+      auto v = AsInt(s, Field(path, "seed"));
+      if (problems.Ok(v.status())) b.seeds.push_back(*v);
     }
     if (b.seeds.empty()) b.seeds = {0};
   }
@@ -285,82 +316,226 @@ json IntsFromStrings(json obj, const std::vector<std::string>& keys) {
   return obj;
 }
 
-// Applies the recipe and dataset sections over TrialConfig's defaults. Field errors from the
-// trial-config parser are reported under recipe.* / dataset.*.
-absl::StatusOr<TrialConfig> ParseBase(const json& recipe, const json& dataset, int gpus,
-                                      const std::string& network) {
+// Field errors from the trial-config parser are reported under recipe.* / dataset.*.
+std::string SectionMessage(const absl::Status& st) {
+  std::string msg(st.message());
+  if (msg.rfind("dataset", 0) != 0) msg = "recipe." + msg;
+  return msg;
+}
+
+// Applies the recipe and dataset sections over TrialConfig's defaults. Each recipe key and the
+// dataset section are first checked on their own over the defaults, so that every bad field is
+// reported, then together (for rules that relate fields).
+std::optional<TrialConfig> ParseBase(const json& recipe, const json& dataset, int gpus,
+                                     const std::string& network, Problems& problems) {
   json cfg = TrialConfigToJson(TrialConfig{});
   cfg["network"] = network;
   cfg["device"] = gpus > 0 ? "cuda" : "cpu";
-  if (!recipe.is_null()) {
-    RETURN_IF_ERROR(CheckKeys(recipe, "recipe", RecipeKeys()));
-    for (auto it = recipe.begin(); it != recipe.end(); ++it) cfg[it.key()] = it.value();
+  const size_t before = problems.size();
+  json merged = cfg;
+  if (!recipe.is_null() && CheckKeys(recipe, "recipe", RecipeKeys(), problems)) {
+    for (auto it = recipe.begin(); it != recipe.end(); ++it) {
+      if (!OneOfKeys(it.key(), RecipeKeys())) continue;
+      json one = cfg;
+      one[it.key()] = it.value();
+      auto c = TrialConfigFromJson(one);
+      if (!c.ok()) problems.Add(SectionMessage(c.status()));
+      merged[it.key()] = it.value();
+    }
   }
-  if (!dataset.is_null()) {
-    RETURN_IF_ERROR(CheckKeys(dataset, "dataset", DatasetKeys()));
+  if (!dataset.is_null() && CheckKeys(dataset, "dataset", DatasetKeys(), problems)) {
     json d = IntsFromStrings(dataset, {"train_subset", "test_subset", "train_size", "test_size"});
-    // Only synthetic datasets carry shape fields in the config.
-    json merged = cfg["dataset"];
-    for (auto it = d.begin(); it != d.end(); ++it) merged[it.key()] = it.value();
-    cfg["dataset"] = merged;
+    json ds = cfg["dataset"];
+    for (auto it = d.begin(); it != d.end(); ++it) {
+      if (OneOfKeys(it.key(), DatasetKeys())) ds[it.key()] = it.value();
+    }
+    json one = cfg;
+    one["dataset"] = ds;
+    auto c = TrialConfigFromJson(one);
+    if (!c.ok()) problems.Add(SectionMessage(c.status()));
+    merged["dataset"] = ds;
   }
-  auto c = TrialConfigFromJson(cfg);
+  if (problems.size() != before) return std::nullopt;
+  auto c = TrialConfigFromJson(merged);
   if (!c.ok()) {
-    std::string msg(c.status().message());
-    if (msg.rfind("dataset", 0) != 0) msg = "recipe." + msg;
-    return absl::InvalidArgumentError(msg);
+    problems.Add(SectionMessage(c.status()));
+    return std::nullopt;
   }
-  return c;
+  return *c;
 }
 
-absl::Status OutOfRange(const std::string& field, const std::string& value,
-                        const std::string& rule) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", value, " ", rule));
+std::string OutOfRange(const std::string& field, const std::string& value,
+                       const std::string& rule) {
+  return absl::StrCat(field, ": ", value, " ", rule);
 }
 
-template <typename T>
-bool OneOf(const T& v, const std::vector<T>& set) {
-  return std::find(set.begin(), set.end(), v) != set.end();
+// Reports every value problem of the axes: unknown networks, bad bits, widths out of range,
+// duplicates, too many trials, trials listed twice. `report_empty` is false where the parser has
+// already reported missing, empty or unreadable lists.
+void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = true) {
+  if (spec.axes.empty()) {
+    problems.Add("axes: must not be empty");
+    return;
+  }
+  const size_t before = problems.size();
+  for (size_t i = 0; i < spec.axes.size(); ++i) {
+    const AxesBlock& b = spec.axes[i];
+    const std::string p = spec.axes.size() == 1 ? "axes" : absl::StrCat("axes[", i, "]");
+    if (report_empty) {
+      if (b.networks.empty()) problems.Add(p + ".network: must not be empty");
+      if (b.widths.empty()) problems.Add(p + ".width: must not be empty");
+      if (b.precisions.empty()) problems.Add(p + ".precision: must not be empty");
+      if (b.seeds.empty()) problems.Add(p + ".seed: must not be empty");
+    }
+    for (size_t j = 0; j < b.networks.size(); ++j) {
+      if (!IsKnownNetwork(b.networks[j])) {
+        problems.Add(absl::StrCat(p, ".network: unknown network '", b.networks[j],
+                                  "' (known: ", absl::StrJoin(KnownNetworks(), ", "), ")"));
+      } else if (std::find(b.networks.begin(), b.networks.begin() + j, b.networks[j]) !=
+                 b.networks.begin() + j) {
+        problems.Add(absl::StrCat(p, ".network: duplicate value '", b.networks[j], "'"));
+      }
+    }
+    for (size_t j = 0; j < b.widths.size(); ++j) {
+      double w = b.widths[j];
+      if (!(w > 0) || w > kMaxWidth || !std::isfinite(w)) {
+        problems.Add(OutOfRange(p + ".width", Num(w), "is out of range (0, 8]"));
+      } else if (std::find(b.widths.begin(), b.widths.begin() + j, w) != b.widths.begin() + j) {
+        problems.Add(absl::StrCat(p, ".width: duplicate value ", Num(w)));
+      }
+    }
+    for (size_t j = 0; j < b.precisions.size(); ++j) {
+      const PrecisionPair& q = b.precisions[j];
+      bool ok = true;
+      if (!IsValidBits(q.wbits)) {
+        ok = false;
+        problems.Add(absl::StrCat(p, ".precision: wbits ", q.wbits,
+                                  " is not a valid bit width (1..16 or 32)"));
+      }
+      if (!IsValidBits(q.abits)) {
+        ok = false;
+        problems.Add(absl::StrCat(p, ".precision: abits ", q.abits,
+                                  " is not a valid bit width (1..16 or 32)"));
+      }
+      if (ok && std::find(b.precisions.begin(), b.precisions.begin() + j, q) !=
+                    b.precisions.begin() + j) {
+        problems.Add(absl::StrCat(p, ".precision: duplicate value ", q.wbits, "/", q.abits));
+      }
+    }
+    for (size_t j = 0; j < b.seeds.size(); ++j) {
+      if (b.seeds[j] < 0) {
+        problems.Add(absl::StrCat(p, ".seed: ", b.seeds[j], " must be >= 0"));
+      } else if (std::find(b.seeds.begin(), b.seeds.begin() + j, b.seeds[j]) !=
+                 b.seeds.begin() + j) {
+        problems.Add(absl::StrCat(p, ".seed: duplicate value ", b.seeds[j]));
+      }
+    }
+  }
+  const int64_t n = CountTrials(spec);
+  if (n > kMaxTrialsPerSweep) {
+    problems.Add(absl::StrCat("axes: the grid has ", n, " trials, more than the limit of ",
+                              kMaxTrialsPerSweep));
+    return;
+  }
+  if (spec.axes.size() > 1 && problems.size() == before) {
+    std::set<std::tuple<std::string, double, int, int, int64_t>> seen;
+    for (const TrialPoint& t : ExpandSweep(spec)) {
+      if (!seen.emplace(t.network, t.width, t.wbits, t.abits, t.seed).second) {
+        problems.Add(absl::StrCat("axes: trial network=", t.network, " width=", Num(t.width),
+                                  " wbits=", t.wbits, " abits=", t.abits, " seed=", t.seed,
+                                  " is listed by more than one block"));
+        return;
+      }
+    }
+  }
+}
+
+// Reports every problem of the recipe (per network of the spec), resources and max_attempts.
+// `check_recipe` is false where the recipe could not be parsed (its problems are reported).
+void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = true) {
+  std::set<std::string> networks;
+  for (const AxesBlock& b : check_recipe ? spec.axes : std::vector<AxesBlock>{}) {
+    for (const std::string& n : b.networks)
+      if (IsKnownNetwork(n)) networks.insert(n);
+  }
+  for (const std::string& net : networks) {
+    TrialConfig c = spec.base;
+    c.network = net;
+    if (!spec.axes.empty() && !spec.axes[0].widths.empty()) c.width = spec.axes[0].widths[0];
+    if (!spec.axes.empty() && !spec.axes[0].precisions.empty()) {
+      c.wbits = spec.axes[0].precisions[0].wbits;
+      c.abits = spec.axes[0].precisions[0].abits;
+    }
+    if (absl::Status st = ValidateTrialConfig(c); !st.ok()) {
+      problems.Add(absl::StrCat(SectionMessage(st), " (network ", net, ")"));
+    }
+  }
+  if (spec.resources.gpus_per_node < 0 || spec.resources.gpus_per_node > 64)
+    problems.Add(OutOfRange("resources.gpus_per_node", absl::StrCat(spec.resources.gpus_per_node),
+                            "is out of range [0, 64]"));
+  if (spec.resources.nodes < 1 || spec.resources.nodes > 1024)
+    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
+                            "is out of range [1, 1024]"));
+  else if (spec.resources.nodes > 1 && spec.resources.gpus_per_node == 0)
+    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
+                            "needs gpus_per_node >= 1 (multi-node trials run on GPUs)"));
+  if (spec.max_attempts < 1 || spec.max_attempts > 100)
+    problems.Add(
+        OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]"));
 }
 
 }  // namespace
 
-absl::Status ValidateAxes(const SweepSpec& spec);
-
 absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
-  RETURN_IF_ERROR(CheckKeys(doc, "", {"name", "dataset", "axes", "recipe", "resources",
-                                      "max_attempts", "priority"}));
-  SweepSpec spec;
-  RETURN_IF_ERROR(ReadString(doc, "", "name", &spec.name));
-  auto axes = doc.find("axes");
-  if (axes == doc.end() || axes->is_null()) {
-    return absl::InvalidArgumentError("axes: missing (give network, width, precision, seed)");
+  Problems problems;
+  if (!CheckKeys(doc, "", {"name", "dataset", "axes", "recipe", "resources", "max_attempts",
+                           "priority"},
+                 problems)) {
+    return problems.ToStatus();
   }
-  if (axes->is_array()) {
-    if (axes->empty()) return absl::InvalidArgumentError("axes: must not be empty");
+  SweepSpec spec;
+  problems.Add(ReadString(doc, "", "name", &spec.name));
+  auto axes = doc.find("axes");
+  const size_t before_axes = problems.size();
+  if (axes == doc.end() || axes->is_null()) {
+    problems.Add("axes: missing (give network, width, precision, seed)");
+  } else if (axes->is_array()) {
+    if (axes->empty()) problems.Add("axes: must not be empty");
     for (size_t i = 0; i < axes->size(); ++i) {
-      ASSIGN_OR_RETURN(AxesBlock b, ParseAxes((*axes)[i], absl::StrCat("axes[", i, "]")));
-      spec.axes.push_back(std::move(b));
+      spec.axes.push_back(ParseAxes((*axes)[i], absl::StrCat("axes[", i, "]"), problems));
     }
   } else {
-    ASSIGN_OR_RETURN(AxesBlock b, ParseAxes(*axes, "axes"));
-    spec.axes.push_back(std::move(b));
+    spec.axes.push_back(ParseAxes(*axes, "axes", problems));
   }
+  if (!spec.axes.empty()) CheckAxes(spec, problems, /*report_empty=*/problems.size() == before_axes);
   if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) {
-    RETURN_IF_ERROR(CheckKeys(*it, "resources", {"gpus_per_node", "nodes"}));
-    RETURN_IF_ERROR(ReadInt(*it, "resources", "gpus_per_node", &spec.resources.gpus_per_node));
-    RETURN_IF_ERROR(ReadInt(*it, "resources", "nodes", &spec.resources.nodes));
+    if (CheckKeys(*it, "resources", {"gpus_per_node", "nodes"}, problems)) {
+      problems.Add(ReadInt(*it, "resources", "gpus_per_node", &spec.resources.gpus_per_node));
+      problems.Add(ReadInt(*it, "resources", "nodes", &spec.resources.nodes));
+    }
   }
-  RETURN_IF_ERROR(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
-  RETURN_IF_ERROR(ReadInt(doc, "", "priority", &spec.priority));
-  RETURN_IF_ERROR(ValidateAxes(spec));
+  problems.Add(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
+  problems.Add(ReadInt(doc, "", "priority", &spec.priority));
+  // The recipe is checked against the spec's first known network (network-dependent rules, e.g.
+  // the input size, are checked for every network below).
+  std::string first_net = "lenet5";
+  for (const AxesBlock& b : spec.axes) {
+    for (const std::string& n : b.networks)
+      if (IsKnownNetwork(n)) {
+        first_net = n;
+        break;
+      }
+    if (first_net != "lenet5") break;
+  }
   const json null_json;
   auto rit = doc.find("recipe");
   auto dit = doc.find("dataset");
-  ASSIGN_OR_RETURN(spec.base, ParseBase(rit == doc.end() ? null_json : *rit,
-                                        dit == doc.end() ? null_json : *dit,
-                                        spec.resources.gpus_per_node, spec.axes[0].networks[0]));
-  RETURN_IF_ERROR(ValidateSweepSpec(spec));
+  const size_t before_base = problems.size();
+  auto base = ParseBase(rit == doc.end() ? null_json : *rit, dit == doc.end() ? null_json : *dit,
+                        spec.resources.gpus_per_node, first_net, problems);
+  if (base) spec.base = *base;
+  CheckRest(spec, problems, /*check_recipe=*/problems.size() == before_base);
+  RETURN_IF_ERROR(problems.ToStatus());
   return spec;
 }
 
@@ -374,110 +549,11 @@ absl::StatusOr<SweepSpec> ParseSweepSpec(std::string_view text) {
   return SweepSpecFromJson(*doc);
 }
 
-absl::Status ValidateAxes(const SweepSpec& spec) {
-  if (spec.axes.empty()) return absl::InvalidArgumentError("axes: must not be empty");
-  for (size_t i = 0; i < spec.axes.size(); ++i) {
-    const AxesBlock& b = spec.axes[i];
-    const std::string p = spec.axes.size() == 1 ? "axes" : absl::StrCat("axes[", i, "]");
-    if (b.networks.empty()) return absl::InvalidArgumentError(p + ".network: must not be empty");
-    if (b.widths.empty()) return absl::InvalidArgumentError(p + ".width: must not be empty");
-    if (b.precisions.empty())
-      return absl::InvalidArgumentError(p + ".precision: must not be empty");
-    if (b.seeds.empty()) return absl::InvalidArgumentError(p + ".seed: must not be empty");
-    for (size_t j = 0; j < b.networks.size(); ++j) {
-      if (!IsKnownNetwork(b.networks[j])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(p, ".network: unknown network '", b.networks[j],
-                         "' (known: ", absl::StrJoin(KnownNetworks(), ", "), ")"));
-      }
-      if (std::find(b.networks.begin(), b.networks.begin() + j, b.networks[j]) !=
-          b.networks.begin() + j) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(p, ".network: duplicate value '", b.networks[j], "'"));
-      }
-    }
-    for (size_t j = 0; j < b.widths.size(); ++j) {
-      double w = b.widths[j];
-      if (!(w > 0) || w > kMaxWidth || !std::isfinite(w)) {
-        return OutOfRange(p + ".width", Num(w), "is out of range (0, 8]");
-      }
-      if (std::find(b.widths.begin(), b.widths.begin() + j, w) != b.widths.begin() + j) {
-        return absl::InvalidArgumentError(absl::StrCat(p, ".width: duplicate value ", Num(w)));
-      }
-    }
-    for (size_t j = 0; j < b.precisions.size(); ++j) {
-      const PrecisionPair& q = b.precisions[j];
-      if (!IsValidBits(q.wbits)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            p, ".precision: wbits ", q.wbits, " is not a valid bit width (1..16 or 32)"));
-      }
-      if (!IsValidBits(q.abits)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            p, ".precision: abits ", q.abits, " is not a valid bit width (1..16 or 32)"));
-      }
-      if (std::find(b.precisions.begin(), b.precisions.begin() + j, q) !=
-          b.precisions.begin() + j) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(p, ".precision: duplicate value ", q.wbits, "/", q.abits));
-      }
-    }
-    for (size_t j = 0; j < b.seeds.size(); ++j) {
-      if (b.seeds[j] < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(p, ".seed: ", b.seeds[j], " must be >= 0"));
-      }
-      if (std::find(b.seeds.begin(), b.seeds.begin() + j, b.seeds[j]) != b.seeds.begin() + j) {
-        return absl::InvalidArgumentError(absl::StrCat(p, ".seed: duplicate value ", b.seeds[j]));
-      }
-    }
-  }
-  const int64_t n = CountTrials(spec);
-  if (n > kMaxTrialsPerSweep) {
-    return absl::InvalidArgumentError(absl::StrCat("axes: the grid has ", n,
-                                                   " trials, more than the limit of ",
-                                                   kMaxTrialsPerSweep));
-  }
-  if (spec.axes.size() > 1) {
-    std::set<std::tuple<std::string, double, int, int, int64_t>> seen;
-    for (const TrialPoint& t : ExpandSweep(spec)) {
-      if (!seen.emplace(t.network, t.width, t.wbits, t.abits, t.seed).second) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "axes: trial network=", t.network, " width=", Num(t.width), " wbits=", t.wbits,
-            " abits=", t.abits, " seed=", t.seed, " is listed by more than one block"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateSweepSpec(const SweepSpec& spec) {
-  RETURN_IF_ERROR(ValidateAxes(spec));
-  std::set<std::string> networks;
-  for (const AxesBlock& b : spec.axes) networks.insert(b.networks.begin(), b.networks.end());
-  for (const std::string& net : networks) {
-    TrialConfig c = spec.base;
-    c.network = net;
-    c.width = spec.axes[0].widths[0];
-    c.wbits = spec.axes[0].precisions[0].wbits;
-    c.abits = spec.axes[0].precisions[0].abits;
-    if (absl::Status st = ValidateTrialConfig(c); !st.ok()) {
-      std::string msg(st.message());
-      if (msg.rfind("dataset", 0) != 0) msg = "recipe." + msg;
-      return absl::InvalidArgumentError(absl::StrCat(msg, " (network ", net, ")"));
-    }
-  }
-  if (spec.resources.gpus_per_node < 0 || spec.resources.gpus_per_node > 64)
-    return OutOfRange("resources.gpus_per_node", absl::StrCat(spec.resources.gpus_per_node),
-                      "is out of range [0, 64]");
-  if (spec.resources.nodes < 1 || spec.resources.nodes > 1024)
-    return OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                      "is out of range [1, 1024]");
-  if (spec.resources.nodes > 1 && spec.resources.gpus_per_node == 0)
-    return OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                      "needs gpus_per_node >= 1 (multi-node trials run on GPUs)");
-  if (spec.max_attempts < 1 || spec.max_attempts > 100)
-    return OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]");
-  return absl::OkStatus();
+  Problems problems;
+  CheckAxes(spec, problems);
+  CheckRest(spec, problems);
+  return problems.ToStatus();
 }
 
 int64_t CountTrials(const SweepSpec& spec) {

@@ -59,8 +59,9 @@ struct TrialPoint {
   int64_t seed = 0;
 };
 
-// Parses a spec file's text (YAML or JSON), then validates it. Every error names the field and
-// the offending value, e.g. `axes.width: 0 is out of range (0, 8]` or
+// Parses a spec file's text (YAML or JSON), then validates it. An invalid spec gives
+// InvalidArgument listing every problem found, one per line; each names the field and the
+// offending value, e.g. `axes.width: 0 is out of range (0, 8]` or
 // `unknown key 'widht' in axes (did you mean 'width'?)`.
 absl::StatusOr<SweepSpec> ParseSweepSpec(std::string_view text);
 // Same from an already parsed JSON document.
@@ -70,7 +71,8 @@ nlohmann::json SweepSpecToJson(const SweepSpec& spec);
 
 // Checks values: known networks, bits in 1..16 or 32, 0 < width <= 8, no duplicate or empty
 // axes, no trial listed twice, at most kMaxTrialsPerSweep trials, and the recipe and dataset by
-// the trial-config rules (ValidateTrialConfig) for every network of the spec. Called by the parsers; exposed for specs built in code.
+// the trial-config rules (ValidateTrialConfig) for every network of the spec; every problem, one
+// per line. Called by the parsers; exposed for specs built in code.
 [[nodiscard]] absl::Status ValidateSweepSpec(const SweepSpec& spec);
 
 // Number of trials (before de-duplication; valid specs have none).

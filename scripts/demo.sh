@@ -3,15 +3,17 @@
 # (SQLite in a state folder) and one CPU worker, submit a sweep (default: the Fashion-MNIST quick
 # sweep), show live progress, then print the grid next to the paper's numbers and write a plot.
 # Ctrl-C stops everything this script started. Usage:
-#   scripts/demo.sh [--keep] [--spec FILE] [--state DIR] [--build DIR] [--no-build]
-#     --keep      leave the coordinator and the worker running for you to try the CLI
-#     --no-build  use the binaries already in the build folder (no install, no compile)
+#   scripts/demo.sh [--keep] [--spec FILE] [--state DIR] [--build DIR] [--no-build] [--cpu-trials N]
+#     --keep          leave the coordinator and the worker running for you to try the CLI
+#     --no-build      use the binaries already in the build folder (no install, no compile)
+#     --cpu-trials N  trials the worker runs at once, sharing the cores (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 keep=0
 no_build=0
+cpu_trials=1
 spec=examples/sweeps/fashion-quick.yaml
 state=".state/demo-$(date +%Y%m%d-%H%M%S)"
 build=${WRPN_BUILD_DIR:-build}
@@ -22,7 +24,9 @@ while (($#)); do
     --spec) spec=${2:?--spec needs a file}; shift ;;
     --state) state=${2:?--state needs a folder}; shift ;;
     --build) build=${2:?--build needs a folder}; shift ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cpu-trials) cpu_trials=${2:?--cpu-trials needs a number}; shift
+      [[ "$cpu_trials" =~ ^[1-9][0-9]*$ ]] || { echo "demo: --cpu-trials: not a positive integer: $cpu_trials" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -91,7 +95,7 @@ for _ in $(seq 100); do
 done
 say "coordinator on $grpc (metrics and JSON API on http://$http)"
 setsid "$bin/worker/agent/wrpn-worker" --coordinator "$grpc" --name "demo-cpu" --gpus none \
-  --cpus "$(nproc)" --work-dir "$state/work" --trainer "$bin/worker/trainer/wrpn-train" --grace 5 \
+  --cpus "$(nproc)" --max-cpu-trials "$cpu_trials" --work-dir "$state/work" --trainer "$bin/worker/trainer/wrpn-train" --grace 5 \
   >"$state/worker.log" 2>&1 &
 pids+=($!)
 say "one CPU worker started (log: $state/worker.log)"

@@ -301,15 +301,17 @@ TEST_F(CliTest, ExitCodes) {
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("invalid sweep spec"));
   EXPECT_THAT(r.err, HasSubstr("unknown key 'widht' in axes (did you mean 'width'?)"));
-  // One problem per section is listed.
+  // Every problem is listed, several per section.
   const std::string worse = WriteFile(
-      "worse.yaml", "axes: {network: lenet5, width: [0], precision: [\"4/4\"]}\nrecipe: {epochs: -3}\n"
-                    "resources: {gpus: 1}\nprioirty: 2\n");
+      "worse.yaml", "axes: {network: lenet5, width: [0, 9], precision: [\"4/4\"]}\n"
+                    "recipe: {epochs: -3, lr: -1}\nresources: {gpus: 1}\nprioirty: 2\n");
   r = Run({"sweep", "submit", worse});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("unknown key 'prioirty'"));
-  EXPECT_THAT(r.err, HasSubstr("axes.width"));
+  EXPECT_THAT(r.err, HasSubstr("axes.width: 0 is out of range"));
+  EXPECT_THAT(r.err, HasSubstr("axes.width: 9 is out of range"));
   EXPECT_THAT(r.err, HasSubstr("recipe.epochs"));
+  EXPECT_THAT(r.err, HasSubstr("recipe.lr"));
   EXPECT_THAT(r.err, HasSubstr("unknown key 'gpus' in resources"));
   r = Run({"sweep", "list"});
   EXPECT_THAT(r.out, HasSubstr("no sweeps"));

@@ -1,6 +1,9 @@
 #include "common/sweep_spec.h"
 
+#include "absl/strings/str_split.h"
+
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -166,6 +169,57 @@ TEST(SweepSpecTest, ValidationErrorsNameFieldAndValue) {
               HasSubstr("axes: missing precision (or wbits and abits)"));
   EXPECT_THAT(ErrorOf("axes:\n  network: lenet5\n  width: x\n  precision: [[4, 4]]\n"),
               HasSubstr("axes.width: expected a number, got \"x\""));
+}
+
+// A user fixing a spec sees every problem at once, one per line, not just the first of a section.
+TEST(SweepSpecTest, EveryProblemIsListedOnePerLine) {
+  const std::string text = R"(
+name: many-problems
+prioirty: 2
+axes:
+  network: [lenet5, vgg16]
+  width: [0, 1, 1, 9]
+  precision: ["4/4", "17/4", "4/4"]
+  seed: [-1]
+  widht: 2
+recipe: {epochs: -3, lr: -0.1, optimizer: adagrad, epocs: 1}
+resources: {gpus: 1, nodes: 0}
+max_attempts: 0
+)";
+  const std::string err = ErrorOf(text);
+  const std::vector<std::string> want = {
+      "unknown key 'prioirty' in the spec (did you mean 'priority'?)",
+      "unknown key 'widht' in axes (did you mean 'width'?)",
+      "axes.network: unknown network 'vgg16'",
+      "axes.width: 0 is out of range (0, 8]",
+      "axes.width: duplicate value 1",
+      "axes.width: 9 is out of range (0, 8]",
+      "axes.precision: wbits 17 is not a valid bit width",
+      "axes.precision: duplicate value 4/4",
+      "axes.seed: -1 must be >= 0",
+      "unknown key 'epocs' in recipe (did you mean 'epochs'?)",
+      "recipe.epochs",
+      "recipe.lr",
+      "recipe.optimizer",
+      "unknown key 'gpus' in resources",
+  };
+  for (const std::string& w : want) EXPECT_THAT(err, HasSubstr(w)) << w;
+  // One problem per line, none repeated.
+  std::vector<std::string> lines = absl::StrSplit(err, '\n');
+  EXPECT_GE(lines.size(), want.size());
+  std::set<std::string> unique(lines.begin(), lines.end());
+  EXPECT_EQ(unique.size(), lines.size()) << err;
+  // ValidateSweepSpec on a spec built in code lists every value problem too.
+  auto spec = ParseSweepSpec(kMinimal);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  spec->axes[0].widths = {0, 9};
+  spec->resources.nodes = 0;
+  spec->max_attempts = 0;
+  const absl::Status st = ValidateSweepSpec(*spec);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("axes.width: 0 is out of range"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("axes.width: 9 is out of range"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("resources.nodes: 0 is out of range"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("max_attempts: 0 is out of range"));
 }
 
 TEST(SweepSpecTest, GridOverTheLimitIsRefused) {
