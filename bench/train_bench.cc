@@ -3,7 +3,7 @@
 // data already in memory, median over timed steps after warm-up, for:
 //   ResNet-20 (28x28x1, batch 128) at 1x 32/32, 2x 32/32 and 2x W2A4,
 // and prints the quantization overhead ratio (2x W2A4 step time / 2x 32/32 step time).
-// Usage: train_bench [--steps N] [--warmup N] [--batch N] [--network NAME] [--device cpu|cuda]
+// Usage: train_bench [--steps N] [--warmup N] [--batch N] [--threads N (CPU; default all cores)] [--network NAME] [--device cpu|cuda]
 //                    [--amp] [--channels-last] [--json FILE]
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -76,7 +76,7 @@ double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tens
 }  // namespace
 
 int main(int argc, char** argv) {
-  int steps = 10, warmup = 3, batch = 128;
+  int steps = 10, warmup = 3, batch = 128, threads = 0;
   double peak_flops = 790e12;  // the H100's measured dense bf16 rate (issue 10)
   bool micro = false;          // time the quantizers alone against ReLU
   std::string configs_arg;     // e.g. "2:32:32,2:2:4" (width:wbits:abits); default: the three below
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--steps")) steps = std::stoi(next("--steps"));
     else if (!std::strcmp(argv[i], "--warmup")) warmup = std::stoi(next("--warmup"));
     else if (!std::strcmp(argv[i], "--batch")) batch = std::stoi(next("--batch"));
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(next("--threads"));
     else if (!std::strcmp(argv[i], "--network")) network = next("--network");
     else if (!std::strcmp(argv[i], "--device")) device_name = next("--device");
     else if (!std::strcmp(argv[i], "--json")) json_path = next("--json");
@@ -111,7 +112,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const torch::Device device(device_name);
-  if (device.is_cpu()) torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (device.is_cpu()) {
+    torch::set_num_threads(threads > 0 ? threads
+                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  }
   const InputShape input = DefaultInput(network);
   if (micro) {
     // One ResNet-20 2x first-stage activation map at batch 128.

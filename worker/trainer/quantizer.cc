@@ -1,12 +1,15 @@
 #include "worker/trainer/quantizer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
 #include <map>
 #include <utility>
 #include <torch/autograd.h>
+
+#include "worker/trainer/cpu_kernels.h"
 
 #ifdef WRPN_WITH_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
@@ -90,18 +93,46 @@ bool UseFusedKernel(const at::Tensor& a) {
 }
 #endif
 
-// CPU: round(m * c) / m with an identity gradient, applied to c = clamp(a, 0, 1) (whose own
-// gradient is the clip mask). ATen's vectorised, parallel elementwise kernels instead of
-// fake_quantize's CPU kernel, which is several times slower than ReLU on a large activation map.
-class RoundToLevels : public torch::autograd::Function<RoundToLevels> {
+// Work split over ATen's intra-op threads; chunks of at least this many elements.
+constexpr int64_t kCpuGrain = 32768;
+
+bool UseCpuKernel(const at::Tensor& a) {
+  return a.device().is_cpu() && a.scalar_type() == at::kFloat && a.is_non_overlapping_and_dense();
+}
+
+// CPU float activations: clip, round to the levels and the clip-mask gradient, each one pass over
+// memory in memory order (any dense layout, channels-last too). ATen's clamp backward builds
+// boolean tensors in several passes and was most of the quantized network's overhead.
+class CpuActivation : public torch::autograd::Function<CpuActivation> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& c, int64_t levels) {
-    const double m = static_cast<double>(levels);
-    return at::mul(c, m).round_().div_(m);
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            int64_t levels) {
+    at::Tensor y = at::empty_like(x);
+    const float* in = x.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    const float m = static_cast<float>(levels);
+    at::parallel_for(0, x.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
+      cpu::ActivationQuantize(in + b, out + b, e - b, m);
+    });
+    ctx->save_for_backward({x});
+    return y;
   }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    return {grad[0], at::Tensor()};
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    at::Tensor g = grad[0];
+    if (g.strides() != x.strides()) g = g.contiguous(x.suggest_memory_format());
+    if (g.strides() != x.strides() || g.scalar_type() != at::kFloat) {
+      return {grad[0] * at::logical_and(x >= 0, x <= 1), at::Tensor()};
+    }
+    at::Tensor out = at::empty_like(x);
+    const float* xs = x.data_ptr<float>();
+    const float* gs = g.data_ptr<float>();
+    float* os = out.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
+      cpu::ClipMaskBackward(xs + b, gs + b, os + b, e - b, 0.0f, 1.0f);
+    });
+    return {out, at::Tensor()};
   }
 };
 
@@ -174,7 +205,7 @@ at::Tensor QuantizeActivation(const at::Tensor& a, int bits) {
 #ifdef WRPN_WITH_CUDA_KERNELS
   if (UseFusedKernel(a)) return FusedActivation::apply(a, bits);
 #endif
-  if (a.device().is_cpu()) return RoundToLevels::apply(at::clamp(a, 0.0, 1.0), ActivationLevels(bits));
+  if (UseCpuKernel(a)) return CpuActivation::apply(a, ActivationLevels(bits));
   return QuantizeActivationAten(a, bits);
 }
 

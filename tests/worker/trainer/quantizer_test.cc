@@ -85,6 +85,40 @@ TEST(Quantizer, ActivationValuesIncludingTiesAndClipEdges) {
   for (size_t i = 0; i < q.size(); ++i) EXPECT_NEAR(q[i], want[i], 1e-6) << i;
 }
 
+// The CPU path (our SSE2 loops) is bit-identical to the paper's formula round(m * clip(a)) / m
+// written in ATen ops, forward, and to clamp's gradient, backward, for every bit width, odd sizes
+// (the scalar tail), channels-last, ties and NaN. (ATen's fake_quantize multiplies by 1/m instead
+// of dividing by m and can differ in the last bit at 16 bits.)
+TEST(Quantizer, CpuActivationKernelMatchesAtenBitForBit) {
+  torch::manual_seed(3);
+  for (int k : {1, 2, 3, 4, 8, 16}) {
+    for (bool channels_last : {false, true}) {
+      torch::Tensor x = torch::randn({3, 5, 7, 9}) * 1.5 + 0.5;
+      // Exact ties of this k and the clip edges.
+      const float m = static_cast<float>(ActivationLevels(k));
+      x.view({-1}).index_put_({0}, 0.5f / m);
+      x.view({-1}).index_put_({1}, 1.5f / m);
+      x.view({-1}).index_put_({2}, 0.0f);
+      x.view({-1}).index_put_({3}, 1.0f);
+      x.view({-1}).index_put_({4}, std::nanf(""));
+      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      const torch::Tensor upstream = torch::randn(x.sizes());
+      torch::Tensor a = x.clone().requires_grad_(true);
+      torch::Tensor b = x.clone().requires_grad_(true);
+      const torch::Tensor qa = QuantizeActivation(a, k);
+      const torch::Tensor clipped = torch::clamp(b, 0.0, 1.0);
+      const torch::Tensor qb = clipped.detach().mul(m).round().div(m);
+      (qa * upstream).sum().backward();
+      (clipped * upstream).sum().backward();
+      EXPECT_TRUE(qa.equal(qb) || (qa.isnan().equal(qb.isnan()) &&
+                                    qa.nan_to_num(0).equal(qb.nan_to_num(0))))
+          << "k=" << k << " channels_last=" << channels_last;
+      EXPECT_TRUE(a.grad().equal(b.grad())) << "k=" << k << " channels_last=" << channels_last;
+      EXPECT_EQ(qa.is_contiguous(torch::MemoryFormat::ChannelsLast), channels_last);
+    }
+  }
+}
+
 TEST(Quantizer, WeightGradientIsStraightThroughInsideClipRange) {
   for (int k : {1, 2, 4, 8}) {
     torch::Tensor w = T({-1.5f, -1, -0.3f, 0, 0.3f, 1, 1.5f}).requires_grad_(true);
