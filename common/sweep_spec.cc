@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/network_spec.h"
 #include "common/status.h"
 #include "common/yaml_json.h"
@@ -33,6 +34,21 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 
 bool OneOfKeys(const std::string& k, const std::vector<std::string>& keys) {
   return std::find(keys.begin(), keys.end(), k) != keys.end();
+}
+
+absl::Status CheckSpecPath(const std::string& field, const std::string& path) {
+  if (path.size() > 4096)
+    return absl::InvalidArgumentError(absl::StrCat(field, ": is ", path.size(), " bytes; at most 4096 allowed"));
+  if (path.find('\0') != std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not contain NUL bytes"));
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": '", path, "' must not contain '..' (give a path under the worker's --data-dir "
+          "or an absolute path under one of its --allow-data-root folders)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string Where(const std::string& path) { return path.empty() ? "the spec" : path; }
@@ -482,6 +498,13 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
   if (spec.max_attempts < 1 || spec.max_attempts > 100)
     problems.Add(
         OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]"));
+  if (spec.name.size() > kMaxSweepNameBytes)
+    problems.Add(absl::StrCat("name: is ", spec.name.size(), " bytes; at most ",
+                              kMaxSweepNameBytes, " allowed"));
+  // Dataset paths are resolved by each worker under its --data-dir (relative) or checked against
+  // its allowed roots (absolute); a `..` component could climb out of either.
+  if (absl::Status st = CheckSpecPath("dataset.path", spec.base.dataset.path); !st.ok())
+    problems.Add(st);
 }
 
 }  // namespace

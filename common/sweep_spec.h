@@ -17,6 +17,7 @@ namespace wrpn {
 
 inline constexpr int64_t kMaxTrialsPerSweep = 100000;
 inline constexpr double kMaxWidth = 8.0;
+inline constexpr size_t kMaxSweepNameBytes = 256;
 
 struct PrecisionPair {
   int wbits = 32;

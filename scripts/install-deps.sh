@@ -10,6 +10,7 @@ packages=(
   libcivetweb-dev libspdlog-dev libfmt-dev
   docker-compose
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   libtorch-dev libgloo-dev
   libturbojpeg0-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist

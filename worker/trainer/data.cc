@@ -40,16 +40,23 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return data;
 }
 
-absl::StatusOr<std::string> Gunzip(const std::string& in, const std::string& name) {
+absl::StatusOr<std::string> Gunzip(const std::string& in, const std::string& name,
+                                   size_t max_bytes) {
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 32) != Z_OK) return DataError(name, "zlib init failed");
   std::string out;
-  out.resize(std::max<size_t>(in.size() * 4, 1 << 16));
+  out.resize(std::min(std::max<size_t>(in.size() * 4, 1 << 16), std::max<size_t>(max_bytes, 1)));
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
-    if (zs.total_out == out.size()) out.resize(out.size() * 2);
+    if (zs.total_out == out.size()) {
+      if (out.size() >= max_bytes) {
+        inflateEnd(&zs);
+        return DataError(name, absl::StrCat("inflates to more than ", max_bytes, " bytes"));
+      }
+      out.resize(std::min(out.size() * 2, max_bytes));
+    }
     zs.next_out = reinterpret_cast<Bytef*>(&out[zs.total_out]);
     zs.avail_out = static_cast<uInt>(out.size() - zs.total_out);
     rc = inflate(&zs, Z_NO_FLUSH);
@@ -336,13 +343,13 @@ std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
   return order;
 }
 
-absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path) {
+absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path, size_t max_bytes) {
   std::string actual = path;
   if (!fs::exists(actual) && fs::exists(path + ".gz")) actual = path + ".gz";
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(actual));
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x1f &&
       static_cast<uint8_t>(bytes[1]) == 0x8b) {
-    return Gunzip(bytes, actual);
+    return Gunzip(bytes, actual, max_bytes);
   }
   return bytes;
 }

@@ -31,8 +31,11 @@ struct InMemorySplit {
 absl::StatusOr<InMemorySplit> ParseIdx(const std::string& images, const std::string& labels,
                                        const std::string& images_name,
                                        const std::string& labels_name);
-// Reads a file, gunzipping it when it is gzip (or when only `path`.gz exists).
-absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path);
+// Reads a file, gunzipping it when it is gzip (or when only `path`.gz exists). A stream that
+// inflates past `max_bytes` is a data error (a gzip bomb must not exhaust memory).
+inline constexpr size_t kMaxGunzipBytes = size_t{4} << 30;
+absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path,
+                                          size_t max_bytes = kMaxGunzipBytes);
 absl::StatusOr<InMemorySplit> ReadIdx(const std::string& images_path,
                                       const std::string& labels_path);
 // CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes.
