@@ -972,7 +972,10 @@ pb::Lease Coordinator::LeaseMessage(const LeaseEntry& l, const TrialEntry& t) co
     r->set_master_addr(rank0 == workers_.end() ? ""
                        : rank0->second.rec.address.empty() ? rank0->second.rec.name
                                                            : rank0->second.rec.address);
-    r->set_master_port(29500 + static_cast<int>(l.token % 1000));
+    // 0 for rank 0 itself (it picks the port); the others are handed their lease only once
+    // rank 0 has reported it.
+    const auto rank0_lease = leases_.find(a.lease_ids[0]);
+    r->set_master_port(rank0_lease == leases_.end() ? 0 : rank0_lease->second.master_port);
     r->set_node_rank(l.rank);
     r->set_nnodes(t.rec.nodes);
     r->set_nproc_per_node(t.rec.gpus_per_node);
@@ -1011,6 +1014,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
   for (const std::string& id : wit->second.leases) {
     LeaseEntry& l = leases_.at(id);
     if (l.delivered) continue;
+    if (l.rank > 0 && RendezvousPortLocked(l) == 0) continue;  // rank 0 has not reported it yet
     const int need = trials_.at(l.trial_id).rec.gpus_per_node;
     if (need > free_gpus) continue;
     free_gpus -= need;
@@ -1131,6 +1135,35 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
   pb::ReportMetricsResponse resp;
   resp.set_accepted(static_cast<int64_t>(m.metrics.size()));
   return resp;
+}
+
+int Coordinator::RendezvousPortLocked(const LeaseEntry& l) const {
+  const TrialEntry& t = trials_.at(l.trial_id);
+  if (t.attempts.empty() || t.attempts.back().lease_ids.empty()) return 0;
+  const auto rank0 = leases_.find(t.attempts.back().lease_ids[0]);
+  return rank0 == leases_.end() || rank0->second.token != l.token ? 0 : rank0->second.master_port;
+}
+
+absl::StatusOr<pb::ReportRendezvousResponse> Coordinator::ReportRendezvous(
+    const pb::ReportRendezvousRequest& req) {
+  if (req.master_port() < 1 || req.master_port() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("master_port: ", req.master_port(), " is out of range [1, 65535]"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(TickLocked());
+  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
+  const TrialEntry& t = trials_.at(l->trial_id);
+  if (t.rec.nodes <= 1 || l->rank != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease '", l->lease_id, "' is not node rank 0 of a multi-node trial: it hosts no store"));
+  }
+  if (l->master_port != 0 && l->master_port != req.master_port()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease '", l->lease_id, "': rendezvous port already reported as ", l->master_port));
+  }
+  l->master_port = req.master_port();
+  return pb::ReportRendezvousResponse();
 }
 
 absl::StatusOr<pb::ReportLogsResponse> Coordinator::ReportLogs(const pb::ReportLogsRequest& req) {

@@ -77,6 +77,10 @@ class Coordinator {
   absl::StatusOr<pb::CompleteTrialResponse> CompleteTrial(const pb::CompleteTrialRequest& req);
   // Appends lines to the lease's trial log (memory only, the last kMaxLogLines per trial).
   absl::StatusOr<pb::ReportLogsResponse> ReportLogs(const pb::ReportLogsRequest& req);
+  // Node rank 0 of a multi-node attempt reports its TCPStore port; the other nodes' leases are
+  // handed out from then on, carrying it.
+  absl::StatusOr<pb::ReportRendezvousResponse> ReportRendezvous(
+      const pb::ReportRendezvousRequest& req);
   static constexpr int64_t kMaxLogLines = 5000;
 
   // Expires leases past their TTL (re-queueing or failing their trials) and marks silent workers
@@ -111,6 +115,7 @@ class Coordinator {
     bool delivered = false;
     int64_t progress_epoch = 0;  // from heartbeats
     double progress_fraction = 0;
+    int master_port = 0;  // rank 0 of a multi-node attempt: its TCPStore port, once reported
   };
   struct WorkerEntry {
     WorkerRecord rec;
@@ -139,6 +144,8 @@ class Coordinator {
                         bool retry, const std::string& reporting_lease, Mutation& m);
   absl::Status TickLocked();
   absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref);
+  // The TCPStore port rank 0 of `l`'s attempt reported (0 = not yet).
+  int RendezvousPortLocked(const LeaseEntry& l) const;
   pb::Lease LeaseMessage(const LeaseEntry& l, const TrialEntry& t) const;
   QueuedTrial QueuedOf(const TrialRecord& t) const;
   pb::Sweep SweepMessage(const SweepEntry& s, bool with_spec) const;

@@ -85,6 +85,8 @@ WRPN_RPC(WorkerServiceImpl, ReportCheckpoint, Role::kWorker, ReportCheckpointReq
 WRPN_RPC(WorkerServiceImpl, CompleteTrial, Role::kWorker, CompleteTrialRequest,
          CompleteTrialResponse)
 WRPN_RPC(WorkerServiceImpl, ReportLogs, Role::kWorker, ReportLogsRequest, ReportLogsResponse)
+WRPN_RPC(WorkerServiceImpl, ReportRendezvous, Role::kWorker, ReportRendezvousRequest,
+         ReportRendezvousResponse)
 #undef WRPN_RPC
 
 grpc::Status CoordinatorServiceImpl::WatchSweep(grpc::ServerContext* ctx,

@@ -75,6 +75,8 @@ class WorkerServiceImpl final : public pb::WorkerService::Service {
                              pb::CompleteTrialResponse*) override;
   grpc::Status ReportLogs(grpc::ServerContext*, const pb::ReportLogsRequest*,
                           pb::ReportLogsResponse*) override;
+  grpc::Status ReportRendezvous(grpc::ServerContext*, const pb::ReportRendezvousRequest*,
+                                pb::ReportRendezvousResponse*) override;
 
  private:
   Coordinator* c_;

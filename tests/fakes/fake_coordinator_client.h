@@ -75,12 +75,19 @@ class FakeCoordinatorClient final : public CoordinatorClient {
     return absl::OkStatus();
   }
 
+  absl::Status ReportRendezvous(const pb::ReportRendezvousRequest& req) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Pop(rendezvous_errors); !s.ok()) return s;
+    rendezvous.push_back(req);
+    return absl::OkStatus();
+  }
+
   // Scripted inputs (set before the agent steps, or under the test's own sequencing).
   int64_t lease_ttl_ms = 3000;
   std::deque<pb::Lease> leases;
   std::vector<pb::WorkerCommand> commands;
   std::deque<absl::Status> register_errors, heartbeat_errors, acquire_errors, metrics_errors,
-      checkpoint_errors, complete_errors, logs_errors;
+      checkpoint_errors, complete_errors, logs_errors, rendezvous_errors;
   // Recorded calls.
   std::vector<pb::RegisterWorkerRequest> registers;
   std::vector<pb::HeartbeatRequest> heartbeats;
@@ -89,6 +96,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<pb::ReportCheckpointRequest> checkpoints;
   std::vector<pb::CompleteTrialRequest> completions;
   std::vector<pb::ReportLogsRequest> logs;
+  std::vector<pb::ReportRendezvousRequest> rendezvous;
 
  private:
   static absl::Status Pop(std::deque<absl::Status>& q) {

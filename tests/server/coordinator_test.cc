@@ -356,12 +356,34 @@ resources: {gpus_per_node: 2, nodes: 2}
   EXPECT_EQ(la[0].rendezvous().node_rank(), 0);
   EXPECT_EQ(la[0].rendezvous().world_size(), 4);
   EXPECT_EQ(la[0].rendezvous().master_addr(), "a.local");
+  EXPECT_EQ(la[0].rendezvous().master_port(), 0) << "rank 0 picks the port";
+  // b's part waits until rank 0 has reported the port its store listens on.
+  EXPECT_TRUE(Acquire(b, 1, 2).empty());
+  pb::ReportRendezvousRequest rv;
+  *rv.mutable_lease() = Ref(la[0]);
+  rv.set_master_port(0);
+  EXPECT_EQ(c_->ReportRendezvous(rv).status().code(), absl::StatusCode::kInvalidArgument);
+  rv.set_master_port(70000);
+  EXPECT_EQ(c_->ReportRendezvous(rv).status().code(), absl::StatusCode::kInvalidArgument);
+  rv.set_master_port(41234);
+  rv.mutable_lease()->set_fencing_token(la[0].fencing_token() + 1);
+  EXPECT_EQ(c_->ReportRendezvous(rv).status().code(), absl::StatusCode::kFailedPrecondition);
+  *rv.mutable_lease() = Ref(la[0]);
+  ASSERT_TRUE(c_->ReportRendezvous(rv).ok());
+  EXPECT_TRUE(c_->ReportRendezvous(rv).ok()) << "the same report again is harmless";
+  rv.set_master_port(41235);
+  EXPECT_EQ(c_->ReportRendezvous(rv).status().code(), absl::StatusCode::kFailedPrecondition);
   auto lb = Acquire(b, 1, 2);
   ASSERT_EQ(lb.size(), 1u);
   EXPECT_EQ(lb[0].trial_id(), la[0].trial_id());
   EXPECT_EQ(lb[0].fencing_token(), la[0].fencing_token());
   EXPECT_EQ(lb[0].rendezvous().node_rank(), 1);
-  EXPECT_EQ(lb[0].rendezvous().master_port(), la[0].rendezvous().master_port());
+  EXPECT_EQ(lb[0].rendezvous().master_addr(), "a.local");
+  EXPECT_EQ(lb[0].rendezvous().master_port(), 41234);
+  // Only rank 0 hosts the store.
+  *rv.mutable_lease() = Ref(lb[0]);
+  rv.set_master_port(41234);
+  EXPECT_EQ(c_->ReportRendezvous(rv).status().code(), absl::StatusCode::kFailedPrecondition);
 
   // b goes silent: the whole attempt expires and a is told to stop its part.
   clock_.Advance(20s);

@@ -32,13 +32,14 @@ void Log(const std::string& msg) {
   std::cerr << stamp << " wrpn-worker: " << msg << std::endl;
 }
 
-// A TCP port that is free on this host right now (the kernel's choice for port 0).
-int FreePort() {
+// A TCP port that is free on this host right now (the kernel's choice for port 0), on loopback
+// or, for a store other machines reach, on every address.
+int FreePort(bool any_address = false) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_addr.s_addr = htonl(any_address ? INADDR_ANY : INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
   int port = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
@@ -549,13 +550,32 @@ void Agent::Start(const pb::Lease& lease) {
   int master_port = 0;
   if (gang) {
     master_port = lease.rendezvous().master_port();
+    // A fixed port the rank-0 worker registered ("host:port", --rendezvous-port) wins.
     SplitHostPort(lease.rendezvous().master_addr(), &master_addr, &master_port);
-    if (r.node_rank == 0 && !PortFree(master_port)) {
-      // Fail fast (and retryably) instead of letting every rank wait for a store that cannot
-      // start.
+    if (r.node_rank == 0) {
+      if (master_port == 0) master_port = FreePort(/*any_address=*/true);
+      if (master_port == 0 || !PortFree(master_port)) {
+        // Fail fast (and retryably) instead of letting every rank wait for a store that cannot
+        // start.
+        Fail(r, "internal",
+             absl::StrCat("rendezvous port ", master_port, " is in use on worker ", options_.name,
+                          " (rank 0 hosts the TCPStore there; free it or set --rendezvous-port)"));
+        return;
+      }
+      // The other nodes get their leases, carrying this port, once the coordinator has it.
+      pb::ReportRendezvousRequest rr;
+      *rr.mutable_lease() = Ref(r);
+      rr.set_master_port(master_port);
+      if (absl::Status st = client_->ReportRendezvous(rr); !st.ok()) {
+        Fail(r, "internal",
+             absl::StrCat("cannot report rendezvous port ", master_port,
+                          " to the coordinator: ", st.message()));
+        return;
+      }
+    } else if (master_port == 0) {
       Fail(r, "internal",
-           absl::StrCat("rendezvous port ", master_port, " is in use on worker ", options_.name,
-                        " (rank 0 hosts the TCPStore there; free it or set --rendezvous-port)"));
+           absl::StrCat("the coordinator sent node rank ", r.node_rank,
+                        " no rendezvous port (rank 0 has not reported one)"));
       return;
     }
   } else if (r.world_size > 1) {

@@ -46,6 +46,9 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   absl::Status ReportLogs(const pb::ReportLogsRequest& req) override {
     return Call(&pb::WorkerService::Stub::ReportLogs, req, "ReportLogs").status();
   }
+  absl::Status ReportRendezvous(const pb::ReportRendezvousRequest& req) override {
+    return Call(&pb::WorkerService::Stub::ReportRendezvous, req, "ReportRendezvous").status();
+  }
 
  private:
   template <typename Req, typename Resp>

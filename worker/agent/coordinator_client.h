@@ -28,6 +28,7 @@ class CoordinatorClient {
   virtual absl::Status ReportCheckpoint(const pb::ReportCheckpointRequest& req) = 0;
   virtual absl::Status CompleteTrial(const pb::CompleteTrialRequest& req) = 0;
   virtual absl::Status ReportLogs(const pb::ReportLogsRequest& req) = 0;
+  virtual absl::Status ReportRendezvous(const pb::ReportRendezvousRequest& req) = 0;
 };
 
 struct GrpcClientOptions {

@@ -658,5 +658,51 @@ TEST_F(AgentTest, RankZeroFailsFastWhenTheRendezvousPortIsTaken) {
               HasSubstr("rendezvous port " + std::to_string(port) + " is in use on worker box"));
 }
 
+TEST_F(AgentTest, RankZeroPicksAFreePortAndReportsItBeforeStartingItsRanks) {
+  pb::Lease l = MakeLease(34);
+  l.set_lease_id("l-134-0");
+  l.mutable_rendezvous()->set_master_addr("10.0.0.5");
+  l.mutable_rendezvous()->set_master_port(0);  // the coordinator leaves the choice to rank 0
+  l.mutable_rendezvous()->set_node_rank(0);
+  l.mutable_rendezvous()->set_nnodes(2);
+  client_.leases.push_back(l);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u);
+  const std::string port = launcher_.at(0)->spec.env.at("MASTER_PORT");
+  EXPECT_NE(port, "0");
+  ASSERT_EQ(client_.rendezvous.size(), 1u);
+  EXPECT_EQ(std::to_string(client_.rendezvous[0].master_port()), port);
+  EXPECT_EQ(client_.rendezvous[0].lease().lease_id(), "l-134-0");
+  EXPECT_EQ(client_.rendezvous[0].lease().fencing_token(), l.fencing_token());
+}
+
+TEST_F(AgentTest, RankZeroThatCannotReportItsPortStartsNothingAndFailsTheAttempt) {
+  client_.rendezvous_errors.push_back(absl::UnavailableError("coordinator down"));
+  pb::Lease l = MakeLease(35);
+  l.mutable_rendezvous()->set_master_addr("10.0.0.5");
+  l.mutable_rendezvous()->set_node_rank(0);
+  l.mutable_rendezvous()->set_nnodes(2);
+  client_.leases.push_back(l);
+  Steps(2);
+  EXPECT_EQ(launcher_.count(), 0u);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("cannot report rendezvous port"));
+}
+
+TEST_F(AgentTest, AFollowerWithoutARendezvousPortStartsNothing) {
+  pb::Lease l = MakeLease(36);
+  l.mutable_rendezvous()->set_master_addr("10.0.0.1");
+  l.mutable_rendezvous()->set_node_rank(1);
+  l.mutable_rendezvous()->set_nnodes(2);
+  client_.leases.push_back(l);
+  Steps(2);
+  EXPECT_EQ(launcher_.count(), 0u);
+  EXPECT_TRUE(client_.rendezvous.empty()) << "only rank 0 reports a port";
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_THAT(client_.completions[0].failure().reason(), HasSubstr("no rendezvous port"));
+}
+
 }  // namespace
 }  // namespace wrpn::agent
