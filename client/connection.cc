@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_limits.h"
 #include "common/yaml_json.h"
 
 namespace wrpn::client {
@@ -109,7 +110,8 @@ void Connection::EnsureConnected() {
   // Fail fast on reconnects too: the CLI never waits long for a coordinator that is not there.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args.SetMaxReceiveMessageSize(256 << 20);
+  args.SetMaxReceiveMessageSize(kGrpcMaxResponseBytes);
+  args.SetMaxSendMessageSize(kGrpcMaxRequestBytes);
   channel_ = grpc::CreateCustomChannel(settings_.addr, creds, args);
   if (!channel_->WaitForConnected(std::chrono::system_clock::now() + settings_.connect_timeout)) {
     throw CliError{

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <string>
 
+#include "server/validate.h"
+
 namespace wrpn::server {
 namespace {
 
@@ -51,7 +53,10 @@ void RpcMetrics::Record(const char* method, const absl::Status& s, double second
 #define WRPN_RPC(Service, Method, RoleValue, Req, Resp)                                      \
   grpc::Status Service::Method(grpc::ServerContext* ctx, const pb::Req* req, pb::Resp* out) { \
     return Handle(auth_, metrics_, ctx, #Method, RoleValue, out,                               \
-                  [&] { return c_->Method(*req); });                                           \
+                  [&]() -> absl::StatusOr<pb::Resp> {                                          \
+                    if (absl::Status v = ValidateRequest(*req); !v.ok()) return v;             \
+                    return c_->Method(*req);                                                   \
+                  });                                                                          \
   }
 
 WRPN_RPC(CoordinatorServiceImpl, SubmitSweep, Role::kAdmin, SubmitSweepRequest,
@@ -94,6 +99,7 @@ grpc::Status CoordinatorServiceImpl::WatchSweep(grpc::ServerContext* ctx,
                                                 grpc::ServerWriter<pb::WatchSweepResponse>* w) {
   const auto start = std::chrono::steady_clock::now();
   absl::Status st = auth_->Check(AuthHeader(ctx), Role::kViewer);
+  if (st.ok()) st = ValidateRequest(*req);
   if (st.ok()) {
     st = c_->WatchSweep(
         *req, [&](const pb::WatchSweepResponse& r) { return w->Write(r); },

@@ -9,9 +9,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "server/validate.h"
 
 namespace wrpn::server {
 namespace {
+
+// The gRPC edge's request validation (server/validate.h), for the JSON API's requests too.
+template <typename Req, typename Fn>
+auto Validated(const Req& req, Fn&& fn) -> decltype(fn()) {
+  if (absl::Status v = ValidateRequest(req); !v.ok()) return v;
+  return fn();
+}
 
 void Reply(mg_connection* conn, int code, const char* type, const std::string& body) {
   const char* reason = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 401
@@ -147,7 +155,7 @@ void HttpServer::Serve(mg_connection* conn) {
       }
       req.set_state(s);
     }
-    return ReplyProto(conn, coordinator_->ListSweeps(req));
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->ListSweeps(req); }));
   }
   int64_t id;
   if (!absl::SimpleAtoi(parts[3], &id)) {
@@ -157,7 +165,7 @@ void HttpServer::Serve(mg_connection* conn) {
   if (parts.size() == 4) {
     pb::GetSweepRequest req;
     req.set_sweep_id(id);
-    return ReplyProto(conn, coordinator_->GetSweep(req));
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetSweep(req); }));
   }
   if (parts.size() == 5 && parts[4] == "trials") {
     pb::ListTrialsRequest req;
@@ -174,12 +182,12 @@ void HttpServer::Serve(mg_connection* conn) {
       }
       req.set_state(s);
     }
-    return ReplyProto(conn, coordinator_->ListTrials(req));
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->ListTrials(req); }));
   }
   if (parts.size() == 5 && parts[4] == "grid") {
     pb::GetGridRequest req;
     req.set_sweep_id(id);
-    return ReplyProto(conn, coordinator_->GetGrid(req));
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetGrid(req); }));
   }
   return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));
 }

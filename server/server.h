@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_limits.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
 #include "server/metrics.h"
@@ -31,6 +32,9 @@ struct ServerOptions {
   std::string tls_cert, tls_key;               // PEM files; both or neither
   bool allow_unauthenticated = false;          // allow a non-loopback listen without tokens
   std::chrono::milliseconds tick_interval{1000};  // 0 = no ticker (tests call Tick)
+  // A larger request is refused with RESOURCE_EXHAUSTED before it is read (common/grpc_limits.h).
+  int max_receive_message_bytes = kGrpcMaxRequestBytes;
+  int max_send_message_bytes = kGrpcMaxResponseBytes;
 };
 
 // True for 127.0.0.0/8, ::1 and localhost.

@@ -1,5 +1,6 @@
 // Regression tests for what fuzzing the sweep-spec parser found (tests/fuzz, docs/reliability.md)
 // and for its bounds on hostile specs: every one is a clear INVALID_ARGUMENT, never a crash.
+#include <chrono>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -63,6 +64,24 @@ TEST(SweepSpecHostileTest, NestingAndAliasesAreBounded) {
     bomb += "]\n";
   }
   EXPECT_THAT(Error(bomb), HasSubstr("more than 1000000 values"));
+}
+
+TEST(SweepSpecHostileTest, LongAxesValidateInLinearTime) {
+  // Found by tests/server/security_test.cc: duplicate checks scanned the values before each one,
+  // so 100,001 seeds took over 20 s of CPU per SubmitSweep; and 100,000 problems were each
+  // compared with all earlier ones and all returned.
+  std::string seeds, nets;
+  for (int i = 0; i < 100001; ++i) seeds += (i ? "," : "") + std::to_string(i);
+  for (int i = 0; i < 50000; ++i) nets += (i ? ",n" : "n") + std::to_string(i);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(Error(std::string("axes: {network: lenet5, width: 1, precision: [\"1/1\"], seed: [") +
+                    seeds + "]}\n"),
+              HasSubstr("more than the limit of 100000"));
+  const std::string many = Error("axes: {network: [" + nets + "], width: 1, precision: [\"1/1\"]}\n");
+  EXPECT_THAT(many, HasSubstr("unknown network 'n0'"));
+  EXPECT_THAT(many, HasSubstr(" more problems"));
+  EXPECT_LT(many.size(), 8192u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
 }
 
 TEST(SweepSpecHostileTest, NameAndDatasetPathAreBounded) {

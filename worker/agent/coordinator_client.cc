@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_limits.h"
 #include "wrpn/v1/coordinator.grpc.pb.h"
 
 namespace wrpn::agent {
@@ -93,6 +94,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> MakeGrpcCoordinatorClient(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(kGrpcMaxResponseBytes);
+  args.SetMaxSendMessageSize(kGrpcMaxRequestBytes);
   auto channel = grpc::CreateCustomChannel(options.target, creds, args);
   return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(channel, options));
 }
