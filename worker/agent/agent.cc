@@ -157,6 +157,20 @@ struct Agent::RunState {
   std::optional<Steady> retry_at;  // next try of a report the coordinator could not take
 };
 
+absl::Status CheckPathUnderRoots(const std::string& field, const std::string& path,
+                                 const std::vector<std::string>& roots) {
+  std::error_code ec;
+  const fs::path p = fs::absolute(path, ec).lexically_normal();
+  for (const std::string& root : roots) {
+    const fs::path r = fs::absolute(root, ec).lexically_normal();
+    const fs::path rel = p.lexically_relative(r);
+    if (!ec && !rel.empty() && *rel.begin() != "..") return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": '", path, "' is outside the allowed folders (", absl::StrJoin(roots, ", "),
+                   "); give a path under the worker's --data-dir or add --allow-data-root"));
+}
+
 Agent::Agent(CoordinatorClient* client, ProcessLauncher* launcher, const Clock* clock,
              AgentOptions options)
     : client_(client), launcher_(launcher), clock_(clock), options_(std::move(options)) {
@@ -484,7 +498,16 @@ void Agent::Start(const pb::Lease& lease) {
   }
   config["checkpoint_dir"] = r.ckpt_dir;
   config["resume"] = false;
-  if (!lease.resume_checkpoint().empty()) {
+  if (!lease.resume_checkpoint().empty() &&
+      !CheckPathUnderRoots("resume_checkpoint", lease.resume_checkpoint(), {checkpoint_root_}).ok()) {
+    // Checkpoints are only ever written under the checkpoint root; a path elsewhere is not ours
+    // to read (or to copy into a trial).
+    Note(r, absl::StrCat("checkpoint ", lease.resume_checkpoint(),
+                         " is outside this worker's checkpoint root ", checkpoint_root_,
+                         "; starting from epoch 0\n"));
+    Log(absl::StrCat(DescribeLease(lease), ": checkpoint ", lease.resume_checkpoint(),
+                     " is outside the checkpoint root ", checkpoint_root_, "; not used"));
+  } else if (!lease.resume_checkpoint().empty()) {
     const fs::path src = lease.resume_checkpoint();
     const fs::path dst = fs::path(r.ckpt_dir) / "last.pt";
     if (fs::is_regular_file(src, ec)) {
@@ -519,6 +542,18 @@ void Agent::Start(const pb::Lease& lease) {
       std::replace(sub.begin(), sub.end(), '_', '-');
       if (path.empty()) d["path"] = (fs::path(options_.data_dir) / sub).string();
       else if (fs::path(path).is_relative()) d["path"] = (fs::path(options_.data_dir) / path).string();
+    }
+  }
+  if (config.contains("dataset") && config["dataset"].is_object()) {
+    std::vector<std::string> roots = options_.allowed_data_roots;
+    if (!options_.data_dir.empty()) roots.push_back(options_.data_dir);
+    const json& d = config["dataset"];
+    const std::string path = d.contains("path") && d["path"].is_string() ? d["path"].get<std::string>() : "";
+    if (!roots.empty() && d.value("kind", std::string()) != "synthetic" && !path.empty()) {
+      if (absl::Status st = CheckPathUnderRoots("dataset.path", path, roots); !st.ok()) {
+        Fail(r, "config", std::string(st.message()));
+        return;
+      }
     }
   }
   if (lease.gpus_per_node() == 0) config["device"] = "cpu";

@@ -37,6 +37,10 @@ struct AgentOptions {
   // Datasets root: a trial whose dataset.path is empty gets <data_dir>/<kind> (fashion_mnist ->
   // fashion-mnist), a relative dataset.path is taken under it. "" = leave paths alone.
   std::string data_dir;
+  // Folders besides data_dir a trial's dataset.path may name (--allow-data-root). When data_dir
+  // or any root is set, a dataset path outside all of them (absolute, or climbing out with `..`)
+  // fails the trial as a config error; with neither set, paths are not confined.
+  std::vector<std::string> allowed_data_roots;
   // Port this worker's rank-0 trainers host the TCPStore on in multi-node trials; registered as
   // part of the address ("host:port") so every peer learns it. 0 = the coordinator's choice.
   int rendezvous_port = 0;
@@ -51,6 +55,11 @@ struct AgentOptions {
   size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
   bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
 };
+
+// OK when `path`, made absolute and normalised (`..` resolved lexically), lies in one of
+// `roots`; otherwise INVALID_ARGUMENT naming `field`, the path and the roots.
+[[nodiscard]] absl::Status CheckPathUnderRoots(const std::string& field, const std::string& path,
+                                               const std::vector<std::string>& roots);
 
 class Agent {
  public:

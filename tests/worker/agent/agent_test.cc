@@ -208,10 +208,11 @@ TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
 }
 
 TEST_F(AgentTest, ResumesFromTheLeasedCheckpoint) {
-  fs::create_directories(dir_ / "old");
-  std::ofstream(dir_ / "old" / "last.pt") << "weights";
+  const fs::path old = fs::path(options_.work_dir) / "checkpoints" / "trial-3" / "attempt-1";
+  fs::create_directories(old);
+  std::ofstream(old / "last.pt") << "weights";
   pb::Lease l = MakeLease(3, 2);
-  l.set_resume_checkpoint((dir_ / "old" / "last.pt").string());
+  l.set_resume_checkpoint((old / "last.pt").string());
   l.set_resume_epoch(2);
   client_.leases.push_back(l);
   agent().Step();
@@ -226,9 +227,31 @@ TEST_F(AgentTest, ResumesFromTheLeasedCheckpoint) {
   EXPECT_THAT(copy.string(), HasSubstr("trial-3/attempt-2"));
 }
 
+TEST_F(AgentTest, ACheckpointOutsideTheCheckpointRootIsNotRead) {
+  // A lease naming any file (a hostile or confused coordinator) must not get it copied into a
+  // trial: only checkpoints under this worker's checkpoint root are used.
+  fs::create_directories(dir_ / "elsewhere");
+  std::ofstream(dir_ / "elsewhere" / "last.pt") << "weights";
+  for (const std::string bad : {(dir_ / "elsewhere" / "last.pt").string(),
+                                options_.work_dir + "/checkpoints/../../elsewhere/last.pt"}) {
+    pb::Lease l = MakeLease(3, 2);
+    l.set_resume_checkpoint(bad);
+    client_.leases = {l};
+    agent().Step();
+    ASSERT_GE(launcher_.count(), 1u);
+    auto p = launcher_.at(launcher_.count() - 1);
+    EXPECT_EQ(ConfigOf(*p)["resume"], false) << bad;
+    p->KilledBy(SIGKILL);
+    Steps(1);
+    std::ifstream in(fs::path(p->spec.cwd) / "agent.log");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_THAT(text, HasSubstr("is outside this worker's checkpoint root")) << bad;
+  }
+}
+
 TEST_F(AgentTest, AMissingCheckpointStartsFromScratchAndSaysSo) {
   pb::Lease l = MakeLease(3, 2);
-  l.set_resume_checkpoint("/nonexistent/last.pt");
+  l.set_resume_checkpoint(options_.work_dir + "/checkpoints/nonexistent/last.pt");
   client_.leases.push_back(l);
   agent().Step();
   ASSERT_EQ(launcher_.count(), 1u);
@@ -572,6 +595,7 @@ TEST(SplitHostPortTest, HandlesNamesIpv4AndIpv6) {
 
 TEST_F(AgentTest, DataDirFillsEmptyAndRelativeDatasetPaths) {
   options_.data_dir = "/shared/datasets";
+  options_.allowed_data_roots = {"/data"};
   pb::Lease a = MakeLease(21), b = MakeLease(22), c = MakeLease(23);
   a.set_trial_config_json(R"({"network":"lenet5","dataset":{"kind":"fashion_mnist"}})");
   b.set_trial_config_json(R"({"network":"resnet20","dataset":{"kind":"cifar10","path":"c10"}})");
@@ -583,6 +607,51 @@ TEST_F(AgentTest, DataDirFillsEmptyAndRelativeDatasetPaths) {
   EXPECT_EQ(ConfigOf(*launcher_.at(0))["dataset"]["path"], "/shared/datasets/fashion-mnist");
   EXPECT_EQ(ConfigOf(*launcher_.at(1))["dataset"]["path"], "/shared/datasets/c10");
   EXPECT_EQ(ConfigOf(*launcher_.at(2))["dataset"]["path"], "/data/m");
+}
+
+TEST_F(AgentTest, DatasetPathsOutsideTheAllowedRootsFailAsConfigErrors) {
+  options_.data_dir = "/shared/datasets";
+  options_.allowed_data_roots = {"/data/imagenet"};
+  options_.max_cpu_trials = 8;
+  const std::vector<std::pair<std::string, bool>> paths = {
+      {"c10", true},                        // /shared/datasets/c10
+      {"/shared/datasets/x/../y", true},    // stays inside
+      {"/data/imagenet", true},             // an allowed root itself
+      {"/data/imagenet/train", true},
+      {"../../etc", false},                 // climbs out of --data-dir
+      {"/etc/passwd", false},               // absolute, outside
+      {"/data/imagenet-other", false},      // a sibling that shares a prefix
+      {"/data/imagenet/../../etc", false}};
+  for (size_t i = 0; i < paths.size(); ++i) {
+    pb::Lease l = MakeLease(40 + static_cast<int64_t>(i));
+    nlohmann::json cfg = {{"network", "resnet20"},
+                          {"dataset", {{"kind", "cifar10"}, {"path", paths[i].first}}}};
+    l.set_trial_config_json(cfg.dump());
+    client_.leases.push_back(l);
+  }
+  agent().Step();
+  size_t allowed = 0;
+  for (const auto& [path, ok] : paths) allowed += ok;
+  EXPECT_EQ(launcher_.count(), allowed);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), paths.size() - allowed);
+  for (const auto& c : client_.completions) {
+    EXPECT_EQ(c.failure().kind(), "config");
+    EXPECT_THAT(c.failure().reason(), HasSubstr("dataset.path: '"));
+    EXPECT_THAT(c.failure().reason(), HasSubstr("is outside the allowed folders"));
+  }
+}
+
+TEST(CheckPathUnderRootsTest, LexicalContainment) {
+  EXPECT_TRUE(CheckPathUnderRoots("f", "/a/b/c", {"/a/b"}).ok());
+  EXPECT_TRUE(CheckPathUnderRoots("f", "/a/b", {"/a/b/"}).ok());
+  EXPECT_TRUE(CheckPathUnderRoots("f", "/x/../a/b/c", {"/z", "/a"}).ok());
+  EXPECT_FALSE(CheckPathUnderRoots("f", "/a/bc", {"/a/b"}).ok());
+  EXPECT_FALSE(CheckPathUnderRoots("f", "/a/b/../c", {"/a/b"}).ok());
+  EXPECT_FALSE(CheckPathUnderRoots("f", "/", {"/a"}).ok());
+  const absl::Status st = CheckPathUnderRoots("dataset.path", "/etc", {"/data"});
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("dataset.path: '/etc' is outside the allowed folders (/data)"));
 }
 
 TEST_F(AgentTest, AnOldCoordinatorWithoutReportLogsStillGetsTheOutcome) {
