@@ -223,4 +223,9 @@ absl::Status ValidateRequest(const pb::ReportLogsRequest& r) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateRequest(const pb::ReportRendezvousRequest& r) {
+  WRPN_CHECK(Lease("lease", r.lease()));
+  return Range("master_port", r.master_port(), 1, 65535);
+}
+
 }  // namespace wrpn::server

@@ -52,6 +52,7 @@ struct RequestLimits {
 [[nodiscard]] absl::Status ValidateRequest(const pb::ReportCheckpointRequest& r);
 [[nodiscard]] absl::Status ValidateRequest(const pb::CompleteTrialRequest& r);
 [[nodiscard]] absl::Status ValidateRequest(const pb::ReportLogsRequest& r);
+[[nodiscard]] absl::Status ValidateRequest(const pb::ReportRendezvousRequest& r);
 // A request without an overload above (a newly added RPC) gets only the gRPC size limit; add one.
 template <typename Request>
 [[nodiscard]] absl::Status ValidateRequest(const Request&) {

@@ -592,6 +592,17 @@ TEST_F(SecurityTest, HostileFieldsAreRefusedAndChangeNothing) {
       return w->ReportLogs(Ctx(Who::kWorker).get(), r, &o);
     };
   };
+  add("ReportRendezvous master_port 0", kInvalid, "master_port", [=] {
+    pb::ReportRendezvousRequest r; *r.mutable_lease() = ref; r.set_master_port(0);
+    pb::ReportRendezvousResponse o;
+    return w->ReportRendezvous(Ctx(Who::kWorker).get(), r, &o); });
+  add("ReportRendezvous master_port 70000", kInvalid, "master_port", [=] {
+    pb::ReportRendezvousRequest r; *r.mutable_lease() = ref; r.set_master_port(70000);
+    pb::ReportRendezvousResponse o;
+    return w->ReportRendezvous(Ctx(Who::kWorker).get(), r, &o); });
+  add("ReportRendezvous empty lease_id", kInvalid, "lease.lease_id", [=] {
+    pb::ReportRendezvousRequest r; r.set_master_port(29500); pb::ReportRendezvousResponse o;
+    return w->ReportRendezvous(Ctx(Who::kWorker).get(), r, &o); });
   add("ReportLogs rank -2", kInvalid, "rank", logs([](auto& r) { r.set_rank(-2); }));
   add("ReportLogs 6000 lines", kInvalid, "lines",
       logs([](auto& r) { for (int i = 0; i < 6000; ++i) r.add_lines("l"); }));
@@ -758,6 +769,10 @@ std::vector<RpcCase> RpcTable() {
          pb::ReportLogsRequest r; *r.mutable_lease() = gone; r.add_lines("x");
          pb::ReportLogsResponse o;
          return w->ReportLogs(Ctx(who).get(), r, &o); }},
+      {"WorkerService.ReportRendezvous", Need::kWorker, FP, [gone](C*, W* w, Who who) {
+         pb::ReportRendezvousRequest r; *r.mutable_lease() = gone; r.set_master_port(29500);
+         pb::ReportRendezvousResponse o;
+         return w->ReportRendezvous(Ctx(who).get(), r, &o); }},
   };
 }
 
@@ -806,6 +821,7 @@ TEST_F(SecurityTest, EveryRoleAgainstEveryRpc) {
     }
   }
   std::cout << "role table: " << table.size() << " RPCs x 6 identities = " << cells << " cells\n";
+  EXPECT_EQ(covered, methods);  // the typed table has every RPC too
   // Every unary method of both services, found from the descriptors (so an RPC added later is
   // covered without editing this test), called with an empty request through the generic stub:
   // the documented role rule holds. Coordinator writes need admin, its reads viewer (or admin),
