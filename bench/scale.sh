@@ -7,9 +7,10 @@
 #   sweep: a 100,000-trial sweep submitted, leased and completed by simulated workers (fake
 #          results), then `wrpn grid` on it timed (text, --paper and JSON), coordinator peak RSS.
 # Usage: bench/scale.sh [--build DIR] [--workers N] [--seconds S] [--trials N] [--phase fleet|sweep|both]
+#                       [--threads T (load generator threads, default 32)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build workers=5000 seconds=600 trials=100000 phase=both
+build=build workers=5000 seconds=600 trials=100000 phase=both threads=32
 while (($#)); do
   case "$1" in
     --build) build=$2; shift ;;
@@ -17,6 +18,7 @@ while (($#)); do
     --seconds) seconds=$2; shift ;;
     --trials) trials=$2; shift ;;
     --phase) phase=$2; shift ;;
+    --threads) threads=$2; shift ;;
     *) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -45,7 +47,7 @@ echo "scale.sh: $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo
 if [[ $phase == fleet || $phase == both ]]; then
   start fleet
   "$build/bench/fleet_load" --target "$target" --phase fleet --workers "$workers" --seconds "$seconds" \
-    --threads 8 --channels 64 || echo "scale.sh: fleet phase did not sustain the load (exit $?)"
+    --threads "$threads" --channels 64 || echo "scale.sh: fleet phase did not sustain the load (exit $?)"
   echo "fleet: coordinator $(mem)"
   stop
 fi
