@@ -1060,6 +1060,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
       l.rank = static_cast<int>(rank);
       l.expires = now + options_.lease_ttl;
       l.delivered = rank == 0;
+      l.newest_point_known = true;  // a new attempt has stored nothing
       AddLease(l);
       if (rank == 0) *resp.add_leases() = LeaseMessage(l, t);
     }
@@ -1102,10 +1103,26 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
   RETURN_IF_ERROR(TickLocked());
   ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
   TrialEntry& t = trials_.at(l->trial_id);
+  if (!l->newest_point_known) {  // loaded at a restart: what did this attempt store already?
+    ASSIGN_OR_RETURN(std::vector<MetricRecord> stored, store_->Metrics(t.rec.id, ""));
+    for (const MetricRecord& p : stored) {
+      if (p.attempt != l->attempt) continue;
+      auto& newest = l->newest_point[p.name];
+      newest = std::max(newest, std::make_pair(p.wall_ms, p.step));
+    }
+    l->newest_point_known = true;
+  }
   Mutation m;
   m.metrics.reserve(req.points_size());
   std::optional<double> best = t.rec.best_top1;
   for (const pb::MetricPoint& p : req.points()) {
+    // At-least-once delivery: a point at or before the newest one stored under its name (same
+    // wall time and step or older) was stored already; points without a wall time are kept.
+    if (p.wall_ms() != 0) {
+      auto it = l->newest_point.find(p.name());
+      if (it != l->newest_point.end() && std::make_pair(p.wall_ms(), p.step()) <= it->second)
+        continue;
+    }
     m.metrics.push_back({t.rec.id, l->attempt, p.name(), p.step(), p.value(),
                          p.wall_ms() ? p.wall_ms() : NowMs()});
     if (p.name() == "top1" && std::isfinite(p.value()) && (!best || p.value() > *best))
@@ -1118,6 +1135,11 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
   }
   RETURN_IF_ERROR(CommitLocked(m));
   t.rec.best_top1 = best;
+  for (const pb::MetricPoint& p : req.points()) {
+    if (p.wall_ms() == 0) continue;
+    auto& newest = l->newest_point[p.name()];
+    newest = std::max(newest, std::make_pair(p.wall_ms(), p.step()));
+  }
   for (MetricRecord& p : m.metrics) {
     auto& last = t.last_metrics[p.name];
     if (last.name.empty() || p.step >= last.step) last = p;

@@ -115,6 +115,11 @@ class Coordinator {
     bool delivered = false;
     int64_t progress_epoch = 0;  // from heartbeats
     double progress_fraction = 0;
+    // (wall_ms, step) of the newest point stored per metric name for this attempt: a point not
+    // newer is one the worker sent again because the reply to its first send was lost. Known
+    // from the grant on; after a restart read from the store on the lease's first report.
+    std::map<std::string, std::pair<int64_t, int64_t>> newest_point;
+    bool newest_point_known = false;
     int master_port = 0;  // rank 0 of a multi-node attempt: its TCPStore port, once reported
   };
   struct WorkerEntry {

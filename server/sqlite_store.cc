@@ -72,6 +72,14 @@ CREATE TABLE paper_values(
 
 absl::Status SqlError(sqlite3* db, const std::string& what) {
   const int code = sqlite3_extended_errcode(db);
+  if ((code & 0xff) == SQLITE_FULL) {
+    // Disk full: say so plainly (not the statement); nothing of the change was written.
+    const char* file = sqlite3_db_filename(db, "main");
+    return absl::ResourceExhaustedError(
+        absl::StrCat("database disk is full: cannot write to ", file && *file ? file : "the database",
+                     " (", sqlite3_errmsg(db), "); the change was not saved, retry when space is "
+                     "freed"));
+  }
   std::string msg = absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db));
   if ((code & 0xff) == SQLITE_CONSTRAINT) return absl::FailedPreconditionError(msg);
   if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)

@@ -767,5 +767,75 @@ TEST(CoordinatorRestartTest, SweepSurvivesRestartWithoutDoubleRuns) {
   EXPECT_EQ(runs.size(), 4u);
 }
 
+// Metrics are delivered at least once: a worker whose reply was lost (a deadline, a coordinator
+// killed between the commit and the answer) sends the batch again. The copy is not stored twice,
+// also when the resend reaches a restarted coordinator.
+TEST(CoordinatorRestartTest, AResentMetricsBatchIsStoredOnceAlsoAfterARestart) {
+  const std::string path = (std::filesystem::path(testing::TempDir()) /
+                            ("resend-" + std::to_string(getpid()) + ".db")).string();
+  std::filesystem::remove(path);
+  FakeClock clock;
+  CoordinatorOptions opts;
+  opts.lease_ttl = 30s;
+  opts.paper_tables_path = PaperPath();
+  pb::Lease lease;
+  auto batch = [&](std::vector<int> epochs) {
+    pb::ReportMetricsRequest m;
+    m.mutable_lease()->set_lease_id(lease.lease_id());
+    m.mutable_lease()->set_fencing_token(lease.fencing_token());
+    for (int e : epochs) {
+      for (const char* name : {"top1", "train_loss"}) {
+        auto* p = m.add_points();
+        p->set_name(name);
+        p->set_step(e);
+        p->set_value(10.0 * e);
+        p->set_wall_ms(1000000 + 1000 * e);
+      }
+    }
+    return m;
+  };
+  auto count = [&](Coordinator* c) {
+    pb::GetTrialMetricsRequest gm;
+    gm.set_trial_id(lease.trial_id());
+    auto r = c->GetTrialMetrics(gm);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::map<std::pair<std::string, int64_t>, int> n;
+    for (const auto& p : r->points()) n[{p.name(), p.step()}]++;
+    for (const auto& [key, times] : n) EXPECT_EQ(times, 1) << key.first << " step " << key.second;
+    return r->points_size();
+  };
+  {
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    MetricsRegistry reg;
+    auto c = Coordinator::Create(store->get(), &clock, &reg, opts);
+    ASSERT_TRUE(c.ok());
+    pb::SubmitSweepRequest sub;
+    sub.set_spec_text(kCpuSpec);
+    ASSERT_TRUE((*c)->SubmitSweep(sub).ok());
+    pb::RegisterWorkerRequest reg_req;
+    reg_req.set_name("w");
+    auto worker = (*c)->RegisterWorker(reg_req)->worker_id();
+    pb::AcquireTrialRequest acq;
+    acq.set_worker_id(worker);
+    auto leases = (*c)->AcquireTrial(acq);
+    ASSERT_TRUE(leases.ok() && leases->leases_size() == 1);
+    lease = leases->leases(0);
+    ASSERT_TRUE((*c)->ReportMetrics(batch({0, 1})).ok());
+    ASSERT_TRUE((*c)->ReportMetrics(batch({0, 1})).ok());  // the reply was lost: sent again
+    EXPECT_EQ(count(c->get()), 4);
+    ASSERT_TRUE((*c)->ReportMetrics(batch({0, 1, 2})).ok());  // again, with a newer epoch
+    EXPECT_EQ(count(c->get()), 6);
+  }  // killed before the worker saw the answer
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  MetricsRegistry reg;
+  auto c = Coordinator::Create(store->get(), &clock, &reg, opts);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE((*c)->ReportMetrics(batch({1, 2, 3})).ok());
+  EXPECT_EQ(count(c->get()), 8) << "epochs 1 and 2 were stored before the restart";
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace wrpn::server

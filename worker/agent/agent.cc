@@ -155,6 +155,7 @@ struct Agent::RunState {
   bool awaiting_release = false;  // a gang node > 0 whose ranks ended cleanly
   bool done = false;              // reported or dropped: remove at the end of the step
   std::optional<Steady> retry_at;  // next try of a report the coordinator could not take
+  Steady last_output;              // last line from any rank (the stall timeout's clock)
 };
 
 absl::Status CheckPathUnderRoots(const std::string& field, const std::string& path,
@@ -450,6 +451,7 @@ void Agent::Start(const pb::Lease& lease) {
   RunState& r = *run;
   r.lease = lease;
   r.last_flush = clock_->SteadyNow();
+  r.last_output = r.last_flush;
   runs_.push_back(std::move(run));
   const bool gang = lease.has_rendezvous() && lease.rendezvous().nnodes() > 1;
   r.node_rank = gang ? lease.rendezvous().node_rank() : 0;
@@ -755,10 +757,14 @@ void Agent::Poll(RunState& r) {
   if (r.done || r.completion || r.awaiting_release) return;
   bool all_exited = true;
   for (size_t i = 0; i < r.procs.size(); ++i) {
-    for (const std::string& line : r.procs[i]->TakeStdoutLines())
+    for (const std::string& line : r.procs[i]->TakeStdoutLines()) {
+      r.last_output = clock_->SteadyNow();
       HandleEvent(r, static_cast<int>(i), line);
-    for (std::string& line : r.procs[i]->TakeStderrLines())
+    }
+    for (std::string& line : r.procs[i]->TakeStderrLines()) {
+      r.last_output = clock_->SteadyNow();
       QueueLog(r, r.node_rank * r.nproc + static_cast<int>(i), std::move(line));
+    }
     if (r.done) return;  // a report showed the lease is gone
     if (!r.exits[i]) {
       r.exits[i] = r.procs[i]->Exited();
@@ -774,7 +780,18 @@ void Agent::Poll(RunState& r) {
     }
     if (!r.exits[i]) all_exited = false;
   }
-  if (all_exited) Finish(r);
+  if (all_exited) {
+    Finish(r);
+    return;
+  }
+  if (options_.stall_timeout.count() > 0 && r.stop == StopKind::kNone &&
+      clock_->SteadyNow() - r.last_output >= options_.stall_timeout) {
+    const std::string why =
+        absl::StrCat("no output from the trainer for ", options_.stall_timeout.count() / 1000.0,
+                     " s (stall timeout): taken as hung");
+    Log(absl::StrCat(DescribeLease(r.lease), ": ", why));
+    RequestStop(r, StopKind::kStalled, why);
+  }
 }
 
 void Agent::Finish(RunState& r) {
@@ -812,6 +829,13 @@ void Agent::Finish(RunState& r) {
     // Rank 0's worker reports the result; keep the lease alive until the coordinator lets go.
     Note(r, "all ranks of this node finished; waiting for rank 0's report\n");
     r.awaiting_release = true;
+  } else if (r.stop == StopKind::kStalled) {
+    const ExitStatus& e = *r.exits[bad >= 0 ? bad : 0];
+    const std::string reason = absl::StrCat(r.stop_reason, "; trainer rank ",
+                                            r.node_rank * r.nproc + (bad >= 0 ? bad : 0), " ",
+                                            e.Describe());
+    Log(absl::StrCat(DescribeLease(r.lease), ": failed: ", reason));
+    Fail(r, "internal", reason);
   } else if (r.stop == StopKind::kDrain) {
     const std::string where =
         r.interrupted ? absl::StrCat("interrupted at epoch ", r.interrupted->value("epoch", 0),

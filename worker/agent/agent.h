@@ -51,6 +51,9 @@ struct AgentOptions {
   std::chrono::milliseconds metrics_interval{5000};  // batch metric points this long at most
   std::chrono::milliseconds acquire_interval{1000};  // ask for work at most this often
   std::chrono::milliseconds register_retry{2000};
+  // A trial whose trainers print nothing (stdout or stderr, any rank) for this long is taken as
+  // hung: SIGTERM, SIGKILL after `grace`, reported as an internal failure (retried). 0 = off.
+  std::chrono::milliseconds stall_timeout{0};
   std::chrono::hours retention{24 * 7};  // attempt folders and stale checkpoints older than this go
   size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
   bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
@@ -88,7 +91,7 @@ class Agent {
 
  private:
   using Steady = std::chrono::steady_clock::time_point;
-  enum class StopKind { kNone, kCancel, kForget, kLeaseLost, kDrain, kPeerFailed };
+  enum class StopKind { kNone, kCancel, kForget, kLeaseLost, kDrain, kPeerFailed, kStalled };
   struct RunState;
 
   void Register();

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   opt.work_dir = "wrpn-work";
   std::string gpus = "auto";
   std::vector<std::string> labels;
-  double grace_s = 30, metrics_s = 5, acquire_s = 1, retention_h = 24 * 7, poll_s = 0.2;
+  double grace_s = 30, stall_s = 0, metrics_s = 5, acquire_s = 1, retention_h = 24 * 7, poll_s = 0.2;
   int log_tail_kib = 64;
 
   app.set_config("--config", "", "TOML/INI file with any of these options");
@@ -122,6 +122,11 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--grace", grace_s, "seconds between SIGTERM and SIGKILL for a trainer")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--stall-timeout", stall_s,
+                 "seconds a trainer may print nothing before it is taken as hung, stopped and "
+                 "its attempt failed (retried); set above the longest quiet stretch of a trial "
+                 "(0 = off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--metrics-interval", metrics_s, "seconds metric points are batched at most")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--acquire-interval", acquire_s, "seconds between requests for work when idle")
@@ -191,6 +196,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   opt.grace = std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+  opt.stall_timeout = std::chrono::milliseconds(static_cast<int64_t>(stall_s * 1000));
   opt.metrics_interval = std::chrono::milliseconds(static_cast<int64_t>(metrics_s * 1000));
   opt.acquire_interval = std::chrono::milliseconds(static_cast<int64_t>(acquire_s * 1000));
   opt.retention = std::chrono::hours(static_cast<int64_t>(std::max(1.0, retention_h)));

@@ -773,5 +773,39 @@ TEST_F(AgentTest, AFollowerWithoutARendezvousPortStartsNothing) {
   EXPECT_THAT(client_.completions[0].failure().reason(), HasSubstr("no rendezvous port"));
 }
 
+// A trainer that prints nothing for the stall timeout is taken as hung: SIGTERM, SIGKILL after the
+// grace period (a hung process may ignore SIGTERM), and an internal (retried) failure that says so.
+TEST_F(AgentTest, ATrainerSilentForTheStallTimeoutIsKilledAndTheAttemptFails) {
+  options_.stall_timeout = 3s;
+  options_.grace = 1s;
+  client_.leases.push_back(MakeLease(11));
+  agent().Step();
+  auto p = launcher_.at(0);
+  Steps(2, 1s);
+  p->Print(Epoch(0, 3, 40));  // output resets the clock
+  Steps(2, 1s);
+  p->PrintErr("still alive");
+  Steps(2, 1s);
+  EXPECT_TRUE(p->Signals().empty()) << "never silent for 3 s yet";
+  Steps(2, 1s);
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM));
+  Steps(2, 1s);
+  EXPECT_THAT(p->Signals(), ElementsAre(SIGTERM, SIGKILL));
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("no output from the trainer for 3 s (stall timeout)"));
+  EXPECT_THAT(client_.completions[0].failure().reason(), HasSubstr("SIGKILL"));
+}
+
+TEST_F(AgentTest, NoStallTimeoutByDefault) {
+  client_.leases.push_back(MakeLease(12));
+  agent().Step();
+  Steps(60, 1s);
+  EXPECT_TRUE(launcher_.at(0)->Signals().empty());
+  EXPECT_TRUE(client_.completions.empty());
+}
+
 }  // namespace
 }  // namespace wrpn::agent
