@@ -29,7 +29,7 @@ const std::vector<std::string> kPrecisions = {"32/32", "8/8", "4/4", "2/4",
 TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
   const char* kills_env = std::getenv("WRPN_CHAOS_KILLS");
   const int kills_wanted = kills_env ? std::max(1, std::atoi(kills_env)) : 20;
-  // Each sweep of 24 trials x `epochs`; the disturbed one (0.15 s epochs, 4 at a time) must
+  // Each sweep of 24 trials x `epochs`; the disturbed one (0.3 s epochs, 4 at a time) must
   // outlast the kill loop, whose restarts take 0.5 to 4 s on a loaded 2-core machine. Once the loop
   // is done, fast workers take over (the slow ones drain) so the test ends soon after.
   const int epochs = std::max(100, 5 * kills_wanted);
@@ -58,7 +58,7 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
   auto sweep = Submit(SweepSpec("disturbed", {1, 2, 3}, kPrecisions, epochs, 10));
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   for (const char* n : {"slow-a", "slow-b"})
-    ASSERT_NE(StartWorker(n, {{"WRPN_FAKE_EPOCH_MS", "150"}}, {"--max-cpu-trials", "2"}), nullptr);
+    ASSERT_NE(StartWorker(n, {{"WRPN_FAKE_EPOCH_MS", "300"}}, {"--max-cpu-trials", "2"}), nullptr);
   ASSERT_TRUE(WaitFor([&] {
     auto r = ListTrials(*sweep, pb::TRIAL_RUNNING);
     return r.ok() && r->size() >= 4;
@@ -73,7 +73,7 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
   const auto loop_start = std::chrono::steady_clock::now();
   while (kills < kills_wanted) {
     // Up for a random while: workers are heartbeating, streaming metrics (every 0.2 s per
-    // trial), reporting checkpoints (every 0.15 s) and results, and acquiring (every 0.1 s).
+    // trial), reporting checkpoints (every 0.3 s) and results, and acquiring (every 0.1 s).
     const auto up = std::chrono::milliseconds(up_ms(rng));
     WaitFor([] { return false; }, up);
     if (SweepFinished(*sweep)) break;
