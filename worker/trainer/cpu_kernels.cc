@@ -38,6 +38,37 @@ void ActivationQuantize(const float* x, float* y, int64_t n, float levels) {
   for (; i < n; ++i) y[i] = QuantizeOne(x[i], levels);
 }
 
+void WeightQuantize(const float* w, float* y, int64_t count, float s, float step, float inv_step,
+                    float n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128 hi = _mm_set1_ps(s), lo = _mm_set1_ps(-s), vn = _mm_set1_ps(n),
+               vmn = _mm_set1_ps(-n), inv = _mm_set1_ps(inv_step), st = _mm_set1_ps(step),
+               magic = _mm_set1_ps(kMagic), zero = _mm_setzero_ps();
+  for (; i + 4 <= count; i += 4) {
+    const __m128 c = _mm_min_ps(hi, _mm_max_ps(lo, _mm_loadu_ps(w + i)));
+    const __m128 v = _mm_mul_ps(c, inv);
+    // Round |v| with the magic constant and restore the sign: ties to even, like nearbyint.
+    const __m128 sign = _mm_and_ps(v, _mm_set1_ps(-0.0f));
+    const __m128 a = _mm_andnot_ps(_mm_set1_ps(-0.0f), v);
+    __m128 r = _mm_or_ps(_mm_sub_ps(_mm_add_ps(a, magic), magic), sign);
+    r = _mm_min_ps(vn, _mm_max_ps(vmn, r));
+    // -0 * step would give -0; fake_quantize gives +0 (it rounds through an integer).
+    _mm_storeu_ps(y + i, _mm_add_ps(_mm_mul_ps(r, st), zero));
+  }
+#endif
+  for (; i < count; ++i) {
+    const float v = w[i];
+    const float c = v < -s ? -s : (v > s ? s : v);
+    const float x = c * inv_step;
+    const float a = x < 0.0f ? -x : x;
+    float r = (a + kMagic) - kMagic;
+    if (x < 0.0f) r = -r;
+    r = r < -n ? -n : (r > n ? n : r);
+    y[i] = r * step + 0.0f;
+  }
+}
+
 void ClipMaskBackward(const float* x, const float* g, float* out, int64_t n, float lo, float hi) {
   int64_t i = 0;
 #if defined(__SSE2__)

@@ -9,6 +9,12 @@ namespace wrpn::trainer::cpu {
 // NaN. `levels` is at most 2^16 - 1.
 void ActivationQuantize(const float* x, float* y, int64_t n, float levels);
 
+// y = step * clamp(round(clip(w, -s, s) * inv_step), -n, n) with round-half-to-even: ATen's
+// fake_quantize_per_tensor_affine (zero point 0, range [-n, n]) of clamp(w, -s, s), step = s / n,
+// inv_step = 1 / step as float. n is at most 2^15 - 1.
+void WeightQuantize(const float* w, float* y, int64_t count, float s, float step, float inv_step,
+                    float n);
+
 // out = g where lo <= x <= hi, else 0 (the straight-through gradient of a clip).
 void ClipMaskBackward(const float* x, const float* g, float* out, int64_t n, float lo, float hi);
 

@@ -136,6 +136,46 @@ class CpuActivation : public torch::autograd::Function<CpuActivation> {
   }
 };
 
+// CPU float weights at 2..16 bits: clip and fake-quantize in one pass forward (ATen's CPU
+// fake_quantize kernel made the weight quantizer most of the CPU quantization overhead), the clip
+// mask in one pass backward. Bit-identical to clamp + fake_quantize_per_tensor_affine.
+class CpuWeight : public torch::autograd::Function<CpuWeight> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& w,
+                            const at::Tensor& scale, int64_t n) {
+    const float s = scale.item<float>();
+    const float step = (at::scalar_tensor(s, at::kFloat) / static_cast<double>(n)).item<float>();
+    const float inv_step = 1.0f / step;
+    at::Tensor y = at::empty_like(w);
+    const float* in = w.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    at::parallel_for(0, w.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
+      cpu::WeightQuantize(in + b, out + b, e - b, s, step, inv_step, static_cast<float>(n));
+    });
+    ctx->save_for_backward({w});
+    ctx->saved_data["s"] = static_cast<double>(s);
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor w = ctx->get_saved_variables()[0];
+    const float s = static_cast<float>(ctx->saved_data["s"].toDouble());
+    at::Tensor g = grad[0];
+    if (g.strides() != w.strides()) g = g.contiguous(w.suggest_memory_format());
+    if (g.strides() != w.strides() || g.scalar_type() != at::kFloat) {
+      return {grad[0] * at::logical_and(w >= -s, w <= s), at::Tensor(), at::Tensor()};
+    }
+    at::Tensor out = at::empty_like(w);
+    const float* ws = w.data_ptr<float>();
+    const float* gs = g.data_ptr<float>();
+    float* os = out.data_ptr<float>();
+    at::parallel_for(0, w.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
+      cpu::ClipMaskBackward(ws + b, gs + b, os + b, e - b, -s, s);
+    });
+    return {out, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 bool HaveFusedCudaQuantizer() {
@@ -162,6 +202,7 @@ at::Tensor QuantizeWeight(const at::Tensor& w, int bits, const at::Tensor& scale
   const at::Tensor s = scale.to(w.scalar_type()).detach();
   if (bits == 1) return BinaryWeight::apply(w, s);
   const int64_t n = WeightLevels(bits);
+  if (UseCpuKernel(w) && s.numel() == 1) return CpuWeight::apply(w, s, n);
   // clamp passes the gradient only inside [-s, s]; fake_quantize then sees values inside its
   // range, so its own mask is all ones and its rounding is round-half-to-even, like torch.round.
   const at::Tensor clipped = at::clamp(w, -s, s);

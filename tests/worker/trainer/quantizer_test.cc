@@ -119,6 +119,33 @@ TEST(Quantizer, CpuActivationKernelMatchesAtenBitForBit) {
   }
 }
 
+// The CPU weight path (our SSE2 loop) is bit-identical to clamp + ATen's fake_quantize, forward,
+// and passes the gradient exactly where |w| <= s, for k = 2..16, odd sizes and exact ties.
+TEST(Quantizer, CpuWeightKernelMatchesAtenBitForBit) {
+  torch::manual_seed(5);
+  for (int k : {2, 3, 4, 8, 16}) {
+    torch::Tensor w = torch::randn({7, 5, 3, 3}) * 0.1;
+    const int64_t n = WeightLevels(k);
+    const float s = 0.15f;
+    const float step = s / static_cast<float>(n);
+    w.view({-1}).index_put_({0}, 0.5f * step);   // tie -> 0
+    w.view({-1}).index_put_({1}, -1.5f * step);  // tie -> -2 (even)
+    w.view({-1}).index_put_({2}, s);
+    w.view({-1}).index_put_({3}, -s);
+    w.view({-1}).index_put_({4}, -0.0f);
+    torch::Tensor a = w.clone().requires_grad_(true);
+    const torch::Tensor qa = QuantizeWeight(a, k, static_cast<double>(s));
+    const torch::Tensor want = at::fake_quantize_per_tensor_affine(
+        torch::clamp(w, -s, s), static_cast<double>(step), 0, -n, n);
+    EXPECT_TRUE(qa.equal(want)) << "k=" << k << " max diff "
+                                << (qa - want).abs().max().item<float>();
+    EXPECT_FALSE(std::signbit(qa.view({-1})[4].item<float>())) << "k=" << k << ": +0, not -0";
+    const torch::Tensor upstream = torch::randn(w.sizes());
+    (qa * upstream).sum().backward();
+    EXPECT_TRUE(a.grad().equal(upstream * (w.abs() <= s))) << "k=" << k;
+  }
+}
+
 TEST(Quantizer, WeightGradientIsStraightThroughInsideClipRange) {
   for (int k : {1, 2, 4, 8}) {
     torch::Tensor w = T({-1.5f, -1, -0.3f, 0, 0.3f, 1, 1.5f}).requires_grad_(true);
