@@ -7,7 +7,9 @@
 //          point is stored (GetTrialMetrics per trial afterwards).
 //   sweep: submits a --trials-trial CPU sweep, lets --workers simulated workers (--slots leases
 //          each) acquire and complete every trial with a fake result, then times GetGrid.
-// Usage: fleet_load --target HOST:PORT --phase fleet|sweep [--workers N] [--seconds S]
+//   huge:  sends one ReportMetrics request of --huge-mib MiB (default 1024); it must be refused
+//          with RESOURCE_EXHAUSTED.
+// Usage: fleet_load --target HOST:PORT --phase fleet|sweep|huge [--workers N] [--seconds S]
 //                   [--heartbeat S] [--points-per-sec P] [--batch-seconds S] [--threads T]
 //                   [--channels C] [--trials N] [--slots K]
 // Simulated workers are spread over T threads (each an event loop of blocking calls) and C
@@ -48,6 +50,7 @@ struct Args {
   int channels = 64;
   int trials = 99840;
   int slots = 16;
+  int64_t huge_mib = 1024;
 };
 
 std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 30) {
@@ -410,6 +413,32 @@ int Sweep(const Args& a) {
   return completed.load() >= a.trials && errors.load() == 0 ? 0 : 3;
 }
 
+// ---- huge ----
+
+// One ReportMetrics request of about --huge-mib MiB (one metric point with a huge name): the
+// coordinator must refuse it by its size (RESOURCE_EXHAUSTED) without taking the memory; the
+// caller reads the coordinator's peak RSS afterwards.
+int Huge(const Args& a) {
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(-1);
+  auto ch = grpc::CreateCustomChannel(a.target, grpc::InsecureChannelCredentials(), args);
+  auto stub = pb::WorkerService::NewStub(ch);
+  pb::ReportMetricsRequest req;
+  req.mutable_lease()->set_lease_id("l-1-0");
+  req.mutable_lease()->set_fencing_token(1);
+  auto* p = req.add_points();
+  p->set_name(std::string(static_cast<size_t>(a.huge_mib) << 20, 'x'));
+  p->set_value(1);
+  pb::ReportMetricsResponse resp;
+  const auto t0 = Clock::now();
+  grpc::Status st = stub->ReportMetrics(Ctx(120).get(), req, &resp);
+  std::printf("huge: ReportMetrics of %lld MiB -> code %d (%s) in %.2f s\n",
+              static_cast<long long>(a.huge_mib), static_cast<int>(st.error_code()),
+              st.error_message().substr(0, 120).c_str(),
+              std::chrono::duration<double>(Clock::now() - t0).count());
+  return st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -433,6 +462,7 @@ int main(int argc, char** argv) {
       else if (k == "--channels") a.channels = std::stoi(v);
       else if (k == "--trials") a.trials = std::stoi(v);
       else if (k == "--slots") a.slots = std::stoi(v);
+      else if (k == "--huge-mib") a.huge_mib = std::stoll(v);
       else {
         std::fprintf(stderr, "fleet_load: unknown flag %s\n", k.c_str());
         return 2;
@@ -454,6 +484,7 @@ int main(int argc, char** argv) {
   }
   if (a.phase == "fleet") return Fleet(a);
   if (a.phase == "sweep") return Sweep(a);
-  std::fprintf(stderr, "fleet_load: --phase must be fleet or sweep\n");
+  if (a.phase == "huge") return Huge(a);
+  std::fprintf(stderr, "fleet_load: --phase must be fleet, sweep or huge\n");
   return 2;
 }

@@ -6,7 +6,8 @@
 #          5 s batches, for S seconds: heartbeat p99, points sent/stored, coordinator peak RSS;
 #   sweep: a 100,000-trial sweep submitted, leased and completed by simulated workers (fake
 #          results), then `wrpn grid` on it timed (text, --paper and JSON), coordinator peak RSS.
-# Usage: bench/scale.sh [--build DIR] [--workers N] [--seconds S] [--trials N] [--phase fleet|sweep|both]
+#   huge:  one 1 GiB ReportMetrics request: refused by its size, coordinator peak RSS.
+# Usage: bench/scale.sh [--build DIR] [--workers N] [--seconds S] [--trials N] [--phase fleet|sweep|huge|both]
 #                       [--threads T (load generator threads, default 32)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,13 @@ if [[ $phase == fleet || $phase == both ]]; then
   "$build/bench/fleet_load" --target "$target" --phase fleet --workers "$workers" --seconds "$seconds" \
     --threads "$threads" --channels 64 || echo "scale.sh: fleet phase did not sustain the load (exit $?)"
   echo "fleet: coordinator $(mem)"
+  stop
+fi
+if [[ $phase == huge || $phase == both ]]; then
+  start huge
+  "$build/bench/fleet_load" --target "$target" --phase huge --huge-mib 1024 || echo "scale.sh: a 1 GiB request was not refused by its size"
+  echo "huge: coordinator $(mem)"
+  "$build/client/wrpn" --addr "$target" worker list >/dev/null && echo "huge: coordinator still answering"
   stop
 fi
 if [[ $phase == sweep || $phase == both ]]; then

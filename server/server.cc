@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 
 #include <fstream>
 #include <sstream>
@@ -75,6 +76,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.RegisterService(s->worker_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  // gRPC checks the receive limit only once a message is complete: a hostile 1 GiB request was
+  // buffered whole (peak RSS 1,045 MiB) before being refused. A memory quota makes the transport
+  // reset streams when its buffers pass it (peak 531 MiB for the same request; bench/scale.sh
+  // --phase huge). 256 MiB bounded it further but raised p99 heartbeat latency at 5,000 workers
+  // from 44 to 58 ms (memory-pressure handling); 512 MiB kept it at 44 ms.
+  grpc::ResourceQuota quota("wrpn-coordinator");
+  quota.Resize(512u << 20);
+  builder.SetResourceQuota(quota);
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_ || s->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
