@@ -481,9 +481,11 @@ void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = tr
 // `check_recipe` is false where the recipe could not be parsed (its problems are reported).
 void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = true) {
   std::set<std::string> networks;
-  for (const AxesBlock& b : check_recipe ? spec.axes : std::vector<AxesBlock>{}) {
-    for (const std::string& n : b.networks)
-      if (IsKnownNetwork(n)) networks.insert(n);
+  if (check_recipe) {
+    for (const AxesBlock& b : spec.axes) {
+      for (const std::string& n : b.networks)
+        if (IsKnownNetwork(n)) networks.insert(n);
+    }
   }
   for (const std::string& net : networks) {
     TrialConfig c = spec.base;

@@ -47,50 +47,28 @@ def main():
         return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
 
     out = []
-    out.append("### Top-1 (%) on the Fashion-MNIST test set, mean ± sample std over seeds\n")
-    out.append("| width | " + " | ".join(f"w{w}/a{a}" for w, a in PAIRS) + " |")
-    out.append("|---|" + "---|" * len(PAIRS))
-    for wd in widths:
-        row = []
-        for w, a in PAIRS:
-            c = cells.get((wd, w, a))
-            if c is None or c["mean"] is None:
-                row.append("")
-            else:
-                row.append(f"{c['mean']:.2f} ± {c['std']:.2f}")
-        out.append(f"| {wd:g}x | " + " | ".join(row) + " |")
-    out.append("")
-    out.append("Every seed (seed 0 / seed 1):\n")
-    out.append("| width | " + " | ".join(f"w{w}/a{a}" for w, a in PAIRS) + " |")
-    out.append("|---|" + "---|" * len(PAIRS))
-    for wd in widths:
-        row = []
-        for w, a in PAIRS:
-            c = cells.get((wd, w, a))
-            row.append(" / ".join(f"{v:.2f}" for v in c["vals"]) if c else "")
-        out.append(f"| {wd:g}x | " + " | ".join(row) + " |")
-    out.append("")
-    if b is not None:
-        out.append(f"### Change from our 1x w32/a32 cell ({b:.2f}), points\n")
+
+    def table(cell_text):
+        """One markdown table: a row per width, a column per precision pair; cell_text(cell) or ""."""
         out.append("| width | " + " | ".join(f"w{w}/a{a}" for w, a in PAIRS) + " |")
         out.append("|---|" + "---|" * len(PAIRS))
         for wd in widths:
             row = []
             for w, a in PAIRS:
-                t = top(wd, w, a)
-                row.append(fmt(t - b, sign=True) if t is not None else "")
+                c = cells.get((wd, w, a))
+                row.append(cell_text(c) if c is not None else "")
             out.append(f"| {wd:g}x | " + " | ".join(row) + " |")
         out.append("")
+
+    out.append("### Top-1 (%) on the Fashion-MNIST test set, mean ± sample std over seeds\n")
+    table(lambda c: "" if c["mean"] is None else f"{c['mean']:.2f} ± {c['std']:.2f}")
+    out.append("Every seed (seed 0 / seed 1):\n")
+    table(lambda c: " / ".join(f"{v:.2f}" for v in c["vals"]))
+    if b is not None:
+        out.append(f"### Change from our 1x w32/a32 cell ({b:.2f}), points\n")
+        table(lambda c: "" if c["mean"] is None else fmt(c["mean"] - b, sign=True))
     out.append("### Compute cost relative to 1x w32/a32: uniform (every layer at the cell's bits) / first and last layer FP32\n")
-    out.append("| width | " + " | ".join(f"w{w}/a{a}" for w, a in PAIRS) + " |")
-    out.append("|---|" + "---|" * len(PAIRS))
-    for wd in widths:
-        row = []
-        for w, a in PAIRS:
-            c = cells.get((wd, w, a))
-            row.append(f"{c['cost_u']:.3f} / {c['cost_f']:.3f}" if c else "")
-        out.append(f"| {wd:g}x | " + " | ".join(row) + " |")
-    out.append("")
+    table(lambda c: f"{c['cost_u']:.3f} / {c['cost_f']:.3f}")
 
     # The five claims.
     out.append("### The claims\n")

@@ -100,6 +100,24 @@ bool UseCpuKernel(const at::Tensor& a) {
   return a.device().is_cpu() && a.scalar_type() == at::kFloat && a.is_non_overlapping_and_dense();
 }
 
+// The straight-through gradient of clip(x, lo, hi): `grad` where lo <= x <= hi, else 0, in one
+// pass over memory when the gradient has x's layout.
+at::Tensor ClipMaskGrad(const at::Tensor& x, const at::Tensor& grad, float lo, float hi) {
+  at::Tensor g = grad;
+  if (g.strides() != x.strides()) g = g.contiguous(x.suggest_memory_format());
+  if (g.strides() != x.strides() || g.scalar_type() != at::kFloat) {
+    return grad * at::logical_and(x >= lo, x <= hi);
+  }
+  at::Tensor out = at::empty_like(x);
+  const float* xs = x.data_ptr<float>();
+  const float* gs = g.data_ptr<float>();
+  float* os = out.data_ptr<float>();
+  at::parallel_for(0, x.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
+    cpu::ClipMaskBackward(xs + b, gs + b, os + b, e - b, lo, hi);
+  });
+  return out;
+}
+
 // CPU float activations: clip, round to the levels and the clip-mask gradient, each one pass over
 // memory in memory order (any dense layout, channels-last too). ATen's clamp backward builds
 // boolean tensors in several passes and was most of the quantized network's overhead.
@@ -119,20 +137,7 @@ class CpuActivation : public torch::autograd::Function<CpuActivation> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const at::Tensor x = ctx->get_saved_variables()[0];
-    at::Tensor g = grad[0];
-    if (g.strides() != x.strides()) g = g.contiguous(x.suggest_memory_format());
-    if (g.strides() != x.strides() || g.scalar_type() != at::kFloat) {
-      return {grad[0] * at::logical_and(x >= 0, x <= 1), at::Tensor()};
-    }
-    at::Tensor out = at::empty_like(x);
-    const float* xs = x.data_ptr<float>();
-    const float* gs = g.data_ptr<float>();
-    float* os = out.data_ptr<float>();
-    at::parallel_for(0, x.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
-      cpu::ClipMaskBackward(xs + b, gs + b, os + b, e - b, 0.0f, 1.0f);
-    });
-    return {out, at::Tensor()};
+    return {ClipMaskGrad(ctx->get_saved_variables()[0], grad[0], 0.0f, 1.0f), at::Tensor()};
   }
 };
 
@@ -158,21 +163,8 @@ class CpuWeight : public torch::autograd::Function<CpuWeight> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const at::Tensor w = ctx->get_saved_variables()[0];
     const float s = static_cast<float>(ctx->saved_data["s"].toDouble());
-    at::Tensor g = grad[0];
-    if (g.strides() != w.strides()) g = g.contiguous(w.suggest_memory_format());
-    if (g.strides() != w.strides() || g.scalar_type() != at::kFloat) {
-      return {grad[0] * at::logical_and(w >= -s, w <= s), at::Tensor(), at::Tensor()};
-    }
-    at::Tensor out = at::empty_like(w);
-    const float* ws = w.data_ptr<float>();
-    const float* gs = g.data_ptr<float>();
-    float* os = out.data_ptr<float>();
-    at::parallel_for(0, w.numel(), kCpuGrain, [&](int64_t b, int64_t e) {
-      cpu::ClipMaskBackward(ws + b, gs + b, os + b, e - b, -s, s);
-    });
-    return {out, at::Tensor(), at::Tensor()};
+    return {ClipMaskGrad(ctx->get_saved_variables()[0], grad[0], -s, s), at::Tensor(), at::Tensor()};
   }
 };
 
