@@ -167,6 +167,11 @@ absl::Status CheckPathUnderRoots(const std::string& field, const std::string& pa
     const fs::path rel = p.lexically_relative(r);
     if (!ec && !rel.empty() && *rel.begin() != "..") return absl::OkStatus();
   }
+  if (roots.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": '", path, "' is outside the allowed folders (this worker allows none: it runs "
+        "with an empty --data-dir and no --allow-data-root)"));
+  }
   return absl::InvalidArgumentError(
       absl::StrCat(field, ": '", path, "' is outside the allowed folders (", absl::StrJoin(roots, ", "),
                    "); give a path under the worker's --data-dir or add --allow-data-root"));
@@ -551,7 +556,7 @@ void Agent::Start(const pb::Lease& lease) {
     if (!options_.data_dir.empty()) roots.push_back(options_.data_dir);
     const json& d = config["dataset"];
     const std::string path = d.contains("path") && d["path"].is_string() ? d["path"].get<std::string>() : "";
-    if (!roots.empty() && d.value("kind", std::string()) != "synthetic" && !path.empty()) {
+    if (d.value("kind", std::string()) != "synthetic" && !path.empty()) {
       if (absl::Status st = CheckPathUnderRoots("dataset.path", path, roots); !st.ok()) {
         Fail(r, "config", std::string(st.message()));
         return;

@@ -35,11 +35,13 @@ struct AgentOptions {
   std::string work_dir;        // attempt folders: <work_dir>/attempts/t<T>-a<A>-n<node>
   std::string checkpoint_dir;  // "" = <work_dir>/checkpoints; shared storage for multi-machine
   // Datasets root: a trial whose dataset.path is empty gets <data_dir>/<kind> (fashion_mnist ->
-  // fashion-mnist), a relative dataset.path is taken under it. "" = leave paths alone.
-  std::string data_dir;
-  // Folders besides data_dir a trial's dataset.path may name (--allow-data-root). When data_dir
-  // or any root is set, a dataset path outside all of them (absolute, or climbing out with `..`)
-  // fails the trial as a config error; with neither set, paths are not confined.
+  // fashion-mnist), a relative dataset.path is taken under it. Default: where Debian's dataset
+  // packages install.
+  std::string data_dir = "/usr/share/datasets";
+  // Folders besides data_dir a trial's dataset.path may name (--allow-data-root). A dataset path
+  // outside data_dir and all of them (absolute, or climbing out with `..`) fails the trial as a
+  // config error; with no folder at all (data_dir "" and no roots), every dataset path does.
+  // Confinement is off only when a root is "/".
   std::vector<std::string> allowed_data_roots;
   // Port this worker's rank-0 trainers host the TCPStore on in multi-node trials; registered as
   // part of the address ("host:port") so every peer learns it. 0 = the coordinator's choice.

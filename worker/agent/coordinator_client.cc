@@ -92,8 +92,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> MakeGrpcCoordinatorClient(
   // Reconnect within about a second of a restarted coordinator coming back, well inside the
   // lease TTL its leases get again on load.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // gRPC also takes this as the connect timeout: a short one never connects to a coordinator
+  // busy reloading (or a loaded machine), whose handshake takes longer.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetMaxReceiveMessageSize(kGrpcMaxResponseBytes);
   args.SetMaxSendMessageSize(kGrpcMaxRequestBytes);
   auto channel = grpc::CreateCustomChannel(options.target, creds, args);

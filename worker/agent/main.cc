@@ -108,10 +108,12 @@ int main(int argc, char** argv) {
                  "on every worker, for multi-machine setups");
   app.add_option("--data-dir", opt.data_dir,
                  "datasets root: trials without a dataset path read <data-dir>/<kind> "
-                 "(e.g. fashion-mnist); relative paths are taken under it");
+                 "(e.g. fashion-mnist); relative paths are taken under it; dataset paths "
+                 "outside it and the --allow-data-root folders fail the trial")
+      ->capture_default_str();
   app.add_option("--allow-data-root", opt.allowed_data_roots,
-                 "folder besides --data-dir that a trial's dataset path may name (repeatable); "
-                 "with either set, other dataset paths fail the trial");
+                 "folder besides --data-dir that a trial's dataset path may name (repeatable; "
+                 "'/' turns confinement off)");
   app.add_option("--rendezvous-port", opt.rendezvous_port,
                  "port rank 0 of a multi-node trial hosts its TCPStore on when this worker is "
                  "rank 0 (registered with --address; 0 = the coordinator assigns one)")

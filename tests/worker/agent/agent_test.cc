@@ -642,6 +642,69 @@ TEST_F(AgentTest, DatasetPathsOutsideTheAllowedRootsFailAsConfigErrors) {
   }
 }
 
+TEST_F(AgentTest, DatasetPathsAreConfinedByDefault) {
+  // SetUp leaves both at their defaults.
+  EXPECT_EQ(options_.data_dir, "/usr/share/datasets");
+  EXPECT_TRUE(options_.allowed_data_roots.empty());
+  options_.max_cpu_trials = 8;
+  const std::vector<std::pair<std::string, bool>> paths = {
+      {"", true},                                      // <data_dir>/cifar10
+      {"cifar-10-batches-bin", true},                  // relative: under the data dir
+      {"/usr/share/datasets/fashion-mnist", true},
+      {"/etc", false},
+      {"/home/someone/.ssh", false},
+      {"/usr/share/datasets/../../../etc", false}};
+  for (size_t i = 0; i < paths.size(); ++i) {
+    pb::Lease l = MakeLease(60 + static_cast<int64_t>(i));
+    nlohmann::json d = {{"kind", "cifar10"}};
+    if (!paths[i].first.empty()) d["path"] = paths[i].first;
+    l.set_trial_config_json(nlohmann::json({{"network", "resnet20"}, {"dataset", d}}).dump());
+    client_.leases.push_back(l);
+  }
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 3u);
+  EXPECT_EQ(ConfigOf(*launcher_.at(0))["dataset"]["path"], "/usr/share/datasets/cifar10");
+  EXPECT_EQ(ConfigOf(*launcher_.at(1))["dataset"]["path"],
+            "/usr/share/datasets/cifar-10-batches-bin");
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 3u);
+  for (const auto& c : client_.completions) {
+    EXPECT_EQ(c.failure().kind(), "config");
+    EXPECT_THAT(c.failure().reason(), HasSubstr("(/usr/share/datasets)"));
+  }
+}
+
+TEST_F(AgentTest, NoDataFoldersRefuseEveryDatasetPath) {
+  options_.data_dir = "";
+  options_.max_cpu_trials = 8;
+  for (int64_t i = 0; i < 2; ++i) {
+    pb::Lease l = MakeLease(70 + i);
+    l.set_trial_config_json(
+        R"({"network":"lenet5","dataset":{"kind":"mnist","path":")" +
+        std::string(i == 0 ? "/srv/mnist" : "mnist") + R"("}})");
+    client_.leases.push_back(l);
+  }
+  pb::Lease synthetic = MakeLease(72);  // reads no files: never confined
+  synthetic.set_trial_config_json(R"({"network":"lenet5","dataset":{"kind":"synthetic","path":"/x"}})");
+  client_.leases.push_back(synthetic);
+  agent().Step();
+  EXPECT_EQ(launcher_.count(), 1u);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 2u);
+  for (const auto& c : client_.completions)
+    EXPECT_THAT(c.failure().reason(), HasSubstr("this worker allows none"));
+}
+
+TEST_F(AgentTest, AnAllowedRootOfSlashTurnsConfinementOff) {
+  options_.allowed_data_roots = {"/"};
+  pb::Lease any = MakeLease(73);
+  any.set_trial_config_json(R"({"network":"lenet5","dataset":{"kind":"mnist","path":"/srv/mnist"}})");
+  client_.leases.push_back(any);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u);
+  EXPECT_EQ(ConfigOf(*launcher_.at(0))["dataset"]["path"], "/srv/mnist");
+}
+
 TEST(CheckPathUnderRootsTest, LexicalContainment) {
   EXPECT_TRUE(CheckPathUnderRoots("f", "/a/b/c", {"/a/b"}).ok());
   EXPECT_TRUE(CheckPathUnderRoots("f", "/a/b", {"/a/b/"}).ok());
