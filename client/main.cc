@@ -6,8 +6,10 @@
 #include <iostream>
 
 #include "client/cli.h"
+#include "common/grpc_limits.h"
 
 int main(int argc, char** argv) {
+  wrpn::UseFastGrpcReconnects();
   wrpn::client::CliEnv env;
   env.out = &std::cout;
   env.err = &std::cerr;

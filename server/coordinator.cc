@@ -8,8 +8,10 @@
 #include <sstream>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/network_spec.h"
 #include "common/status.h"
@@ -194,6 +196,8 @@ absl::Status Coordinator::LoadLocked() {
   trials_.clear();
   leases_.clear();
   expiry_.clear();
+  held_.clear();
+  held_until_.clear();
   workers_.clear();
   scheduler_ = std::make_unique<PriorityScheduler>();
   const Steady now = clock_->SteadyNow();
@@ -239,8 +243,13 @@ absl::Status Coordinator::LoadLocked() {
     }
     it->second.attempts.push_back(std::move(a));
   }
+  const int64_t now_ms = NowMs();
   for (auto& [id, t] : trials_) {
-    if (t.rec.state == TrialState::kQueued) scheduler_->Enqueue(QueuedOf(t.rec));
+    if (t.rec.state != TrialState::kQueued) continue;
+    // A backoff that was running at the restart runs on from the failed attempt's end.
+    const int64_t left_ms =
+        t.attempts.empty() ? 0 : t.attempts.back().ended_ms + RetryDelay(t).count() - now_ms;
+    QueueLocked(t.rec, now + std::chrono::milliseconds(std::max<int64_t>(0, left_ms)));
   }
   next_seq_ = std::max(next_seq_, snap.max_event_seq + 1);
   return absl::OkStatus();
@@ -331,6 +340,11 @@ std::vector<WorkerView> Coordinator::WorkerViews(const std::string& requester,
 
 std::string Coordinator::PendingReason(const TrialRecord& t) const {
   if (t.state != TrialState::kQueued) return "";
+  if (auto h = held_until_.find(t.id); h != held_until_.end()) {
+    const double s = std::chrono::duration<double>(h->second - clock_->SteadyNow()).count();
+    return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
+                           std::max(0.0, std::ceil(s)));
+  }
   std::string why = scheduler_->Unplaceable(QueuedOf(t), WorkerViews("", 0, false));
   if (!why.empty()) return why;
   return "waiting for a free worker";
@@ -364,6 +378,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
   const std::vector<TrialPoint> points = ExpandSweep(*spec);
   std::map<std::tuple<std::string, double, int, int>, CostReport> costs;
   Mutation m;
+  m.op = "submit";
   m.trials.reserve(points.size());
   for (size_t i = 0; i < points.size(); ++i) {
     const TrialPoint& p = points[i];
@@ -479,6 +494,7 @@ absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
   auto it = sweeps_.find(req.sweep_id());
   if (it == sweeps_.end()) return absl::NotFoundError(absl::StrCat("sweep ", req.sweep_id()));
   Mutation m;
+  m.op = "cancel";
   SweepRecord s = it->second.rec;
   s.cancelled = true;
   m.sweeps.push_back(s);
@@ -490,6 +506,7 @@ absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
       r.state = TrialState::kCancelled;
       r.finished_ms = NowMs();
       scheduler_->Remove(id);
+      UnholdLocked(id);
       SetTrial(r);
       m.trials.push_back(r);
       AddEvent(m, r, "cancelled");
@@ -511,6 +528,7 @@ absl::StatusOr<pb::RetrySweepResponse> Coordinator::RetrySweep(const pb::RetrySw
   auto it = sweeps_.find(req.sweep_id());
   if (it == sweeps_.end()) return absl::NotFoundError(absl::StrCat("sweep ", req.sweep_id()));
   Mutation m;
+  m.op = "retry";
   SweepRecord s = it->second.rec;
   s.cancelled = false;
   m.sweeps.push_back(s);
@@ -812,6 +830,7 @@ absl::StatusOr<pb::DrainWorkerResponse> Coordinator::DrainWorker(
     return absl::NotFoundError(absl::StrCat("worker '", req.worker_id(), "'"));
   }
   Mutation m;
+  m.op = "drain";
   WorkerRecord w = it->second.rec;
   w.draining = req.drain();
   m.workers.push_back(w);
@@ -892,6 +911,7 @@ absl::StatusOr<pb::RegisterWorkerResponse> Coordinator::RegisterWorker(
   for (const auto& [k, v] : req.labels()) w.labels[k] = v;
   w.registered_ms = w.last_heartbeat_ms = NowMs();
   Mutation m;
+  m.op = "register";
   m.workers.push_back(w);
   RETURN_IF_ERROR(CommitLocked(m));
   WorkerEntry& e = workers_[w.id];
@@ -919,6 +939,7 @@ absl::StatusOr<pb::HeartbeatResponse> Coordinator::Heartbeat(const pb::Heartbeat
   if (w.rec.lost) {
     w.rec.lost = false;
     Mutation m;
+    m.op = "heartbeat";
     m.workers.push_back(w.rec);
     RETURN_IF_ERROR(CommitLocked(m));
   }
@@ -1001,6 +1022,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
   wit->second.last_seen = now;
   wit->second.rec.last_heartbeat_ms = NowMs();
   Mutation m;
+  m.op = "acquire";
   if (wit->second.rec.lost) {
     wit->second.rec.lost = false;
     m.workers.push_back(wit->second.rec);
@@ -1050,6 +1072,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
     m.attempts.push_back(at);
     AddEvent(m, r,
              absl::StrCat("attempt ", at.attempt, " leased to ", absl::StrJoin(at.worker_ids, ",")));
+    m.op = "lease_grant";
     for (size_t rank = 0; rank < a->worker_ids.size(); ++rank) {
       LeaseEntry l;
       l.lease_id = at.lease_ids[rank];
@@ -1113,6 +1136,7 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     l->newest_point_known = true;
   }
   Mutation m;
+  m.op = "metrics";
   m.metrics.reserve(req.points_size());
   std::optional<double> best = t.rec.best_top1;
   for (const pb::MetricPoint& p : req.points()) {
@@ -1246,6 +1270,7 @@ absl::StatusOr<pb::ReportCheckpointResponse> Coordinator::ReportCheckpoint(
   ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
   TrialEntry& t = trials_.at(l->trial_id);
   Mutation m;
+  m.op = "checkpoint";
   TrialRecord r = t.rec;
   r.checkpoint_path = req.path();
   r.checkpoint_epoch = req.epoch();
@@ -1267,6 +1292,7 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
   const std::string lease_id = l->lease_id;
   TrialEntry& t = trials_.at(l->trial_id);
   Mutation m;
+  m.op = "complete";
   if (req.has_result()) {
     const pb::TrialResult& res = req.result();
     TrialRecord& r = t.rec;  // EndAttemptLocked copies it; set the result fields first
@@ -1345,11 +1371,18 @@ void Coordinator::EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome,
     }
   }
   SetTrial(r);
-  if (r.state == TrialState::kQueued) scheduler_->Enqueue(QueuedOf(r));
+  const std::chrono::milliseconds delay =
+      r.state == TrialState::kQueued ? RetryDelay(t) : std::chrono::milliseconds(0);
+  if (r.state == TrialState::kQueued) QueueLocked(r, clock_->SteadyNow() + delay);
   m.trials.push_back(r);
   std::string msg = absl::StrCat("attempt ", a.attempt, " ", AttemptOutcomeName(outcome));
   if (!reason.empty()) absl::StrAppend(&msg, ": ", reason);
-  if (r.state == TrialState::kQueued) absl::StrAppend(&msg, "; re-queued");
+  if (r.state == TrialState::kQueued) {
+    absl::StrAppend(&msg, "; re-queued");
+    if (delay.count() > 0)
+      absl::StrAppend(&msg, absl::StrFormat(", leased again in %g s (retry backoff)",
+                                            delay.count() / 1000.0));
+  }
   AddEvent(m, r, msg);
 }
 
@@ -1358,9 +1391,48 @@ absl::Status Coordinator::Tick() {
   return TickLocked();
 }
 
+std::chrono::milliseconds Coordinator::RetryDelay(const TrialEntry& t) const {
+  if (options_.retry_backoff.count() <= 0) return std::chrono::milliseconds(0);
+  int failures = 0;  // failed attempts in a row, newest first
+  for (auto a = t.attempts.rbegin(); a != t.attempts.rend(); ++a) {
+    if (a->outcome != AttemptOutcome::kFailed || absl::StartsWith(a->reason, "interrupted"))
+      break;
+    ++failures;
+  }
+  if (failures == 0) return std::chrono::milliseconds(0);
+  std::chrono::milliseconds d = options_.retry_backoff;
+  for (int i = 1; i < failures && d < options_.retry_backoff_max; ++i) d *= 2;
+  return std::min(d, options_.retry_backoff_max);
+}
+
+void Coordinator::QueueLocked(const TrialRecord& t, Steady at) {
+  UnholdLocked(t.id);
+  if (at <= clock_->SteadyNow()) {
+    scheduler_->Enqueue(QueuedOf(t));
+    return;
+  }
+  held_.insert({at, t.id});
+  held_until_[t.id] = at;
+}
+
+void Coordinator::UnholdLocked(int64_t trial_id) {
+  auto it = held_until_.find(trial_id);
+  if (it == held_until_.end()) return;
+  held_.erase({it->second, trial_id});
+  held_until_.erase(it);
+}
+
 absl::Status Coordinator::TickLocked() {
   const Steady now = clock_->SteadyNow();
+  while (!held_.empty() && held_.begin()->first <= now) {
+    const int64_t id = held_.begin()->second;
+    UnholdLocked(id);
+    auto t = trials_.find(id);
+    if (t != trials_.end() && t->second.rec.state == TrialState::kQueued)
+      scheduler_->Enqueue(QueuedOf(t->second.rec));
+  }
   Mutation m;
+  m.op = "tick";
   while (!expiry_.empty() && expiry_.begin()->first <= now) {
     const std::string id = expiry_.begin()->second;
     const LeaseEntry l = leases_.at(id);

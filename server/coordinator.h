@@ -35,6 +35,11 @@ struct CoordinatorOptions {
   std::chrono::milliseconds lease_ttl{30000};
   // The paper's reference values (data/wrpn_tables.json). Empty: keep the copy in the store.
   std::string paper_tables_path;
+  // A trial whose attempt failed (not one interrupted by a worker's shutdown, not an expired
+  // lease) is leased again only after this long, doubled for each further failure in a row, at
+  // most retry_backoff_max; 0 = at once. wrpn-coordinator --retry-backoff sets it (default 10 s).
+  std::chrono::milliseconds retry_backoff{0};
+  std::chrono::milliseconds retry_backoff_max{300000};
 };
 
 class Coordinator {
@@ -148,6 +153,11 @@ class Coordinator {
   void EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome, const std::string& reason,
                         bool retry, const std::string& reporting_lease, Mutation& m);
   absl::Status TickLocked();
+  // How long `t`, queued after its last attempt ended, waits for its retry backoff; 0 = none.
+  std::chrono::milliseconds RetryDelay(const TrialEntry& t) const;
+  // Queues a trial for the scheduler now, or holds it back until `at` when that is later.
+  void QueueLocked(const TrialRecord& t, Steady at);
+  void UnholdLocked(int64_t trial_id);
   absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref);
   // The TCPStore port rank 0 of `l`'s attempt reported (0 = not yet).
   int RendezvousPortLocked(const LeaseEntry& l) const;
@@ -170,6 +180,9 @@ class Coordinator {
   std::unordered_map<int64_t, TrialEntry> trials_;
   std::unordered_map<std::string, LeaseEntry> leases_;
   std::set<std::pair<Steady, std::string>> expiry_;  // (expires, lease id)
+  // Queued trials waiting out their retry backoff, not yet in the scheduler: (until, trial id).
+  std::set<std::pair<Steady, int64_t>> held_;
+  std::unordered_map<int64_t, Steady> held_until_;
   std::map<std::string, WorkerEntry> workers_;
   std::unique_ptr<Scheduler> scheduler_;
   std::deque<EventRecord> recent_events_;  // newest last, bounded

@@ -3,6 +3,7 @@
 // close the database).
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/clock.h"
+#include "common/crash_point.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
 #include "server/metrics.h"
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   std::string paper_tables = WRPN_DEFAULT_PAPER_TABLES;
   double lease_ttl_s = 30;
   int retention_days = 30;
+  double retry_backoff_s = 10;
   app.set_config("--config", "", "TOML/INI file with any of these options");
   app.add_option("--listen", server.grpc_listen, "gRPC listen address host:port")
       ->capture_default_str();
@@ -40,6 +43,12 @@ int main(int argc, char** argv) {
   app.add_option("--lease-ttl", lease_ttl_s, "seconds a lease lives without a heartbeat")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--retry-backoff", retry_backoff_s,
+                 "seconds a trial whose attempt failed waits before it is leased again, doubled "
+                 "for each further failure in a row, at most 300 (or this value if larger); "
+                 "0 = at once")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--event-retention-days", retention_days,
                  "delete event-log entries older than this (0 = keep forever)")
       ->check(CLI::NonNegativeNumber)
@@ -49,6 +58,7 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-unauthenticated", server.allow_unauthenticated,
                "listen on a non-loopback address without tokens");
   CLI11_PARSE(app, argc, argv);
+  (void)wrpn::ActiveCrashPoint();  // a malformed WRPN_CRASH_AT ends the process now, not later
 
   // Block the shutdown signals in every thread; the main thread waits for them.
   sigset_t signals;
@@ -76,6 +86,9 @@ int main(int argc, char** argv) {
   CoordinatorOptions copts;
   copts.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(lease_ttl_s * 1000));
   copts.paper_tables_path = paper_tables;
+  copts.retry_backoff = std::chrono::milliseconds(static_cast<int64_t>(retry_backoff_s * 1000));
+  copts.retry_backoff_max = std::max<std::chrono::milliseconds>(std::chrono::minutes(5),
+                                                               copts.retry_backoff);
   if (app.count("--paper-tables") == 0 && !std::ifstream(paper_tables)) {
     // Installed without the source tree: keep the copy stored in the database, if any.
     std::cerr << "wrpn-coordinator: " << paper_tables
@@ -102,6 +115,10 @@ int main(int argc, char** argv) {
   if (!server.http_listen.empty())
     std::cerr << ", HTTP on port " << (*running)->http_port();
   std::cerr << ", db " << db_path << ", lease TTL " << lease_ttl_s << " s\n";
+  if (const wrpn::CrashPointSetting crash = wrpn::ActiveCrashPoint(); !crash.point.empty()) {
+    std::cerr << "wrpn-coordinator: WARNING: WRPN_CRASH_AT is set: this process SIGKILLs itself "
+              << "at crash point '" << crash.point << "', hit " << crash.hit << " (tests only)\n";
+  }
   if (!auth.enabled()) {
     std::cerr << "wrpn-coordinator: WARNING: no token file; authentication is off"
               << (server.allow_unauthenticated ? " (--allow-unauthenticated)"

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
 
@@ -295,11 +296,15 @@ absl::Status SqliteStore::Apply(const Mutation& m) {
   if (m.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(st_->begin.Run());
   absl::Status st = ApplyLocked(m);
-  if (st.ok()) st = st_->commit.Run();
+  if (st.ok()) {
+    CrashPoint(m.op, "uncommitted");
+    st = st_->commit.Run();
+  }
   if (!st.ok()) {
     (void)st_->rollback.Run();
     return st;
   }
+  CrashPoint(m.op, "committed");
   return absl::OkStatus();
 }
 

@@ -158,6 +158,9 @@ struct Mutation {
   std::vector<MetricRecord> metrics;
   std::vector<CheckpointRecord> checkpoints;
   std::vector<EventRecord> events;
+  // The operation that made it ("metrics", "lease_grant", ...): names its crash points
+  // (<op>.uncommitted, <op>.committed; common/crash_point.h).
+  std::string_view op;
   bool empty() const {
     return sweeps.empty() && trials.empty() && attempts.empty() && workers.empty() &&
            metrics.empty() && checkpoints.empty() && events.empty();

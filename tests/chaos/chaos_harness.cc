@@ -273,8 +273,10 @@ void ChaosTest::StartCoordinator(const CoordinatorFlags& flags) {
                "--token-file", (fs::path(dir_) / "tokens").string(),
                "--lease-ttl", ttl,
                "--event-retention-days", "0",
+               "--retry-backoff", "0.5",  // exercised, but short: the scenarios retry often
                "--paper-tables", std::string(WRPN_SOURCE_DIR) + "/data/wrpn_tables.json"};
   spec.stderr_tail_bytes = 256 * 1024;
+  if (!crash_at_.empty()) spec.env["WRPN_CRASH_AT"] = crash_at_;
   auto p = launcher_.Launch(spec);
   ASSERT_TRUE(p.ok()) << p.status();
   coordinator_ = *std::move(p);
@@ -292,11 +294,17 @@ void ChaosTest::StartCoordinator(const CoordinatorFlags& flags) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", std::string("Bearer ") + kAdminToken);
     ctx.set_deadline(std::chrono::system_clock::now() + 500ms);
+    // Waiting polls the connection attempt; a fail-fast call would leave it to gRPC's 5 s
+    // backup poller (common/grpc_limits.h).
+    ctx.set_wait_for_ready(true);
     pb::ListSweepsRequest req;
     pb::ListSweepsResponse resp;
     return stub_->ListSweeps(&ctx, req, &resp).ok();
   }, 20s, 20ms);
-  ASSERT_TRUE(up && !coordinator_->Exited())
+  // One armed with a crash point may reach it before answering the probe.
+  const bool crashed = !crash_at_.empty() && coordinator_->Exited() &&
+                       coordinator_->Exited()->signal == SIGKILL;
+  ASSERT_TRUE(up && (crashed || !coordinator_->Exited()))
       << "coordinator did not come up: "
       << (coordinator_->Exited() ? coordinator_->Exited()->Describe() : "no answer") << "\n"
       << coordinator_->StderrTail();
@@ -309,6 +317,15 @@ void ChaosTest::KillCoordinator() {
     coordinator_->TakeStdoutLines();
     return coordinator_->Exited().has_value();
   }, 10s, 5ms));
+}
+
+std::optional<agent::ExitStatus> ChaosTest::WaitCoordinatorExit(std::chrono::milliseconds limit) {
+  if (!coordinator_) return std::nullopt;
+  WaitFor([&] {
+    coordinator_->TakeStdoutLines();
+    return coordinator_->Exited().has_value();
+  }, limit);
+  return coordinator_->Exited();
 }
 
 bool ChaosTest::CoordinatorAlive() { return coordinator_ && !coordinator_->Exited(); }
@@ -351,6 +368,7 @@ agent::Process* ChaosTest::StartWorker(const std::string& name,
   env["WRPN_FAKE_PID_DIR"] = (fs::path(dir_) / "pids").string();
   spec.env = env;
   spec.stderr_tail_bytes = 256 * 1024;
+  if (!crash_at_.empty()) spec.env["WRPN_CRASH_AT"] = crash_at_;
   auto p = launcher_.Launch(spec);
   EXPECT_TRUE(p.ok()) << p.status();
   if (!p.ok()) return nullptr;

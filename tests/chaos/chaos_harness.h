@@ -75,6 +75,9 @@ class ChaosTest : public testing::Test {
   }
   // SIGKILL; waits for the exit.
   void KillCoordinator();
+  // Waits up to `limit` for the coordinator to exit on its own (e.g. at its crash point), draining
+  // worker output; its exit status, or nullopt if it still runs.
+  std::optional<agent::ExitStatus> WaitCoordinatorExit(std::chrono::milliseconds limit);
   bool CoordinatorAlive();
   std::string coordinator_target() const;  // host:port the workers dial
 
@@ -122,6 +125,9 @@ class ChaosTest : public testing::Test {
   std::string coordinator_bin_, worker_bin_, trainer_bin_;
   int grpc_port_ = 0, http_port_ = 0;
   CoordinatorFlags coordinator_flags_;
+  // WRPN_CRASH_AT for the coordinators StartCoordinator starts ("" = none): it SIGKILLs itself at
+  // that point (common/crash_point.h).
+  std::string crash_at_;
   agent::ForkExecLauncher launcher_;
   std::unique_ptr<agent::Process> coordinator_;
   std::string coordinator_log_;  // stderr of earlier coordinator processes

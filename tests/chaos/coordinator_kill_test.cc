@@ -1,5 +1,7 @@
-// The coordinator SIGKILLed at random moments of a running sweep, again and again, while two
-// workers stream metrics, report checkpoints and results and acquire trials: after every kill the
+// The coordinator SIGKILLed again and again during a running sweep, while two workers stream
+// metrics, report checkpoints and results and acquire trials: half of the kills at random
+// moments, half at named points inside and right after the store transactions of metric ingest,
+// checkpoint reports, completions and lease grants (WRPN_CRASH_AT): after every kill the
 // database passes `PRAGMA integrity_check` and holds no RUNNING attempt the restarted coordinator
 // would not hold a live lease for, and in the end every trial ended exactly once and the grid
 // equals the grid of an undisturbed run of the same sweep.
@@ -7,9 +9,11 @@
 // WRPN_CHAOS_KILLS (default 20) sets the number of kills; bench/chaos_soak.sh runs it long.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -67,18 +71,54 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
   const unsigned seed = static_cast<unsigned>(
       std::chrono::steady_clock::now().time_since_epoch().count());
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> up_ms(30, 600), down_ms(0, 300);
-  int kills = 0, kills_with_running = 0;
+  std::uniform_int_distribution<int> up_ms(30, 600), down_ms(0, 300), nth(1, 20);
+  // Every other kill lands at a named point (WRPN_CRASH_AT, common/crash_point.h): inside the
+  // store transaction of a metric batch, checkpoint report, completion or lease grant (rows
+  // written, not committed), or right after its COMMIT (committed, the caller never answered).
+  // Completions and grants are made to happen by SIGKILLing a fake trainer: its worker reports
+  // the failure, the trial is re-queued and leased again at once.
+  struct Point {
+    const char* name;
+    bool needs_trainer_kill;
+  };
+  const std::vector<Point> points = {
+      {"metrics.uncommitted", false}, {"lease_grant.uncommitted", true},
+      {"metrics.committed", false},   {"lease_grant.committed", true},
+      {"complete.uncommitted", true}, {"checkpoint.uncommitted", false},
+      {"complete.committed", true},   {"checkpoint.committed", false}};
+  std::map<std::string, int> at_point;
+  int kills = 0, kills_with_running = 0, trainers_killed = 0;
   double longest_check_ms = 0, longest_restart_ms = 0, total_restart_ms = 0;
   const auto loop_start = std::chrono::steady_clock::now();
   while (kills < kills_wanted) {
-    // Up for a random while: workers are heartbeating, streaming metrics (every 0.2 s per
-    // trial), reporting checkpoints (every 0.3 s) and results, and acquiring (every 0.1 s).
-    const auto up = std::chrono::milliseconds(up_ms(rng));
-    WaitFor([] { return false; }, up);
-    if (SweepFinished(*sweep)) break;
     auto running = ListTrials(*sweep, pb::TRIAL_RUNNING);
-    KillCoordinator();
+    if (!crash_at_.empty()) {
+      // Armed: wait for the coordinator to reach its point.
+      const std::string point = crash_at_.substr(0, crash_at_.find(':'));
+      const bool trigger = std::any_of(points.begin(), points.end(), [&](const Point& p) {
+        return p.name == point && p.needs_trainer_kill;
+      });
+      if (trigger && CoordinatorAlive()) {
+        std::vector<pid_t> live;
+        for (const auto& [pid, what] : Trainers()) live.push_back(pid);
+        ASSERT_FALSE(live.empty()) << "no fake trainer to kill (seed " << seed << ")";
+        ::kill(live[std::uniform_int_distribution<size_t>(0, live.size() - 1)(rng)], SIGKILL);
+        ++trainers_killed;
+      }
+      const auto exit = WaitCoordinatorExit(30s);
+      ASSERT_TRUE(exit.has_value())
+          << "the coordinator never reached " << crash_at_ << " (seed " << seed << ")";
+      EXPECT_EQ(exit->signal, SIGKILL) << exit->Describe();
+      EXPECT_THAT(coordinator_->StderrTail(),
+                  ::testing::HasSubstr("crash point '" + point + "' reached"));
+      ++at_point[point];
+    } else {
+      // Up for a random while: workers are heartbeating, streaming metrics (every 0.2 s per
+      // trial), reporting checkpoints (every 0.3 s) and results, and acquiring (every 0.1 s).
+      WaitFor([] { return false; }, std::chrono::milliseconds(up_ms(rng)));
+      if (SweepFinished(*sweep)) break;
+      KillCoordinator();
+    }
     ++kills;
     if (running.ok() && !running->empty()) ++kills_with_running;
     const auto c0 = std::chrono::steady_clock::now();
@@ -89,6 +129,12 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
     ASSERT_EQ(db.integrity, "ok") << "after kill " << kills << " (seed " << seed << ")";
     ASSERT_THAT(db.violations, IsEmpty()) << "after kill " << kills << " (seed " << seed << ")";
     std::this_thread::sleep_for(std::chrono::milliseconds(down_ms(rng)));
+    crash_at_.clear();
+    if (kills % 2 == 1 && kills < kills_wanted) {
+      const Point& p = points[(kills / 2) % points.size()];
+      const int n = p.needs_trainer_kill ? 1 : nth(rng);  // metrics/checkpoints: a random one
+      crash_at_ = std::string(p.name) + ":" + std::to_string(n);
+    }
     const auto r0 = std::chrono::steady_clock::now();
     StartCoordinator();
     if (HasFatalFailure()) return;
@@ -116,6 +162,10 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
   ASSERT_TRUE(grid.ok()) << grid.status();
   ExpectSameGrid(*grid, *base_grid);
 
+  for (const Point& p : points) {
+    EXPECT_GE(at_point[p.name], kills_wanted >= 2 * static_cast<int>(points.size()) ? 1 : 0)
+        << p.name << " (seed " << seed << ")";
+  }
   int attempts = 0, expired = 0;
   auto trials = ListTrials(*sweep);
   ASSERT_TRUE(trials.ok());
@@ -127,9 +177,15 @@ TEST_F(ChaosTest, CoordinatorSigkilledAtRandomPointsLosesNothing) {
       expired += a.outcome() == pb::ATTEMPT_EXPIRED;
     }
   }
+  // A grant killed after its COMMIT reached no worker: that attempt can only have expired.
+  EXPECT_GE(expired, at_point["lease_grant.committed"]) << "seed " << seed;
   const DbCheck db = CheckDatabase(db_path_);
+  std::string named;
+  for (const auto& [point, n] : at_point) named += " " + point + " x" + std::to_string(n);
   std::cout << "[chaos] coordinator kill loop: seed " << seed << ", " << kills << " SIGKILLs ("
-            << kills_with_running << " with trials running) in " << loop_s << " s; "
+            << kills_with_running << " with trials running; at named points:" << named << "; "
+            << trainers_killed << " trainers killed to make completions and grants happen) in "
+            << loop_s << " s; "
             << trials->size() << " trials, " << attempts << " attempts (" << expired
             << " expired leases re-run); " << db.metric_rows << " metric rows, "
             << db.duplicate_points << " duplicate; longest db check " << longest_check_ms

@@ -35,11 +35,11 @@ class CoordinatorTest : public testing::Test {
   void SetUp() override { Open(); }
 
   void Open() {
-    CoordinatorOptions opts;
-    opts.lease_ttl = 30s;
-    opts.paper_tables_path = PaperPath();
+    opts_.lease_ttl = 30s;
+    opts_.paper_tables_path = PaperPath();
+    c_.reset();
     registry_ = std::make_unique<MetricsRegistry>();
-    auto c = Coordinator::Create(store_.get(), &clock_, registry_.get(), opts);
+    auto c = Coordinator::Create(store_.get(), &clock_, registry_.get(), opts_);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
   }
@@ -130,6 +130,7 @@ class CoordinatorTest : public testing::Test {
     return {r->commands().begin(), r->commands().end()};
   }
 
+  CoordinatorOptions opts_;
   FakeClock clock_;
   std::unique_ptr<Store> store_ = std::make_unique<MemoryStore>();
   std::unique_ptr<MetricsRegistry> registry_;
@@ -599,6 +600,91 @@ TEST_F(CoordinatorTest, BadPagingIsRejected) {
 }
 
 // A failed write leaves memory as the database has it: nothing half-applied.
+TEST_F(CoordinatorTest, FailedAttemptsAreRetriedAfterABackoffThatDoublesAndSurvivesARestart) {
+  opts_.retry_backoff = 10s;
+  opts_.retry_backoff_max = 25s;
+  Open();
+  const int64_t sweep = Submit(
+      "name: backoff\naxes: {network: lenet5, width: [1], precision: [\"4/4\"]}\n"
+      "recipe: {epochs: 2}\nmax_attempts: 8\n");
+  const std::string w = Register("w");
+  auto leased_after = [&](std::chrono::seconds wait) -> std::optional<pb::Lease> {
+    // Nothing until `wait` has passed, then the trial.
+    clock_.Advance(wait - 1s);
+    EXPECT_TRUE(Acquire(w).empty()) << "leased before its backoff of " << wait.count() << " s";
+    clock_.Advance(1s);
+    auto got = Acquire(w);
+    if (got.size() != 1) return std::nullopt;
+    return got[0];
+  };
+  auto first = Acquire(w);
+  ASSERT_EQ(first.size(), 1u);
+  const int64_t trial = first[0].trial_id();
+  ASSERT_TRUE(Fail(first[0], "internal", "CUDA error: an illegal memory access").ok());
+  auto t = Trial(trial);
+  EXPECT_EQ(t.trial().state(), pb::TRIAL_QUEUED);
+  EXPECT_EQ(t.trial().pending_reason(),
+            "retry backoff after a failed attempt: leased again in 10 s");
+  auto second = leased_after(10s);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt(), 2);
+
+  // Second failure in a row: 20 s. A restart 19 s in keeps the remaining second.
+  ASSERT_TRUE(Fail(*second, "internal", "segfault").ok());
+  clock_.Advance(19s);
+  Open();
+  EXPECT_TRUE(Acquire(w).empty());
+  EXPECT_EQ(Trial(trial).trial().pending_reason(),
+            "retry backoff after a failed attempt: leased again in 1 s");
+  clock_.Advance(1s);
+  auto third = Acquire(w);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].attempt(), 3);
+
+  // Third: 40 s, capped at 25 s.
+  ASSERT_TRUE(Fail(third[0], "internal", "segfault").ok());
+  auto fourth = leased_after(25s);
+  ASSERT_TRUE(fourth.has_value());
+
+  // A worker shutting down interrupts the attempt: leased again at once, and the run of failures
+  // is broken, so the next failure waits 10 s again.
+  ASSERT_TRUE(Fail(*fourth, "interrupted", "worker w shutting down").ok());
+  auto fifth = Acquire(w);
+  ASSERT_EQ(fifth.size(), 1u);
+  ASSERT_TRUE(Fail(fifth[0], "internal", "segfault").ok());
+  auto sixth = leased_after(10s);
+  ASSERT_TRUE(sixth.has_value());
+  EXPECT_EQ(sixth->attempt(), 6);
+
+  // An expired lease is re-queued at once (another worker may take it).
+  clock_.Advance(31s);
+  const std::string w2 = Register("w2");
+  auto seventh = Acquire(w2);
+  ASSERT_EQ(seventh.size(), 1u);
+  EXPECT_EQ(seventh[0].attempt(), 7);
+
+  // Cancelling the sweep while the trial waits out a backoff cancels it for good.
+  ASSERT_TRUE(Fail(seventh[0], "internal", "segfault").ok());
+  pb::CancelSweepRequest cancel;
+  cancel.set_sweep_id(sweep);
+  ASSERT_TRUE(c_->CancelSweep(cancel).ok());
+  clock_.Advance(60s);
+  EXPECT_TRUE(Acquire(w2).empty());
+  EXPECT_EQ(Trial(trial).trial().state(), pb::TRIAL_CANCELLED);
+}
+
+TEST_F(CoordinatorTest, NoRetryBackoffByDefault) {
+  Submit(kCpuSpec);
+  const std::string w = Register("w");
+  auto l = Acquire(w);
+  ASSERT_EQ(l.size(), 1u);
+  ASSERT_TRUE(Fail(l[0], "internal", "segfault").ok());
+  auto again = Acquire(w);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].trial_id(), l[0].trial_id());
+  EXPECT_EQ(again[0].attempt(), 2);
+}
+
 TEST(CoordinatorWriteFailureTest, FailedWritesChangeNothing) {
   FakeClock clock;
   MemoryStore inner;

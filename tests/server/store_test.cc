@@ -1,8 +1,12 @@
 // One suite, run against both Store implementations.
+#include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -256,6 +260,58 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_EQ(snap->trials[0], Trial(9, 5));
   EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
 }
+
+// A process SIGKILLed inside Apply (common/crash_point.h) loses exactly the uncommitted
+// mutation: killed before COMMIT, the database holds none of it; killed right after, all of it.
+// CrashPoint reads WRPN_CRASH_AT once per process, so the kill happens in a death-test child
+// that re-executes the binary and re-runs the test up to EXPECT_EXIT with its own temp paths;
+// WRPN_TEST_CRASH_DB (set without overwriting) hands it the parent's database.
+void ExpectSigkillAt(const std::string& stage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string path = TempDb("crash-" + stage);
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    m.metrics.push_back({9, 1, "top1", 1, 12.5, 3});
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  Mutation m;
+  m.op = "metrics";
+  TrialRecord t = Trial(9, 5);
+  t.best_top1 = 40;
+  m.trials.push_back(t);
+  for (int step = 2; step <= 50; ++step) m.metrics.push_back({9, 1, "top1", step, 40, 3 + step});
+  setenv("WRPN_CRASH_AT", ("metrics." + stage).c_str(), 1);
+  setenv("WRPN_TEST_CRASH_DB", path.c_str(), /*overwrite=*/0);
+  EXPECT_EXIT(
+      {
+        auto s = SqliteStore::Open(std::getenv("WRPN_TEST_CRASH_DB"));
+        if (!s.ok()) std::exit(3);
+        (void)(*s)->Apply(m);
+        std::exit(0);
+      },
+      testing::KilledBySignal(SIGKILL), "crash point 'metrics." + stage + "' reached");
+  unsetenv("WRPN_CRASH_AT");
+  unsetenv("WRPN_TEST_CRASH_DB");
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->trials.size(), 1u);
+  const bool committed = stage == "committed";
+  EXPECT_EQ(snap->trials[0].best_top1, committed ? std::optional<double>(40) : std::nullopt);
+  EXPECT_EQ((*s)->Metrics(9, "top1")->size(), committed ? 50u : 1u);
+  // Writable after the crash (no stale lock or journal left behind).
+  Mutation more;
+  more.metrics.push_back({9, 1, "top5", 1, 50, 4});
+  EXPECT_TRUE((*s)->Apply(more).ok());
+}
+
+TEST(SqliteStoreTest, SigkillBeforeCommitKeepsNoneOfTheMutation) { ExpectSigkillAt("uncommitted"); }
+TEST(SqliteStoreTest, SigkillAfterCommitKeepsAllOfIt) { ExpectSigkillAt("committed"); }
 
 TEST(SqliteStoreTest, UnopenablePathIsAnError) {
   auto s = SqliteStore::Open("/nonexistent-dir/x/y.db");

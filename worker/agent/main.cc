@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/clock.h"
+#include "common/grpc_limits.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/coordinator_client.h"
 #include "worker/agent/gpus.h"
@@ -68,6 +69,7 @@ std::string FindInPath(const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  wrpn::UseFastGrpcReconnects();
   CLI::App app{"wrpn-worker: runs wrpn trials leased from a coordinator as wrpn-train processes"};
   std::string coordinator = "127.0.0.1:7070";
   std::string token_file, tls_ca;
