@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak run of the coordinator kill loop (tests/chaos/coordinator_kill_test.cc): the coordinator is
-# SIGKILLed at random points of a running 24-trial fake-trainer sweep KILLS times per round, for
+# SIGKILLed KILLS times per round during a running 24-trial fake-trainer sweep (half at random
+# moments, half at named points of metric ingest, checkpoints, completions and lease grants), for
 # ROUNDS rounds; after every kill the database must pass `PRAGMA integrity_check` and the lease
 # invariants, and each round's grid must equal an undisturbed run's. CI runs 20 kills once
 # (`ctest -L chaos`); this is the long version. Prints one summary line per round.
@@ -16,7 +17,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --kills) kills="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
