@@ -148,6 +148,11 @@ TEST_F(ChaosTest, PartitionedWorkerLosesItsLeaseAndIsFencedWhenTheLinkReturns) {
         line.find("FAILED_PRECONDITION") != std::string::npos)
       refused += std::stoi(line.substr(line.rfind(' ') + 1));
   }
+  // Stop the island worker while its link is up: once the namespace is gone its connection would
+  // hold the teardown (worker and coordinator shutdown deadlines) for some 20 s.
+  Stopped("island");
+  far->Terminate();
+  EXPECT_TRUE(WaitFor([&] { return far->Exited().has_value(); }, 20s));
   std::cout << "[chaos] partition: trial moved and done " << moved_s
             << " s after the cut (lease TTL 2 s); stale trainer stopped " << stop_s
             << " s after the link returned; " << refused
