@@ -2,8 +2,14 @@
 
 #include <civetweb.h>
 #include <google/protobuf/util/json_util.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -106,11 +112,39 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   int n = mg_get_server_ports(s->ctx_, 4, ports);
   if (n < 1) return absl::UnavailableError("HTTP server has no listening port");
   s->port_ = ports[0].port;
+  // The host part of "host:port", "[v6]:port" or "port"; wildcards are reached on loopback.
+  std::string host;
+  if (const size_t colon = listen.rfind(':'); colon != std::string::npos) host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  s->host_ = host;
   return s;
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_) mg_stop(ctx_);
+  if (!ctx_) return;
+  // civetweb's listener sees the stop flag only between polls of its socket, up to 2 s apart
+  // (SOCKET_TIMEOUT_QUANTUM): a stop took 1-2 s. A connection attempt wakes it at once.
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* addrs = nullptr;
+    if (getaddrinfo(host_.c_str(), std::to_string(port_).c_str(), &hints, &addrs) != 0) return;
+    while (!stopped.load()) {
+      const int fd = ::socket(addrs->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd >= 0) {
+        (void)::connect(fd, addrs->ai_addr, addrs->ai_addrlen);
+        ::close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    freeaddrinfo(addrs);
+  });
+  mg_stop(ctx_);
+  stopped = true;
+  waker.join();
 }
 
 int HttpServer::Dispatch(mg_connection* conn, void* self) {

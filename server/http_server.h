@@ -36,6 +36,7 @@ class HttpServer {
   void Serve(mg_connection* conn);
 
   mg_context* ctx_ = nullptr;
+  std::string host_;  // where the destructor connects to wake civetweb's listener
   int port_ = 0;
   Coordinator* coordinator_ = nullptr;
   const Authenticator* auth_ = nullptr;
