@@ -1,5 +1,5 @@
 #pragma once
-// gRPC settings shared by the coordinator and its clients. Message-size limits, shared by the coordinator (server/server.cc) and its clients (the CLI,
+// gRPC settings shared by the coordinator (server/server.cc) and its clients (the CLI,
 // client/connection.cc; the worker, worker/agent/coordinator_client.cc). A request larger than
 // kMaxRequestBytes is refused by gRPC from its length prefix, before it is read into memory, with
 // RESOURCE_EXHAUSTED; clients enforce the same bound when sending so the error is local. Answers

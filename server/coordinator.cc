@@ -197,7 +197,6 @@ absl::Status Coordinator::LoadLocked() {
   leases_.clear();
   expiry_.clear();
   held_.clear();
-  held_until_.clear();
   workers_.clear();
   scheduler_ = std::make_unique<PriorityScheduler>();
   const Steady now = clock_->SteadyNow();
@@ -340,8 +339,8 @@ std::vector<WorkerView> Coordinator::WorkerViews(const std::string& requester,
 
 std::string Coordinator::PendingReason(const TrialRecord& t) const {
   if (t.state != TrialState::kQueued) return "";
-  if (auto h = held_until_.find(t.id); h != held_until_.end()) {
-    const double s = std::chrono::duration<double>(h->second - clock_->SteadyNow()).count();
+  if (const auto& until = trials_.at(t.id).held_until) {
+    const double s = std::chrono::duration<double>(*until - clock_->SteadyNow()).count();
     return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
                            std::max(0.0, std::ceil(s)));
   }
@@ -506,7 +505,7 @@ absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
       r.state = TrialState::kCancelled;
       r.finished_ms = NowMs();
       scheduler_->Remove(id);
-      UnholdLocked(id);
+      UnholdLocked(t);
       SetTrial(r);
       m.trials.push_back(r);
       AddEvent(m, r, "cancelled");
@@ -1406,30 +1405,28 @@ std::chrono::milliseconds Coordinator::RetryDelay(const TrialEntry& t) const {
 }
 
 void Coordinator::QueueLocked(const TrialRecord& t, Steady at) {
-  UnholdLocked(t.id);
+  TrialEntry& e = trials_.at(t.id);
+  UnholdLocked(e);
   if (at <= clock_->SteadyNow()) {
     scheduler_->Enqueue(QueuedOf(t));
     return;
   }
   held_.insert({at, t.id});
-  held_until_[t.id] = at;
+  e.held_until = at;
 }
 
-void Coordinator::UnholdLocked(int64_t trial_id) {
-  auto it = held_until_.find(trial_id);
-  if (it == held_until_.end()) return;
-  held_.erase({it->second, trial_id});
-  held_until_.erase(it);
+void Coordinator::UnholdLocked(TrialEntry& t) {
+  if (!t.held_until) return;
+  held_.erase({*t.held_until, t.rec.id});
+  t.held_until.reset();
 }
 
 absl::Status Coordinator::TickLocked() {
   const Steady now = clock_->SteadyNow();
   while (!held_.empty() && held_.begin()->first <= now) {
-    const int64_t id = held_.begin()->second;
-    UnholdLocked(id);
-    auto t = trials_.find(id);
-    if (t != trials_.end() && t->second.rec.state == TrialState::kQueued)
-      scheduler_->Enqueue(QueuedOf(t->second.rec));
+    TrialEntry& t = trials_.at(held_.begin()->second);
+    UnholdLocked(t);
+    scheduler_->Enqueue(QueuedOf(t.rec));  // held trials are queued: cancelling unholds
   }
   Mutation m;
   m.op = "tick";

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -108,6 +109,7 @@ class Coordinator {
     TrialRecord rec;
     std::vector<AttemptRecord> attempts;
     std::map<std::string, MetricRecord> last_metrics;
+    std::optional<Steady> held_until;  // queued but waiting out its retry backoff (in held_)
   };
   struct LeaseEntry {
     std::string lease_id;
@@ -157,7 +159,7 @@ class Coordinator {
   std::chrono::milliseconds RetryDelay(const TrialEntry& t) const;
   // Queues a trial for the scheduler now, or holds it back until `at` when that is later.
   void QueueLocked(const TrialRecord& t, Steady at);
-  void UnholdLocked(int64_t trial_id);
+  void UnholdLocked(TrialEntry& t);
   absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref);
   // The TCPStore port rank 0 of `l`'s attempt reported (0 = not yet).
   int RendezvousPortLocked(const LeaseEntry& l) const;
@@ -182,7 +184,6 @@ class Coordinator {
   std::set<std::pair<Steady, std::string>> expiry_;  // (expires, lease id)
   // Queued trials waiting out their retry backoff, not yet in the scheduler: (until, trial id).
   std::set<std::pair<Steady, int64_t>> held_;
-  std::unordered_map<int64_t, Steady> held_until_;
   std::map<std::string, WorkerEntry> workers_;
   std::unique_ptr<Scheduler> scheduler_;
   std::deque<EventRecord> recent_events_;  // newest last, bounded
