@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "server/validate.h"
+#include "server/web_assets.h"
 
 namespace wrpn::server {
 namespace {
@@ -49,6 +50,18 @@ int HttpCode(const absl::Status& s) {
     case absl::StatusCode::kFailedPrecondition: return 400;
     default: return 500;
   }
+}
+
+// The page's files: same-origin scripts and styles only, no framing, no sniffing.
+void ReplyAsset(mg_connection* conn, const WebAsset& a) {
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
+            "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+            "Content-Security-Policy: default-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'\r\nConnection: close\r\n\r\n",
+            static_cast<int>(a.content_type.size()), a.content_type.data(), a.body.size());
+  mg_write(conn, a.body.data(), a.body.size());
 }
 
 void ReplyError(mg_connection* conn, const absl::Status& s) {
@@ -166,14 +179,17 @@ void HttpServer::Serve(mg_connection* conn) {
     return ready_() ? Reply(conn, 200, "text/plain", "ready\n")
                     : Reply(conn, 503, "text/plain", "not ready\n");
   }
+  if (std::optional<WebAsset> asset = FindWebAsset(uri)) return ReplyAsset(conn, *asset);
   std::vector<std::string> parts = absl::StrSplit(uri, '/', absl::SkipEmpty());
-  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" || parts[2] != "sweeps") {
+  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" ||
+      (parts[2] != "sweeps" && parts[2] != "trials" && parts[2] != "workers")) {
     return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));
   }
   const char* authz = mg_get_header(conn, "Authorization");
   if (absl::Status st = auth_->Check(authz ? authz : "", Role::kViewer); !st.ok()) {
     return ReplyError(conn, st);
   }
+  if (parts[2] != "sweeps") return ServeTrialsAndWorkers(conn, parts);
   auto page_size = QueryInt(ri, "page_size");
   if (!page_size.ok()) return ReplyError(conn, page_size.status());
   if (parts.size() == 3) {
@@ -224,6 +240,35 @@ void HttpServer::Serve(mg_connection* conn) {
     return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetGrid(req); }));
   }
   return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));
+}
+
+// /api/v1/workers, /api/v1/trials/{id} and /api/v1/trials/{id}/metrics[?name=...], for the page.
+void HttpServer::ServeTrialsAndWorkers(mg_connection* conn, const std::vector<std::string>& parts) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (parts[2] == "workers" && parts.size() == 3) {
+    pb::ListWorkersRequest req;
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->ListWorkers(req); }));
+  }
+  int64_t id;
+  if (parts[2] != "trials" || parts.size() < 4 || parts.size() > 5) {
+    return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", ri->local_uri)));
+  }
+  if (!absl::SimpleAtoi(parts[3], &id)) {
+    return ReplyError(conn, absl::InvalidArgumentError(
+                                absl::StrCat("trial id: '", parts[3], "' is not a number")));
+  }
+  if (parts.size() == 4) {
+    pb::GetTrialRequest req;
+    req.set_trial_id(id);
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetTrial(req); }));
+  }
+  if (parts[4] == "metrics") {
+    pb::GetTrialMetricsRequest req;
+    req.set_trial_id(id);
+    req.set_name(Query(ri, "name"));
+    return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetTrialMetrics(req); }));
+  }
+  return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", ri->local_uri)));
 }
 
 }  // namespace wrpn::server

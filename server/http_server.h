@@ -1,13 +1,16 @@
 #pragma once
 // HttpServer: civetweb on its own port serving /metrics (Prometheus text format), /healthz,
-// /readyz and the read-only JSON API /api/v1/sweeps, /api/v1/sweeps/{id},
-// /api/v1/sweeps/{id}/trials and /api/v1/sweeps/{id}/grid. The JSON bodies are the gRPC answers
+// /readyz, the web page at / (server/web/, compiled in; see server/web_assets.h) and the
+// read-only JSON API /api/v1/sweeps, /api/v1/sweeps/{id}, /api/v1/sweeps/{id}/trials,
+// /api/v1/sweeps/{id}/grid, /api/v1/trials/{id}, /api/v1/trials/{id}/metrics and
+// /api/v1/workers. The JSON bodies are the gRPC answers
 // printed by protobuf's JSON mapping (original field names), so both APIs give the same data.
 // With tokens on, /api/v1 needs a viewer (or admin) bearer token. Owns the civetweb context;
 // borrows the rest. Handlers run on civetweb's threads and only call thread-safe objects.
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/auth.h"
@@ -34,6 +37,7 @@ class HttpServer {
   HttpServer() = default;
   static int Dispatch(mg_connection* conn, void* self);
   void Serve(mg_connection* conn);
+  void ServeTrialsAndWorkers(mg_connection* conn, const std::vector<std::string>& parts);
 
   mg_context* ctx_ = nullptr;
   std::string host_;  // where the destructor connects to wake civetweb's listener
