@@ -4,12 +4,13 @@ from the environment ctest sets: WRPN_COORDINATOR, WRPN_WORKER, WRPN_FAKE_TRAIN,
 Ports are picked by the coordinator (127.0.0.1:0) and read from its startup line."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
-ADMIN, VIEWER, WORKER = "admin-token-py", "viewer-token-py", "worker-token-py"
+ADMIN, VIEWER, WORKER = "admin-token-python-0001", "viewer-token-python-0001", "worker-token-python-0001"
 
 
 def quick_spec(name="py-quick", widths=(1, 2), precisions=("32/32", "4/4", "2/4", "2/2"),
@@ -100,9 +101,12 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.procs = []
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            print("---- coordinator log ----\n" + self.log())
         self.stop()
