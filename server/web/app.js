@@ -125,7 +125,7 @@ function workersCard(workers) {
         el("td", {}, el("span", { class: "state " + (w.state === "alive" ? "SUCCEEDED" : w.state === "lost" ? "FAILED" : "QUEUED"), text: w.state })),
         el("td", { class: "num", text: `${(w.gpus || []).length} (${w.free_gpus || 0})` }),
         el("td", { class: "num", text: w.cpus }),
-        el("td", {}, (w.running_trials || []).map((t, i) => [i ? ", " : "", el("a", { href: "#/trial/" + t, text: t })])),
+        el("td", {}, (w.running_trials || []).flatMap((t, i) => [i ? ", " : "", el("a", { href: "#/trial/" + t, text: t })])),
         el("td", { text: num(w.last_heartbeat_ms) > 0 ? Math.max(0, Math.round((now - num(w.last_heartbeat_ms)) / 1000)) + " s ago" : "–" })))));
 }
 
@@ -180,7 +180,7 @@ function gridTables(cells) {
           el("div", { class: "deltas muted", text: "cost " + fixed(costOf(c), 3) }));
         td.style.background = deltaColour(c.ourDelta);
         return td;
-      }))));
+      })))));
   }
   return out;
 }
@@ -212,7 +212,7 @@ function paretoPlot(cells) {
   const step = niceStep((y1 - y0) / 6);
   for (let v = Math.ceil(y0 / step) * step; v <= y1; v += step)
     axis.append(svg("line", { class: "gridline", x1: L, x2: W - R, y1: py(v), y2: py(v) }),
-                svg("text", { x: L - 6, y: py(v) + 4, "text-anchor": "end" }, +v.toFixed(2)));
+                svg("text", { x: L - 6, y: py(v) + 4, "text-anchor": "end" }, tick(v, step)));
   axis.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B }), svg("line", { x1: L, x2: L, y1: T, y2: H - B }),
     svg("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, `compute cost vs 1x 32/32 (${scheme}, log scale)`),
     svg("text", { x: 14, y: (T + H - B) / 2, transform: `rotate(-90 14 ${(T + H - B) / 2})`, "text-anchor": "middle" }, "top-1 (%)"));
@@ -236,6 +236,9 @@ function paretoPlot(cells) {
               svg("text", { x: W - R + 28, y: T + 18 + series.length * 18 }, "Pareto frontier"));
   return root;
 }
+
+// A tick label with as many decimals as the tick step needs.
+const tick = (v, step) => v.toFixed(Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9))));
 
 function niceStep(raw) {
   const p = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -282,14 +285,14 @@ function lineChart(title, series, yLabel) {
   let x0 = Math.min(...all.map((p) => num(p.step))), x1 = Math.max(...all.map((p) => num(p.step)));
   if (x1 === x0) { x0 -= 1; x1 += 1; }
   let y0 = Math.min(...all.map((p) => p.value)), y1 = Math.max(...all.map((p) => p.value));
-  if (y1 - y0 < 1e-9) { y0 -= 1; y1 += 1; }
+  if (y1 - y0 < 1e-9) { const d = Math.max(Math.abs(y0) * 0.1, 1e-3); y0 -= d; y1 += d; }
   const px = (v) => L + (v - x0) / (x1 - x0) * (W - L - R);
   const py = (v) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
   const axis = svg("g", { class: "axis" });
   const ys = niceStep((y1 - y0) / 5);
   for (let v = Math.ceil(y0 / ys) * ys; v <= y1 + 1e-12; v += ys)
     axis.append(svg("line", { class: "gridline", x1: L, x2: W - R, y1: py(v), y2: py(v) }),
-                svg("text", { x: L - 6, y: py(v) + 4, "text-anchor": "end" }, +v.toPrecision(3)));
+                svg("text", { x: L - 6, y: py(v) + 4, "text-anchor": "end" }, tick(v, ys)));
   const xs = Math.max(1, niceStep((x1 - x0) / 8));
   for (let v = Math.ceil(x0 / xs) * xs; v <= x1; v += xs)
     axis.append(svg("text", { x: px(v), y: H - B + 14, "text-anchor": "middle" }, v));

@@ -25,11 +25,12 @@ def quick_spec(name="py-quick", widths=(1, 2), precisions=("32/32", "4/4", "2/4"
 
 
 class Cluster:
-    def __init__(self, tokens=True, coordinator_args=()):
+    def __init__(self, tokens=True, coordinator_args=(), tls_ca=None):
         self.dir = tempfile.mkdtemp(prefix="wrpn-pytest-")
         self.tokens = tokens
         self.coordinator_args = list(coordinator_args)
-        self.procs = []
+        self.tls_ca = tls_ca  # workers trust this CA: the coordinator serves gRPC over TLS
+        self.procs, self.logs = [], []
         self.grpc_port = self.http_port = 0
 
     @property
@@ -54,11 +55,12 @@ class Cluster:
                 f.write(f"admin {ADMIN}\nviewer {VIEWER}\nworker {WORKER}\n")
             args += ["--token-file", self._path("tokens")]
         log = open(self._path("coordinator.log"), "w")
+        self.logs.append(log)
         self.procs.append(subprocess.Popen(args + self.coordinator_args, stderr=log,
                                            stdout=log))
         deadline = time.time() + 20
         while time.time() < deadline:
-            text = open(self._path("coordinator.log")).read()
+            text = self.log()
             m = re.search(r"\(port (\d+)\), HTTP on port (\d+)", text)
             if m:
                 self.grpc_port, self.http_port = int(m.group(1)), int(m.group(2))
@@ -83,12 +85,16 @@ class Cluster:
                 "--poll-interval", "0.05"]
         if self.tokens:
             args += ["--token-file", self._path("worker.token")]
+        if self.tls_ca:
+            args += ["--tls-ca", self.tls_ca]
         env = dict(os.environ, WRPN_FAKE_EPOCH_MS=os.environ.get("WRPN_FAKE_EPOCH_MS", "40"))
         log = open(self._path(f"{name}.log"), "w")
+        self.logs.append(log)
         self.procs.append(subprocess.Popen(args, stderr=log, stdout=log, env=env))
 
     def log(self):
-        return open(self._path("coordinator.log")).read()
+        with open(self._path("coordinator.log")) as f:
+            return f.read()
 
     def stop(self):
         for p in reversed(self.procs):
@@ -101,6 +107,9 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.procs = []
+        for log in self.logs:
+            log.close()
+        self.logs = []
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
