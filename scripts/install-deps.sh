@@ -15,6 +15,10 @@ packages=(
   libturbojpeg0-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
   prometheus gnuplot-nox curl python3 procps util-linux
+  # The Python client (client/python) and its tests; the web page's browser test; HTTPS for the
+  # HTTP port (deploy/https: Debian's civetweb cannot do TLS with OpenSSL 3).
+  python3-grpcio python3-protobuf python3-yaml python3-venv python3-pip
+  chromium stunnel4 openssl
 )
 
 # kubectl: Debian's kubernetes-client, unless a kubectl (e.g. the Google Cloud SDK's package,
