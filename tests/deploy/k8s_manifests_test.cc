@@ -379,5 +379,48 @@ TEST(ServiceMonitorComponent, RendersWhenKustomizeSupportsComponents) {
   EXPECT_TRUE(m.Find("StatefulSet", "wrpn-coordinator"));
 }
 
+// The HTTPS component (docs/web.md): an stunnel4 sidecar in the coordinator's pod forwarding to
+// the coordinator's HTTP port on loopback, with the TLS Secret mounted, and port 8443 on the
+// Service; the coordinator container itself is unchanged.
+TEST(HttpsComponent, AddsTheProxySidecarAndServicePort) {
+  Manifests plain = RenderKustomization(SourcePath("deploy/k8s/overlays/cpu"));
+  Manifests m = RenderKustomization(SourcePath("tests/deploy/k8s-https"));
+  if (m.error.find("components") != std::string::npos)
+    GTEST_SKIP() << "this kustomize has no components: " << m.error;
+  ASSERT_TRUE(m.error.empty()) << m.error;
+  ASSERT_TRUE(plain.error.empty()) << plain.error;
+  YAML::Node pod = m.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"]["spec"];
+  YAML::Node plain_pod = plain.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"]["spec"];
+  int https_at = -1, coordinator_at = -1;
+  for (size_t i = 0; i < pod["containers"].size(); ++i) {
+    const std::string name = pod["containers"][i]["name"].as<std::string>();
+    if (name == "https") https_at = static_cast<int>(i);
+    if (name == "coordinator") coordinator_at = static_cast<int>(i);
+  }
+  ASSERT_GE(https_at, 0) << "no https container";
+  ASSERT_GE(coordinator_at, 0) << "no coordinator container";
+  const YAML::Node https = pod["containers"][https_at];
+  const YAML::Node coordinator = pod["containers"][coordinator_at];
+  EXPECT_EQ(https["image"].as<std::string>(), "ghcr.io/wrpn/wrpn-https-proxy:0.1.0");
+  std::map<std::string, std::string> env;
+  for (const auto& e : https["env"]) env[e["name"].as<std::string>()] = e["value"].as<std::string>();
+  EXPECT_EQ(env["WRPN_HTTPS_CONNECT"], "127.0.0.1:8080");
+  EXPECT_EQ(env["WRPN_HTTPS_ACCEPT"], "0.0.0.0:8443");
+  bool coordinator_http_8080 = false;
+  for (const auto& a : coordinator["args"])
+    coordinator_http_8080 |= a.as<std::string>().find("--http-listen=") == 0 &&
+                             a.as<std::string>().find(":8080") != std::string::npos;
+  EXPECT_TRUE(coordinator_http_8080) << "the proxy forwards to a port the coordinator listens on";
+  EXPECT_EQ(YAML::Dump(coordinator), YAML::Dump(plain_pod["containers"][0]));
+  bool secret = false;
+  for (const auto& v : pod["volumes"])
+    secret |= v["secret"] && v["secret"]["secretName"].as<std::string>() == "wrpn-tls";
+  EXPECT_TRUE(secret);
+  std::set<std::string> ports;
+  for (const auto& p : m.Find("Service", "wrpn-coordinator")["spec"]["ports"])
+    ports.insert(p["name"].as<std::string>() + ":" + p["port"].as<std::string>());
+  EXPECT_TRUE(ports.count("https:8443") && ports.count("http:8080") && ports.count("grpc:7070"));
+}
+
 }  // namespace
 }  // namespace wrpn::deploytest
