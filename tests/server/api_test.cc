@@ -402,6 +402,54 @@ TEST_F(ApiTest, RestartMidSweepLosesNothing) {
   }
 }
 
+// The web page's files and the JSON endpoints it reads beside the sweep ones (issue #26).
+TEST_F(ApiTest, WebPageAndTrialAndWorkerEndpoints) {
+  const int64_t sweep = Submit(ReadExample("fashion-quick.yaml"));
+  FakeWorker w(worker_.get(), 4);
+  w.RunAll();
+  const int port = server_->http_port();
+  auto page = HttpGet(port, "/");
+  ASSERT_EQ(page.code, 200);  // no token: the page holds no data
+  EXPECT_THAT(page.body, HasSubstr("<script src=\"/app.js\"></script>"));
+  EXPECT_EQ(HttpGet(port, "/index.html").body, page.body);
+  EXPECT_THAT(HttpGet(port, "/app.js").body, HasSubstr("sessionStorage"));
+  EXPECT_THAT(HttpGet(port, "/style.css").body, HasSubstr("table.grid"));
+  EXPECT_EQ(HttpGet(port, "/app.js.map").code, 404);
+  EXPECT_EQ(HttpGet(port, "/api/v1/workers").code, 401);
+  EXPECT_EQ(HttpGet(port, "/api/v1/trials/1").code, 401);
+  EXPECT_EQ(HttpGet(port, "/api/v1/trials/abc", kViewer).code, 400);
+  EXPECT_EQ(HttpGet(port, "/api/v1/trials/99999", kViewer).code, 404);
+  EXPECT_EQ(HttpGet(port, "/api/v1/trials/1/nope", kViewer).code, 404);
+  EXPECT_EQ(HttpGet(port, "/api/v1/workers/x", kViewer).code, 404);
+
+  pb::ListTrialsRequest lt;
+  lt.set_sweep_id(sweep);
+  pb::ListTrialsResponse trials;
+  ASSERT_TRUE(client_->ListTrials(Ctx(kViewer).get(), lt, &trials).ok());
+  const int64_t id = trials.trials(0).id();
+  const std::string base = "/api/v1/trials/" + std::to_string(id);
+  pb::GetTrialRequest gt;
+  gt.set_trial_id(id);
+  pb::GetTrialResponse trial;
+  ASSERT_TRUE(client_->GetTrial(Ctx(kViewer).get(), gt, &trial).ok());
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, base, kViewer).body), AsJson(trial));
+  pb::GetTrialMetricsRequest gm;
+  gm.set_trial_id(id);
+  pb::GetTrialMetricsResponse metrics;
+  ASSERT_TRUE(client_->GetTrialMetrics(Ctx(kViewer).get(), gm, &metrics).ok());
+  ASSERT_GT(metrics.points_size(), 0);
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, base + "/metrics", kViewer).body), AsJson(metrics));
+  gm.set_name("top1");
+  ASSERT_TRUE(client_->GetTrialMetrics(Ctx(kViewer).get(), gm, &metrics).ok());
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, base + "/metrics?name=top1", kViewer).body),
+            AsJson(metrics));
+  pb::ListWorkersResponse workers;
+  ASSERT_TRUE(client_->ListWorkers(Ctx(kViewer).get(), {}, &workers).ok());
+  ASSERT_EQ(workers.workers_size(), 1);
+  EXPECT_EQ(nlohmann::json::parse(HttpGet(port, "/api/v1/workers", kViewer).body)["workers"][0]["id"],
+            workers.workers(0).id());
+}
+
 TEST_F(ApiTest, HttpEndpointsAndJsonMatchGrpc) {
   const int64_t sweep = Submit(ReadExample("fashion-quick.yaml"));
   FakeWorker w(worker_.get(), 4);

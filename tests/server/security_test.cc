@@ -875,7 +875,7 @@ TEST_F(SecurityTest, HttpRoles) {
   ASSERT_EQ(Submit(kQuickSpec), 1);
   const int port = server_->http_port();
   int cells = 0;
-  for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+  for (const char* path : {"/metrics", "/healthz", "/readyz", "/", "/app.js", "/style.css"}) {
     for (Who who : {Who::kNone, Who::kMalformed, Who::kUnknown, Who::kAdmin, Who::kViewer,
                     Who::kWorker}) {
       EXPECT_EQ(HttpGet(port, path, Header(who)).code, 200) << path << " as " << WhoName(who);
@@ -883,7 +883,8 @@ TEST_F(SecurityTest, HttpRoles) {
     }
   }
   for (const char* path : {"/api/v1/sweeps", "/api/v1/sweeps/1", "/api/v1/sweeps/1/trials",
-                           "/api/v1/sweeps/1/grid"}) {
+                           "/api/v1/sweeps/1/grid", "/api/v1/trials/1", "/api/v1/trials/1/metrics",
+                           "/api/v1/workers"}) {
     for (Who who : {Who::kNone, Who::kMalformed, Who::kUnknown, Who::kAdmin, Who::kViewer,
                     Who::kWorker}) {
       const int want = who == Who::kAdmin || who == Who::kViewer ? 200
