@@ -9,10 +9,6 @@ from typing import Any, Dict, Iterator, List, Optional
 from wrpn.v1 import coordinator_pb2 as pb
 
 COST_SCHEMES = ("uniform", "first-last-fp32")
-# Cell fields another part of the coordinator may add (the paper's values joined per cell):
-# copied when the response carries them, None otherwise.
-_OPTIONAL_CELL_FIELDS = ("paper_top1", "paper_delta", "our_delta", "paper_network",
-                         "paper_baseline_top1")
 
 
 def _state(enum_type, value: int) -> str:
@@ -21,6 +17,8 @@ def _state(enum_type, value: int) -> str:
 
 
 def _opt(msg, field: str) -> Optional[Any]:
+    """The field's value; None when unset or when this proto has no such field (paper_delta and
+    our_delta are read this way until the coordinator's grid cells carry them)."""
     if field not in msg.DESCRIPTOR.fields_by_name:
         return None
     try:
