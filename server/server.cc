@@ -84,6 +84,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   grpc::ResourceQuota quota("wrpn-coordinator");
   quota.Resize(512u << 20);
   builder.SetResourceQuota(quota);
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on the same port then started too and
+  // the kernel split the connections between the two (split brain). Binding must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_ || s->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));

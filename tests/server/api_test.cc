@@ -444,6 +444,10 @@ TEST_F(ApiTest, HttpEndpointsAndJsonMatchGrpc) {
   auto grid_json = nlohmann::json::parse(HttpGet(port, base + "/grid", kViewer).body);
   EXPECT_EQ(grid_json, AsJson(grid));
   EXPECT_EQ(grid_json["cells"].size(), 8u);
+  for (const auto& cell : grid_json["cells"]) {  // one seed each: no spread, so no std (not 0)
+    EXPECT_TRUE(!cell.contains("final_top1_std") || cell["final_top1_std"].is_null()) << cell.dump();
+    EXPECT_TRUE(cell.contains("final_top1")) << cell.dump();
+  }
 
   auto metrics = HttpGet(port, "/metrics");
   ASSERT_EQ(metrics.code, 200);
