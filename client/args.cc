@@ -1,5 +1,7 @@
 #include "client/args.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/ascii.h"
@@ -47,7 +49,7 @@ void CheckIdArguments(CLI::App* app) {
     if (!o->get_positional()) continue;
     const std::string name = o->get_name();
     if (name == "ID" || name == "SWEEP" || name == "TRIAL")
-      o->check(CLI::Validator(CheckId, "ID", "id"));
+      o->check(CLI::Validator(CheckId, "", "id"));
   }
 }
 

@@ -25,7 +25,7 @@ struct Result {
 };
 
 // Runs the CLI in-process with an unreachable coordinator (a command that connected would exit 5).
-Result Run(const std::vector<std::string>& args) {
+Result RunWrpn(const std::vector<std::string>& args) {
   std::ostringstream out, err;
   CliEnv env;
   env.out = &out;
@@ -44,21 +44,21 @@ Result Run(const std::vector<std::string>& args) {
 }
 
 TEST(CliArgs, UnknownCommandIsNamedAndTheCommandsListed) {
-  Result r = Run({"bogus"});
+  Result r = RunWrpn({"bogus"});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command 'bogus'"));
   for (const char* c : {"sweep", "trial", "logs", "grid", "paper", "cost", "footprint", "plot",
                         "worker", "version"})
     EXPECT_THAT(r.err, HasSubstr("\n  " + std::string(c))) << r.err;
-  r = Run({"--addr", "127.0.0.1:2", "bogus", "--help"});  // after a global option, before --help
+  r = RunWrpn({"--addr", "127.0.0.1:2", "bogus", "--help"});  // after a global option, before --help
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command 'bogus'"));
-  r = Run({"sweep", "bogus"});
+  r = RunWrpn({"sweep", "bogus"});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command 'bogus' for 'wrpn sweep'"));
   EXPECT_THAT(r.err, HasSubstr("\n  submit"));
-  EXPECT_EQ(Run({"sweep", "ls", "--help"}).code, 0);  // aliases are commands
-  EXPECT_EQ(Run({"-o", "json", "version"}).code, 0);
+  EXPECT_EQ(RunWrpn({"sweep", "ls", "--help"}).code, 0);  // aliases are commands
+  EXPECT_EQ(RunWrpn({"-o", "json", "version"}).code, 0);
 }
 
 TEST(CliArgs, IdsThatOverflowOrAreZeroAreUsageErrors) {
@@ -69,13 +69,13 @@ TEST(CliArgs, IdsThatOverflowOrAreZeroAreUsageErrors) {
       std::vector<std::string> args = cmd;
       args.push_back(bad);
       SCOPED_TRACE(::testing::PrintToString(args));
-      Result r = Run(args);
+      Result r = RunWrpn(args);
       EXPECT_EQ(r.code, 2) << r.err;
       EXPECT_THAT(r.err, HasSubstr(bad));
     }
   }
   // The largest id is accepted (and then the coordinator is unreachable: exit 5).
-  EXPECT_EQ(Run({"sweep", "show", "9223372036854775807"}).code, 5);
+  EXPECT_EQ(RunWrpn({"sweep", "show", "9223372036854775807"}).code, 5);
 }
 
 TEST(CliArgs, OversizedSpecIsRefusedBeforeParsingWithTheLimit) {
@@ -83,10 +83,10 @@ TEST(CliArgs, OversizedSpecIsRefusedBeforeParsingWithTheLimit) {
   {
     std::ofstream f(path);
     f << "name: big\naxes:\n  network: lenet5\n  width: [";
-    for (size_t n = 0; n < kMaxSweepSpecBytes; n += 4) f << "1, ";
+    for (size_t n = 0; n <= kMaxSweepSpecBytes; n += 3) f << "1, ";
     f << "1]\n";
   }
-  Result r = Run({"sweep", "submit", path, "--dry-run"});
+  Result r = RunWrpn({"sweep", "submit", path, "--dry-run"});
   EXPECT_EQ(r.code, 1) << r.err;  // not 5: nothing was sent
   EXPECT_THAT(r.err, HasSubstr("bytes; the coordinator accepts at most " +
                                std::to_string(kMaxSweepSpecBytes)));
@@ -136,7 +136,7 @@ std::vector<DocCommand> DocCommands() {
 TEST(DocsCommands, EveryWrpnCommandInTheDocsIsOneTheCliHas) {
   const std::vector<DocCommand> commands = DocCommands();
   ASSERT_GE(commands.size(), 20u) << "the extraction found too few command lines";
-  const std::string global_help = Run({"--help"}).out;
+  const std::string global_help = RunWrpn({"--help"}).out;
   static const std::regex word(R"(^[a-z][a-z-]*$)");
   std::set<std::string> paths;
   for (const DocCommand& c : commands) {
@@ -152,7 +152,7 @@ TEST(DocsCommands, EveryWrpnCommandInTheDocsIsOneTheCliHas) {
     ASSERT_FALSE(path.empty()) << "no command named";
     std::vector<std::string> args = path;
     args.push_back("--help");
-    Result r = Run(args);
+    Result r = RunWrpn(args);
     EXPECT_EQ(r.code, 0) << "`wrpn " << ::testing::PrintToString(path) << " --help` failed: "
                          << r.err;
     if (r.code != 0) continue;
