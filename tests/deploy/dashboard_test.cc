@@ -147,8 +147,6 @@ TEST(Dashboard, ExpressionsAreValidPromQL) {
   EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << rules;
 }
 
-}  // namespace
-}  // namespace wrpn::deploytest
 
 // A stream's duration is how long a client watched, not a latency: every expression on the RPC
 // latency histogram leaves out the streaming methods of the proto (issue 16).
@@ -170,3 +168,6 @@ TEST(Dashboard, LatencyPanelsLeaveOutStreamingRpcs) {
   }
   EXPECT_GE(latency, 1);
 }
+
+}  // namespace
+}  // namespace wrpn::deploytest

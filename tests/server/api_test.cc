@@ -157,7 +157,10 @@ class FakeWorker {
  public:
   FakeWorker(pb::WorkerService::Stub* stub, int cpu_slots) : stub_(stub) {
     pb::RegisterWorkerRequest req;
-    req.set_name("fake");
+    // Each fake is its own worker: one registering under the name (and address) of an earlier
+    // one would be that worker restarted, and the earlier one's leases would be released.
+    static int count = 0;
+    req.set_name("fake-" + std::to_string(++count));
     req.set_max_cpu_trials(cpu_slots);
     pb::RegisterWorkerResponse resp;
     grpc::Status st = stub_->RegisterWorker(Ctx().get(), req, &resp);
