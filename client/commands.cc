@@ -17,11 +17,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/args.h"
 #include "client/cli.h"
 #include "client/context.h"
 #include "client/grid.h"
 #include "client/output.h"
 #include "client/plot.h"
+#include "client/spec_file.h"
 #include "common/network_spec.h"
 #include "common/sweep_spec.h"
 #include "common/yaml_json.h"
@@ -151,7 +153,7 @@ pb::SweepState ParseSweepState(const std::string& s) {
 // ---- sweep ----
 
 int SweepSubmit(Invocation& inv, const std::string& path, bool watch, bool dry_run) {
-  const std::string text = ReadFileOr(path, kExitUsage, "sweep submit");
+  const std::string text = ReadSweepSpecFile(path);
   auto spec = ParseSweepSpec(text);
   if (!spec.ok()) {
     std::string msg = absl::StrCat(path, ": invalid sweep spec, nothing submitted:");
@@ -1032,6 +1034,15 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
                 "Examples:\n  wrpn trial logs 17\n  wrpn trial logs 17 -f\n  wrpn trial logs 17 --tail 50 --prefix");
   tlogs->callback(run([&] { return TrialLogs(inv, id, follow, prefix, tail); }));
 
+  // `wrpn logs TRIAL [-f]`, like `kubectl logs`: the same as `wrpn trial logs`.
+  auto* logs = app.add_subcommand("logs", "a trial's log lines; -f follows them (= wrpn trial logs)");
+  logs->add_option("TRIAL", id, "trial id")->required();
+  logs->add_flag("-f,--follow", follow, "keep printing new lines until the trial finishes");
+  logs->add_flag("--prefix", prefix, "prefix each line with its time, attempt and rank");
+  logs->add_option("--tail", tail, "only the last N lines already stored");
+  logs->footer("\nExamples:\n  wrpn logs 17\n  wrpn logs 17 -f");
+  logs->callback(run([&] { return TrialLogs(inv, id, follow, prefix, tail); }));
+
   // grid
   GridFlags gf;
   auto* grid = app.add_subcommand("grid", "the results grid in the paper's layout, with the compute-cost table");
@@ -1129,6 +1140,11 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   version->footer("\nExamples:\n  wrpn version\n  wrpn version -o json");
   version->callback(run([&] { return Version(inv); }));
 
+  CheckIdArguments(&app);
+  if (auto unknown = UnknownCommand(app, args)) {
+    *env.err << "wrpn: " << *unknown << "\n";
+    return kExitUsage;
+  }
   std::vector<const char*> argv{"wrpn"};
   for (const auto& a : args) argv.push_back(a.c_str());
   try {

@@ -576,6 +576,11 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
 }
 
 absl::StatusOr<SweepSpec> ParseSweepSpec(std::string_view text) {
+  if (text.size() > kMaxSweepSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("sweep spec is ", text.size(),
+                                                   " bytes; at most ", kMaxSweepSpecBytes,
+                                                   " allowed (not parsed)"));
+  }
   auto doc = YamlToJson(text);
   if (!doc.ok()) {
     return absl::InvalidArgumentError(

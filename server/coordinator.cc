@@ -132,6 +132,9 @@ Coordinator::Coordinator(Store* store, const Clock* clock, MetricsRegistry* regi
       "wrpn_lease_expirations_total", "Leases that ran past their TTL without a heartbeat.");
   attempts_total_ = registry->AddCounter("wrpn_trial_attempts_total",
                                          "Trial attempts ended, by outcome.", {"outcome"});
+  for (AttemptOutcome o : {AttemptOutcome::kSucceeded, AttemptOutcome::kFailed,
+                           AttemptOutcome::kExpired, AttemptOutcome::kCancelled})
+    attempts_total_->Declare({AttemptOutcomeName(o)});  // exported at 0 from the start
   points_ingested_ = registry->AddCounter("wrpn_metric_points_ingested_total",
                                           "Metric points stored from ReportMetrics.");
   queue_wait_ = registry->AddHistogram(
@@ -732,7 +735,8 @@ absl::StatusOr<pb::GetGridResponse> Coordinator::GetGrid(const pb::GetGridReques
       c->set_final_top1(mu);
       double var = 0;
       for (double x : finals) var += (x - mu) * (x - mu);
-      c->set_final_top1_std(finals.size() > 1 ? std::sqrt(var / (finals.size() - 1)) : 0.0);
+      // One seed has no spread: the field stays unset (absent/null), not 0.
+      if (finals.size() > 1) c->set_final_top1_std(std::sqrt(var / (finals.size() - 1)));
     }
     for (const PaperValueRecord& p : paper_.values) {
       if (p.network != first.network || p.width != first.width || p.wbits != first.wbits ||
@@ -912,6 +916,7 @@ absl::StatusOr<pb::RegisterWorkerResponse> Coordinator::RegisterWorker(
   Mutation m;
   m.op = "register";
   m.workers.push_back(w);
+  ReleaseLeasesOfRestartedLocked(w, m);
   RETURN_IF_ERROR(CommitLocked(m));
   WorkerEntry& e = workers_[w.id];
   e.rec = w;

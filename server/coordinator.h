@@ -155,6 +155,9 @@ class Coordinator {
   void EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome, const std::string& reason,
                         bool retry, const std::string& reporting_lease, Mutation& m);
   absl::Status TickLocked();
+  // A worker registering again under the name `fresh` has: its earlier leases end now
+  // (server/worker_restart.cc).
+  void ReleaseLeasesOfRestartedLocked(const WorkerRecord& fresh, Mutation& m);
   // How long `t`, queued after its last attempt ended, waits for its retry backoff; 0 = none.
   std::chrono::milliseconds RetryDelay(const TrialEntry& t) const;
   // Queues a trial for the scheduler now, or holds it back until `at` when that is later.

@@ -1,6 +1,7 @@
 #include "server/grpc_service.h"
 
 #include <chrono>
+#include <iostream>
 #include <string>
 
 #include "server/validate.h"
@@ -34,6 +35,11 @@ grpc::Status Handle(const Authenticator* auth, RpcMetrics* metrics, grpc::Server
 
 grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
+  // Details meant for the operator (a store error's SQL) stay in the coordinator's log; the
+  // client gets the message only.
+  bool detailed = false;
+  s.ForEachPayload([&](absl::string_view, const absl::Cord&) { detailed = true; });
+  if (detailed) std::cerr << "wrpn-coordinator: " << s.ToString() << "\n";
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
@@ -43,11 +49,26 @@ RpcMetrics::RpcMetrics(MetricsRegistry* registry)
                                     {"method", "code"})),
       duration(registry->AddHistogram("wrpn_rpc_duration_seconds",
                                       "gRPC request handling time, by method.", {"method"},
-                                      MetricsRegistry::ExponentialBuckets(0.0001, 4, 10))) {}
+                                      MetricsRegistry::ExponentialBuckets(0.0001, 4, 10))) {
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const char* name : {"wrpn.v1.Coordinator", "wrpn.v1.WorkerService"}) {
+    const google::protobuf::ServiceDescriptor* service = pool->FindServiceByName(name);
+    if (service == nullptr) continue;
+    for (int i = 0; i < service->method_count(); ++i) {
+      const google::protobuf::MethodDescriptor* m = service->method(i);
+      requests->Declare({m->name(), absl::StatusCodeToString(absl::StatusCode::kOk)});
+      if (!m->client_streaming() && !m->server_streaming()) duration->Declare({m->name()});
+    }
+  }
+}
 
 void RpcMetrics::Record(const char* method, const absl::Status& s, double seconds) {
-  requests->Inc({method, absl::StatusCodeToString(s.code())});
+  RecordStream(method, s);
   duration->Observe({method}, seconds);
+}
+
+void RpcMetrics::RecordStream(const char* method, const absl::Status& s) {
+  requests->Inc({method, absl::StatusCodeToString(s.code())});
 }
 
 #define WRPN_RPC(Service, Method, RoleValue, Req, Resp)                                      \
@@ -97,7 +118,6 @@ WRPN_RPC(WorkerServiceImpl, ReportRendezvous, Role::kWorker, ReportRendezvousReq
 grpc::Status CoordinatorServiceImpl::WatchSweep(grpc::ServerContext* ctx,
                                                 const pb::WatchSweepRequest* req,
                                                 grpc::ServerWriter<pb::WatchSweepResponse>* w) {
-  const auto start = std::chrono::steady_clock::now();
   absl::Status st = auth_->Check(AuthHeader(ctx), Role::kViewer);
   if (st.ok()) st = ValidateRequest(*req);
   if (st.ok()) {
@@ -105,8 +125,7 @@ grpc::Status CoordinatorServiceImpl::WatchSweep(grpc::ServerContext* ctx,
         *req, [&](const pb::WatchSweepResponse& r) { return w->Write(r); },
         [&] { return ctx->IsCancelled(); });
   }
-  metrics_->Record("WatchSweep", st,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_->RecordStream("WatchSweep", st);
   return ToGrpcStatus(st);
 }
 

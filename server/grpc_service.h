@@ -12,8 +12,12 @@ namespace wrpn::server {
 grpc::Status ToGrpcStatus(const absl::Status& s);
 
 struct RpcMetrics {
+  // Declares the OK series of every method at 0, and the latency series of every unary one.
   explicit RpcMetrics(MetricsRegistry* registry);
+  // A unary call: counted and its handling time observed.
   void Record(const char* method, const absl::Status& s, double seconds);
+  // A streaming call (WatchSweep): counted only; its lifetime is not a latency.
+  void RecordStream(const char* method, const absl::Status& s);
   CounterFamily* requests;
   HistogramFamily* duration;
 };

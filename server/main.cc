@@ -16,6 +16,7 @@
 #include "common/crash_point.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/db_lock.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/sqlite_store.h"
@@ -75,6 +76,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     auth = *std::move(a);
+  }
+  // One coordinator per database, for the life of this process (released on exit and SIGKILL).
+  std::unique_ptr<DbLock> db_lock;
+  if (db_path != ":memory:") {
+    auto locked = DbLock::Acquire(db_path);
+    if (!locked.ok()) {
+      std::cerr << "wrpn-coordinator: " << locked.status().message() << "\n";
+      return 1;
+    }
+    db_lock = *std::move(locked);
   }
   auto store = SqliteStore::Open(db_path);
   if (!store.ok()) {

@@ -48,6 +48,11 @@ void MetricFamily::Render(std::string* out) const {
   RenderSamples(out);
 }
 
+void CounterFamily::Declare(const LabelValues& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  values_.try_emplace(labels, 0);
+}
+
 void CounterFamily::Inc(const LabelValues& labels, double by) {
   std::lock_guard<std::mutex> lock(mu_);
   values_[labels] += by;
@@ -77,6 +82,12 @@ void GaugeFamily::Replace(std::map<LabelValues, double> values) {
 void GaugeFamily::RenderSamples(std::string* out) const {
   for (const auto& [labels, v] : values_)
     absl::StrAppend(out, name_, Labels(labels), " ", FormatValue(v), "\n");
+}
+
+void HistogramFamily::Declare(const LabelValues& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Series& s = series_[labels];
+  if (s.counts.empty()) s.counts.assign(buckets_.size(), 0);
 }
 
 void HistogramFamily::Observe(const LabelValues& labels, double v) {

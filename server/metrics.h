@@ -31,10 +31,16 @@ class MetricFamily {
   mutable std::mutex mu_;
 };
 
+// Counters and histograms are exported at 0 from the start: one without labels by itself, one
+// with labels for each label set given to Declare (its known values). A series that appeared only
+// at its first event made increase() over that event 0 (Prometheus instrumentation practice).
 class CounterFamily final : public MetricFamily {
  public:
   CounterFamily(std::string name, std::string help, std::vector<std::string> labels)
-      : MetricFamily(std::move(name), std::move(help), "counter", std::move(labels)) {}
+      : MetricFamily(std::move(name), std::move(help), "counter", std::move(labels)) {
+    if (label_names_.empty()) values_[{}] = 0;
+  }
+  void Declare(const LabelValues& labels);  // the series exists, at 0 until incremented
   void Inc(const LabelValues& labels = {}, double by = 1);
   double Value(const LabelValues& labels = {}) const;
 
@@ -61,7 +67,10 @@ class HistogramFamily final : public MetricFamily {
   HistogramFamily(std::string name, std::string help, std::vector<std::string> labels,
                   std::vector<double> buckets)
       : MetricFamily(std::move(name), std::move(help), "histogram", std::move(labels)),
-        buckets_(std::move(buckets)) {}
+        buckets_(std::move(buckets)) {
+    if (label_names_.empty()) series_[{}].counts.assign(buckets_.size(), 0);
+  }
+  void Declare(const LabelValues& labels);  // the series exists, empty until observed
   void Observe(const LabelValues& labels, double v);
   uint64_t Count(const LabelValues& labels = {}) const;
 

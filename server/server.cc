@@ -84,9 +84,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   grpc::ResourceQuota quota("wrpn-coordinator");
   quota.Resize(512u << 20);
   builder.SetResourceQuota(quota);
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on the same port then started too and
+  // the kernel split the connections between the two (split brain). Binding must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_ || s->grpc_port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.grpc_listen,
+        " (is another coordinator or program using the port?)"));
   }
   if (!options.http_listen.empty()) {
     auto http = HttpServer::Start(options.http_listen, coordinator, auth, registry,
@@ -118,8 +123,10 @@ void CoordinatorServer::Shutdown(std::chrono::milliseconds grace) {
   shut_down_ = true;
   ready_ = false;
   coordinator_->Shutdown();  // ends WatchSweep streams
-  grpc_->Shutdown(std::chrono::system_clock::now() + grace);
-  grpc_->Wait();
+  if (grpc_) {  // null when Start failed to listen
+    grpc_->Shutdown(std::chrono::system_clock::now() + grace);
+    grpc_->Wait();
+  }
   http_.reset();
   stop_ = true;
   if (ticker_.joinable()) ticker_.join();

@@ -28,7 +28,7 @@ struct RpcMetrics;
 
 struct ServerOptions {
   std::string grpc_listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
-  std::string http_listen = "127.0.0.1:9090";  // "" = no HTTP endpoint
+  std::string http_listen = "127.0.0.1:8080";  // "" = no HTTP endpoint
   std::string tls_cert, tls_key;               // PEM files; both or neither
   bool allow_unauthenticated = false;          // allow a non-loopback listen without tokens
   std::chrono::milliseconds tick_interval{1000};  // 0 = no ticker (tests call Tick)

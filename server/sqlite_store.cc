@@ -2,9 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/crash_point.h"
 #include "common/status.h"
@@ -71,21 +73,36 @@ CREATE TABLE paper_values(
   return m;
 }
 
-absl::Status SqlError(sqlite3* db, const std::string& what) {
+// The file name of the main database ("" for :memory:).
+std::string DbFile(sqlite3* db) {
+  const char* file = sqlite3_db_filename(db, "main");
+  return file && *file ? file : "";
+}
+
+// A store error for the caller, who may pass it on to a client: it names the database file and
+// SQLite's reason, never the statement (the SQL text goes in the kSqlPayload payload, for logs).
+absl::Status SqlError(sqlite3* db, const std::string& sql) {
   const int code = sqlite3_extended_errcode(db);
+  std::string file = DbFile(db);
+  if (file.empty()) file = "the database";
+  absl::Status st;
   if ((code & 0xff) == SQLITE_FULL) {
-    // Disk full: say so plainly (not the statement); nothing of the change was written.
-    const char* file = sqlite3_db_filename(db, "main");
-    return absl::ResourceExhaustedError(
-        absl::StrCat("database disk is full: cannot write to ", file && *file ? file : "the database",
-                     " (", sqlite3_errmsg(db), "); the change was not saved, retry when space is "
-                     "freed"));
+    // Disk full: say so plainly; nothing of the change was written.
+    st = absl::ResourceExhaustedError(
+        absl::StrCat("database disk is full: cannot write to ", file, " (", sqlite3_errmsg(db),
+                     "); the change was not saved, retry when space is freed"));
+  } else if ((code & 0xff) == SQLITE_READONLY) {
+    st = absl::UnavailableError(absl::StrCat("database ", file, " is read-only (",
+                                             sqlite3_errmsg(db), "); the change was not saved"));
+  } else {
+    std::string msg = absl::StrCat("database ", file, ": ", sqlite3_errmsg(db));
+    if ((code & 0xff) == SQLITE_CONSTRAINT) st = absl::FailedPreconditionError(msg);
+    else if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
+      st = absl::UnavailableError(msg);
+    else st = absl::InternalError(msg);
   }
-  std::string msg = absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db));
-  if ((code & 0xff) == SQLITE_CONSTRAINT) return absl::FailedPreconditionError(msg);
-  if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
-    return absl::UnavailableError(msg);
-  return absl::InternalError(msg);
+  st.SetPayload(kSqlPayload, absl::Cord(sql));
+  return st;
 }
 
 // A prepared statement, reset after each use.
@@ -93,7 +110,7 @@ class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK) {
-      error_ = SqlError(db, absl::StrCat("prepare ", sql));
+      error_ = SqlError(db, sql);
       s_ = nullptr;
     }
   }
@@ -230,7 +247,22 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
-  RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  // Both checks come before the first write: a file that is not ours is left as it was.
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", path, " is read-only: the coordinator needs to write it (and its -wal and "
+        "-shm files beside it)"));
+  }
+  RETURN_IF_ERROR(store->CheckIsWrpnDatabase(path));
+  if (absl::Status wal = store->Exec("PRAGMA journal_mode=WAL"); !wal.ok()) {
+    const int code = sqlite3_extended_errcode(db) & 0xff;
+    if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", path, " is read-only: cannot create its write-ahead log beside it (",
+          sqlite3_errmsg(db), ")"));
+    }
+    return wal;
+  }
   RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   RETURN_IF_ERROR(store->Migrate());
@@ -249,11 +281,39 @@ SqliteStore::~SqliteStore() {
 absl::Status SqliteStore::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    return absl::InternalError(absl::StrCat("sqlite: ", msg));
+    return SqlError(db_, sql);
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteStore::CheckIsWrpnDatabase(const std::string& path) {
+  Stmt q(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  if (!q.error().ok()) {
+    // Not SQLite at all ("file is not a database").
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is not a wrpn database (", sqlite3_errmsg(db_), "); give --db a new file"));
+  }
+  std::vector<std::string> tables;
+  for (;;) {
+    auto row = q.Step();
+    if (!row.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is not a wrpn database (", row.status().message(), ")"));
+    }
+    if (!*row) break;
+    tables.push_back(q.Text(0));
+  }
+  if (tables.empty() ||
+      std::find(tables.begin(), tables.end(), "schema_migrations") != tables.end()) {
+    return absl::OkStatus();  // new, or ours
+  }
+  std::string some;
+  for (size_t i = 0; i < tables.size() && i < 3; ++i) absl::StrAppend(&some, i ? ", " : "", tables[i]);
+  return absl::FailedPreconditionError(absl::StrCat(
+      path, " is not a wrpn database: it has tables (", some, tables.size() > 3 ? ", ..." : "",
+      ") but no schema_migrations; nothing was written to it. Give --db a new file or a wrpn "
+      "database"));
 }
 
 absl::Status SqliteStore::Migrate() {

@@ -12,9 +12,14 @@ struct sqlite3;
 
 namespace wrpn::server {
 
+// Store errors carry the failed statement's SQL under this payload key, for the coordinator's log;
+// their messages never contain it (they may reach a client).
+inline constexpr char kSqlPayload[] = "wrpn.dev/sql";
+
 class SqliteStore final : public Store {
  public:
   // Opens (creating when missing) the database at `path` and migrates it to the latest schema.
+  // Refuses, before writing anything, a read-only file and a file that is not a wrpn database.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
@@ -36,6 +41,8 @@ class SqliteStore final : public Store {
  private:
   struct Statements;
   explicit SqliteStore(sqlite3* db);
+  // FAILED_PRECONDITION naming `path` when the file has tables but is not a wrpn database.
+  absl::Status CheckIsWrpnDatabase(const std::string& path);
   absl::Status Migrate();
   absl::Status Exec(const char* sql);
   absl::Status ApplyLocked(const Mutation& m);

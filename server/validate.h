@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "common/sweep_spec.h"
 #include "wrpn/v1/coordinator.pb.h"
 
 namespace wrpn::server {
@@ -19,7 +20,7 @@ struct RequestLimits {
   static constexpr size_t kMaxNameBytes = 256;        // names, addresses, labels, metric names
   static constexpr size_t kMaxPathBytes = 4096;       // checkpoint paths
   static constexpr size_t kMaxTextBytes = 64 << 10;   // failure reasons, one log line
-  static constexpr size_t kMaxSpecBytes = 1 << 20;    // SubmitSweep.spec_text
+  static constexpr size_t kMaxSpecBytes = kMaxSweepSpecBytes;  // SubmitSweep.spec_text
   static constexpr size_t kMaxPageTokenBytes = 32;
   static constexpr int kMaxMetricPoints = 100000;     // per ReportMetrics (the agent's backlog cap)
   static constexpr int kMaxLogLines = 5000;           // per ReportLogs

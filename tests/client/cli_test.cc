@@ -417,6 +417,19 @@ TEST_F(CliTest, TrialCommandsAndWorkers) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
+// `wrpn logs TRIAL [-f]` (named by the alert annotations and docs/deploy.md) is `wrpn trial logs`.
+TEST_F(CliTest, LogsIsTrialLogs) {
+  FinishQuickSweep();
+  Result r = Run({"logs", "6"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "epoch 1/3 top1 83.800000\nepoch 2/3 top1 86.800000\nepoch 3/3 top1 89.800000\n");
+  EXPECT_EQ(r.out, Run({"trial", "logs", "6"}).out);
+  r = Run({"logs", "6", "-f", "--tail", "1"});  // finished: -f returns at once
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "epoch 3/3 top1 89.800000\n");
+  EXPECT_EQ(Run({"logs", "99"}).code, 3);
+}
+
 TEST_F(CliTest, PlotsWithGnuplot) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot not installed";
   FinishQuickSweep();

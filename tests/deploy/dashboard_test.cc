@@ -147,5 +147,27 @@ TEST(Dashboard, ExpressionsAreValidPromQL) {
   EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << rules;
 }
 
+
+// A stream's duration is how long a client watched, not a latency: every expression on the RPC
+// latency histogram leaves out the streaming methods of the proto (issue 16).
+TEST(Dashboard, LatencyPanelsLeaveOutStreamingRpcs) {
+  std::set<std::string> streaming;
+  static const std::regex stream_rpc(R"(rpc\s+(\w+)\s*\([^)]*\)\s*returns\s*\(\s*stream\b)");
+  const std::string proto = ReadFile(SourcePath("proto/wrpn/v1/coordinator.proto"));
+  for (auto it = std::sregex_iterator(proto.begin(), proto.end(), stream_rpc);
+       it != std::sregex_iterator(); ++it)
+    streaming.insert((*it)[1]);
+  ASSERT_TRUE(streaming.count("WatchSweep")) << "no streaming RPC found in the proto";
+  int latency = 0;
+  for (const auto& e : DashboardExpressions(LoadDashboard())) {
+    if (e.find("wrpn_rpc_duration_seconds") == std::string::npos) continue;
+    ++latency;
+    for (const auto& m : streaming)
+      EXPECT_NE(e.find("method!=\"" + m + "\""), std::string::npos)
+          << "the latency query counts the stream " << m << ": " << e;
+  }
+  EXPECT_GE(latency, 1);
+}
+
 }  // namespace
 }  // namespace wrpn::deploytest

@@ -227,6 +227,42 @@ TEST(LiveWorker, AcceptsEveryFlagTheDeploymentsPass) {
   for (const auto& f : deployed) EXPECT_TRUE(help.count(f)) << "wrpn-worker has no flag " << f;
 }
 
+// The default HTTP port is the one the deployments pass (8080), not Prometheus's own 9090, and the
+// docs' flag table says the same default as --help.
+TEST(LiveCoordinatorDefaults, HttpPortIsTheDeploymentsOneNotPrometheus) {
+  std::string binary = CoordinatorBinary();
+  if (binary.empty()) GTEST_SKIP() << "wrpn-coordinator is not built in this tree";
+  const std::string help = RunCommand({binary, "--help"}, seconds(20)).output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(help, m, std::regex(R"(--http-listen TEXT=([0-9.]+:([0-9]+)))")))
+      << help;
+  const std::string def = m[1], port = m[2];
+  EXPECT_NE(port, "9090") << "9090 is Prometheus's default port";
+  const std::string compose = ReadFile(SourcePath("deploy/compose/docker-compose.yml"));
+  ASSERT_TRUE(std::regex_search(compose, m, std::regex(R"(--http-listen=[0-9.]+:([0-9]+))")));
+  EXPECT_EQ(port, m[1].str()) << "compose passes another port than the default";
+  const std::string doc = ReadFile(SourcePath("docs/coordinator.md"));
+  EXPECT_NE(doc.find("| `--http-listen` | `" + def + "` |"), std::string::npos)
+      << "docs/coordinator.md's flag table does not give the default " << def;
+  EXPECT_NE(ReadFile(SourcePath("README.md")).find("/metrics on :" + port), std::string::npos);
+}
+
+// What --rendezvous-port 0 means: the worker's --help says what docs/worker.md's flag table says
+// (the help used to claim that the coordinator assigns the port; rank 0's worker picks a free one).
+TEST(LiveWorker, RendezvousPortHelpSaysWhatTheDocsSay) {
+  std::string binary = WorkerBinary();
+  if (binary.empty()) GTEST_SKIP() << "wrpn-worker is not built in this tree";
+  std::smatch row;
+  const std::string doc = ReadFile(SourcePath("docs/worker.md"));
+  ASSERT_TRUE(std::regex_search(doc, row, std::regex(R"(\| `--rendezvous-port` \| 0 \| [^|]*\((0 = [^)]*)\) \|)")))
+      << "docs/worker.md has no --rendezvous-port row with a `(0 = ...)` meaning";
+  std::string help = RunCommand({binary, "--help"}, seconds(20)).output;
+  help = std::regex_replace(help, std::regex(R"(\s+)"), " ");
+  EXPECT_NE(help.find(row[1].str()), std::string::npos)
+      << "wrpn-worker --help does not say '" << row[1] << "':\n" << help;
+  EXPECT_EQ(help.find("coordinator assigns"), std::string::npos) << help;
+}
+
 TEST_F(LiveCoordinator, PrometheusWithOurConfigScrapesWrpnTrials) {
   std::string prometheus = FindOnPath({"prometheus"});
   ASSERT_FALSE(prometheus.empty()) << "prometheus not on PATH (scripts/install-deps.sh installs it)";

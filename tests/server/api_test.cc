@@ -157,7 +157,10 @@ class FakeWorker {
  public:
   FakeWorker(pb::WorkerService::Stub* stub, int cpu_slots) : stub_(stub) {
     pb::RegisterWorkerRequest req;
-    req.set_name("fake");
+    // Each fake is its own worker: one registering under the name (and address) of an earlier
+    // one would be that worker restarted, and the earlier one's leases would be released.
+    static int count = 0;
+    req.set_name("fake-" + std::to_string(++count));
     req.set_max_cpu_trials(cpu_slots);
     pb::RegisterWorkerResponse resp;
     grpc::Status st = stub_->RegisterWorker(Ctx().get(), req, &resp);
@@ -492,6 +495,10 @@ TEST_F(ApiTest, HttpEndpointsAndJsonMatchGrpc) {
   auto grid_json = nlohmann::json::parse(HttpGet(port, base + "/grid", kViewer).body);
   EXPECT_EQ(grid_json, AsJson(grid));
   EXPECT_EQ(grid_json["cells"].size(), 8u);
+  for (const auto& cell : grid_json["cells"]) {  // one seed each: no spread, so no std (not 0)
+    EXPECT_TRUE(!cell.contains("final_top1_std") || cell["final_top1_std"].is_null()) << cell.dump();
+    EXPECT_TRUE(cell.contains("final_top1")) << cell.dump();
+  }
 
   auto metrics = HttpGet(port, "/metrics");
   ASSERT_EQ(metrics.code, 200);

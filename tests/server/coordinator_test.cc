@@ -923,5 +923,73 @@ TEST(CoordinatorRestartTest, AResentMetricsBatchIsStoredOnceAlsoAfterARestart) {
   std::filesystem::remove(path);
 }
 
+// Issue 16: a worker restarted under the same name (and address) gets its old registration's
+// leases released at registration, on the fake clock without any time passing, not after the TTL.
+TEST_F(CoordinatorTest, WorkerRestartedUnderItsNameReleasesItsOldLeasesAtOnce) {
+  Submit(kCpuSpec);
+  const std::string before = Register("node-a", 0, 2);
+  const std::string other = Register("node-b", 0, 1);
+  auto old_leases = Acquire(before, 2);
+  ASSERT_EQ(old_leases.size(), 2u);
+  auto kept = Acquire(other, 1);
+  ASSERT_EQ(kept.size(), 1u);
+  const std::string after = Register("node-a", 0, 2);  // same name: the process restarted
+  ASSERT_NE(after, before);
+  for (const auto& l : old_leases) {
+    auto t = Trial(l.trial_id());
+    EXPECT_EQ(t.trial().state(), pb::TRIAL_QUEUED) << l.trial_id();
+    ASSERT_EQ(t.attempts_size(), 1);
+    EXPECT_EQ(t.attempts(0).outcome(), pb::ATTEMPT_EXPIRED);
+    EXPECT_THAT(t.trial().error(), HasSubstr("restarted"));
+  }
+  EXPECT_EQ(Trial(kept[0].trial_id()).trial().state(), pb::TRIAL_RUNNING);  // another worker's
+  auto again = Acquire(after, 2);
+  ASSERT_EQ(again.size(), 2u);
+  for (const auto& l : again) EXPECT_EQ(l.attempt(), 2);
+  EXPECT_EQ(Complete(old_leases[0], 50).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(registry_->Render(), HasSubstr("wrpn_lease_expirations_total 0"));
+  pb::ListWorkersRequest lw;
+  auto workers = c_->ListWorkers(lw);
+  ASSERT_TRUE(workers.ok());
+  for (const auto& w : workers->workers())
+    if (w.id() == before) EXPECT_EQ(w.state(), "lost");
+  // A different address under the same name is another machine: nothing is released.
+  pb::RegisterWorkerRequest twin;
+  twin.set_name("node-b");
+  twin.set_address("elsewhere.local");
+  ASSERT_TRUE(c_->RegisterWorker(twin).ok());
+  EXPECT_EQ(Trial(kept[0].trial_id()).trial().state(), pb::TRIAL_RUNNING);
+}
+
+// Issue 16: every counter exists at 0 before its first event, with its known label sets.
+TEST_F(CoordinatorTest, CountersAreExportedAtZeroFromTheStart) {
+  const std::string text = registry_->Render();
+  EXPECT_THAT(text, HasSubstr("\nwrpn_lease_expirations_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nwrpn_metric_points_ingested_total 0\n"));
+  for (const char* outcome : {"succeeded", "failed", "expired", "cancelled"})
+    EXPECT_THAT(text, HasSubstr(std::string("wrpn_trial_attempts_total{outcome=\"") + outcome + "\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("wrpn_trial_queue_wait_seconds_count 0\n"));
+  EXPECT_THAT(text, HasSubstr("wrpn_trial_duration_seconds_count 0\n"));
+}
+
+// Issue 16: one seed has no spread: final_top1_std is unset, not 0.
+TEST_F(CoordinatorTest, SingleSeedCellHasNoStd) {
+  const int64_t sweep = Submit(R"(
+axes: {network: lenet5, width: 1, precision: ["32/32"]}
+recipe: {epochs: 1}
+)");
+  std::string w = Register("w");
+  auto leases = Acquire(w, 1);
+  ASSERT_EQ(leases.size(), 1u);
+  ASSERT_TRUE(Complete(leases[0], 61.5).ok());
+  pb::GetGridRequest req;
+  req.set_sweep_id(sweep);
+  auto grid = c_->GetGrid(req);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  ASSERT_EQ(grid->cells_size(), 1);
+  EXPECT_DOUBLE_EQ(grid->cells(0).final_top1(), 61.5);
+  EXPECT_FALSE(grid->cells(0).has_final_top1_std()) << grid->cells(0).final_top1_std();
+}
+
 }  // namespace
 }  // namespace wrpn::server

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
                  "'/' turns confinement off)");
   app.add_option("--rendezvous-port", opt.rendezvous_port,
                  "port rank 0 of a multi-node trial hosts its TCPStore on when this worker is "
-                 "rank 0 (registered with --address; 0 = the coordinator assigns one)")
+                 "rank 0 (registered with --address; 0 = a free port, reported to the coordinator)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   app.add_option("--rendezvous-timeout", opt.rendezvous_timeout_s,
                  "seconds the ranks of a multi-rank trial wait for each other (0 = the "
