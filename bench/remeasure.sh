@@ -17,7 +17,7 @@ while (($#)); do
     --build) build=$2; shift ;;
     --log) log=$2; shift ;;
     --skip-build) skip_build=1 ;;
-    --only) only=,$2, ;;
+    --only) only=,$2,; shift ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "remeasure.sh: unknown argument $1" >&2; exit 2 ;;
   esac
