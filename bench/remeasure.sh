@@ -4,7 +4,7 @@
 # running). Each step prints the command it runs, the load average before it, and the
 # benchmark's own output with its COUNTS lines (bench/bench_report.h); a step whose work was
 # refused or lost stops the script (exit 1). The end is a summary of every COUNTS line, and the
-# whole log is also written to LOG (default remeasure-<commit>.log).
+# whole log is also written to LOG (default BUILD/remeasure-<commit>.log).
 #   bench/remeasure.sh [--build DIR] [--log FILE] [--skip-build] [--only STEP[,STEP...]]
 # Steps: leases points slots1 train configs micro ddp fleet5000 fleet6000 huge sweep.
 # GPU figures are not re-measured here (scripts/gpu-check.sh on a GPU machine).
@@ -23,7 +23,7 @@ while (($#)); do
   esac
   shift
 done
-log=${log:-remeasure-$(bench_commit).log}
+log=${log:-$build/remeasure-$(bench_commit).log}
 exec > >(tee "$log") 2>&1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
