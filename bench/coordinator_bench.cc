@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
     }
     wrpn::bench::Report r("coordinator_bench", "leases");
     r.Count("queued", queued).Count("granted", granted).Count("completed", m.total)
-        .Count("succeeded_in_store", succeeded).Count("slots", a.slots)
+        .Count("sweeps_succeeded", succeeded).Count("slots", a.slots)
         .Expect(m.total > 0, "no lease was completed")
         .Expect(granted == m.total, "leases granted != leases completed")
         .Expect(succeeded == m.total, "trials the sweeps count as succeeded != leases completed");

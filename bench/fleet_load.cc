@@ -450,7 +450,7 @@ int Sweep(const Args& a) {
   const auto& counts = final_sweep.sweep().counts();
   wrpn::bench::Report r("fleet_load", "sweep");
   r.Count("trials", a.trials).Count("completed", completed.load())
-      .Count("succeeded_in_store", counts.succeeded()).Count("rpc_errors", errors.load())
+      .Count("sweeps_succeeded", counts.succeeded()).Count("rpc_errors", errors.load())
       .Count("grid_cells", cells).Count("grid_cells_succeeded", cells_done).Count("grid_seeds", seeds)
       .Count("workers", a.workers).Count("slots", a.slots)
       .Expect(errors.load() == 0, "rpc errors")
