@@ -9,6 +9,9 @@
 //          each) acquire and complete every trial with a fake result, then times GetGrid.
 //   huge:  sends one ReportMetrics request of --huge-mib MiB (default 1024); it must be refused
 //          with RESOURCE_EXHAUSTED.
+// Each phase ends with a COUNTS line (bench/bench_report.h). Exit status: 0 done; 1 the work was
+// refused or lost (FAILED lines say why; no rates); 3 (fleet) done and nothing lost, but the load
+// was not sustained (p99 heartbeat >= 50 ms or the generator fell behind its schedule).
 // Usage: fleet_load --target HOST:PORT --phase fleet|sweep|huge [--workers N] [--seconds S]
 //                   [--heartbeat S] [--points-per-sec P] [--batch-seconds S] [--threads T]
 //                   [--channels C] [--trials N] [--slots K]
@@ -29,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_report.h"
 #include "nlohmann/json.hpp"
 #include "wrpn/v1/coordinator.grpc.pb.h"
 
@@ -59,10 +63,12 @@ std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 30) {
   return c;
 }
 
+std::string g_phase = "setup";  // the phase Die reports
+
 [[noreturn]] void Die(const std::string& what, const grpc::Status& st) {
-  std::fprintf(stderr, "fleet_load: %s: %s (code %d)\n", what.c_str(), st.error_message().c_str(),
-               static_cast<int>(st.error_code()));
-  std::exit(1);
+  wrpn::bench::Fail("fleet_load", g_phase,
+                    what + " failed: " + st.error_message() + " (code " +
+                        std::to_string(static_cast<int>(st.error_code())) + ")");
 }
 
 // A CPU sweep of lenet5 with at least `n` trials: 16 weight x 10 activation bit widths x
@@ -172,8 +178,8 @@ int Fleet(const Args& a) {
           grpc::Status st = w.stub->AcquireTrial(Ctx().get(), req, &resp);
           if (!st.ok()) Die("AcquireTrial", st);
           if (resp.leases_size() != 1) {
-            std::fprintf(stderr, "fleet_load: worker %d got %d leases\n", i, resp.leases_size());
-            std::exit(1);
+            wrpn::bench::Fail("fleet_load", g_phase, "worker " + std::to_string(i) + " got " +
+                                                         std::to_string(resp.leases_size()) + " leases, not 1");
           }
           w.lease = resp.leases(0);
         }
@@ -291,13 +297,29 @@ int Fleet(const Args& a) {
       all.first_error.c_str());
   // The offered load only counts if the generator kept to its schedule.
   const bool on_time = Pct(all.lag_ms, 0.99) < 1000.0;
-  const bool ok = all.errors == 0 && stored == all.sent_points && short_trials == 0 &&
-                  Pct(all.hb_ms, 0.99) < 50.0 && on_time;
+  const bool fast = Pct(all.hb_ms, 0.99) < 50.0;
+  wrpn::bench::Report r("fleet_load", "fleet");
+  r.Count("workers", a.workers).Count("seconds", a.seconds)
+      .Count("heartbeats", static_cast<int64_t>(all.hb_ms.size()))
+      .Count("metric_batches", static_cast<int64_t>(all.metrics_ms.size()))
+      .Count("points_sent", all.sent_points).Count("points_accepted", accepted)
+      .Count("points_stored", stored).Count("trials_with_missing_points", short_trials)
+      .Count("rpc_errors", all.errors)
+      .Expect(all.errors == 0, "rpc errors, the first: " + all.first_error)
+      .Expect(!all.hb_ms.empty() && !all.metrics_ms.empty(), "no heartbeat or no metric batch was sent")
+      .Expect(accepted == all.sent_points, "points accepted != points sent")
+      .Expect(stored == accepted && short_trials == 0, "points stored != points accepted")
+      .Rate("heartbeats_per_s", all.hb_ms.size() / secs).Rate("points_per_s", stored / secs)
+      .Rate("heartbeat_p99_ms", Pct(all.hb_ms, 0.99), 2)
+      .Rate("report_metrics_p99_ms", Pct(all.metrics_ms, 0.99), 2)
+      .Rate("schedule_lag_p99_ms", Pct(all.lag_ms, 0.99), 2)
+      .Text("sustained", fast && on_time ? "yes" : "no");
+  if (!r.Finish()) return 1;
   std::printf("fleet: %s\n",
-              ok ? "OK (on schedule, nothing lost, p99 heartbeat < 50 ms)"
-                 : on_time ? "NOT SUSTAINED (errors, lost points or p99 heartbeat >= 50 ms)"
-                           : "NOT SUSTAINED (the generator fell behind its schedule: p99 lag >= 1 s)");
-  return ok ? 0 : 3;
+              fast && on_time ? "OK (on schedule, nothing lost, p99 heartbeat < 50 ms)"
+              : on_time       ? "NOT SUSTAINED (p99 heartbeat >= 50 ms; nothing lost)"
+                              : "NOT SUSTAINED (the generator fell behind its schedule: p99 lag >= 1 s)");
+  return fast && on_time ? 0 : 3;
 }
 
 // ---- sweep ----
@@ -396,9 +418,18 @@ int Sweep(const Args& a) {
   done = true;
   for (auto& t : ts) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  pb::GetSweepResponse final_sweep;
+  {
+    pb::GetSweepRequest req;
+    req.set_sweep_id(sweep);
+    grpc::Status st = api->GetSweep(Ctx().get(), req, &final_sweep);
+    if (!st.ok()) Die("GetSweep", st);
+  }
   std::printf("sweep: %lld trials completed by %d simulated workers (%d slots each) in %.1f s (%.0f trials/s), rpc_errors=%lld\n",
               static_cast<long long>(completed.load()), a.workers, a.slots, secs,
               completed.load() / secs, static_cast<long long>(errors.load()));
+  double grid_s = 1e300;
+  int64_t cells = 0, seeds = 0, cells_done = 0;
   for (int i = 0; i < 3; ++i) {
     pb::GetGridRequest req;
     req.set_sweep_id(sweep);
@@ -406,11 +437,31 @@ int Sweep(const Args& a) {
     const auto g0 = Clock::now();
     grpc::Status st = api->GetGrid(Ctx(60).get(), req, &resp);
     if (!st.ok()) Die("GetGrid", st);
-    std::printf("sweep: GetGrid %d cells in %.3f s\n", resp.cells_size(),
-                std::chrono::duration<double>(Clock::now() - g0).count());
+    const double s = std::chrono::duration<double>(Clock::now() - g0).count();
+    grid_s = std::min(grid_s, s);
+    std::printf("sweep: GetGrid %d cells in %.3f s\n", resp.cells_size(), s);
+    cells = resp.cells_size(), seeds = 0, cells_done = 0;
+    for (const pb::GridCell& c : resp.cells()) {
+      seeds += c.seeds_size();
+      cells_done += c.state() == pb::TRIAL_SUCCEEDED;
+    }
   }
   std::printf("sweep: id %lld\n", static_cast<long long>(sweep));
-  return completed.load() >= a.trials && errors.load() == 0 ? 0 : 3;
+  const auto& counts = final_sweep.sweep().counts();
+  wrpn::bench::Report r("fleet_load", "sweep");
+  r.Count("trials", a.trials).Count("completed", completed.load())
+      .Count("sweeps_succeeded", counts.succeeded()).Count("rpc_errors", errors.load())
+      .Count("grid_cells", cells).Count("grid_cells_succeeded", cells_done).Count("grid_seeds", seeds)
+      .Count("workers", a.workers).Count("slots", a.slots)
+      .Expect(errors.load() == 0, "rpc errors")
+      .Expect(final_sweep.sweep().state() == pb::SWEEP_SUCCEEDED, "the sweep did not succeed")
+      .Expect(completed.load() == a.trials && counts.succeeded() == a.trials,
+              "trials completed or succeeded != trials submitted")
+      .Expect(cells == 160 && cells_done == cells && seeds == a.trials,
+              "the grid does not hold 160 succeeded cells with every trial as a seed")
+      .Rate("seconds", secs, 1).Rate("trials_per_s", completed.load() / secs)
+      .Rate("get_grid_best_s", grid_s, 3);
+  return r.Finish() ? 0 : 1;
 }
 
 // ---- huge ----
@@ -432,11 +483,16 @@ int Huge(const Args& a) {
   pb::ReportMetricsResponse resp;
   const auto t0 = Clock::now();
   grpc::Status st = stub->ReportMetrics(Ctx(120).get(), req, &resp);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("huge: ReportMetrics of %lld MiB -> code %d (%s) in %.2f s\n",
               static_cast<long long>(a.huge_mib), static_cast<int>(st.error_code()),
-              st.error_message().substr(0, 120).c_str(),
-              std::chrono::duration<double>(Clock::now() - t0).count());
-  return st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? 0 : 3;
+              st.error_message().substr(0, 120).c_str(), secs);
+  wrpn::bench::Report r("fleet_load", "huge");
+  r.Count("mib", a.huge_mib).Count("code", static_cast<int>(st.error_code()))
+      .Expect(st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "the request was not refused by its size (RESOURCE_EXHAUSTED)")
+      .Rate("seconds", secs, 2);
+  return r.Finish() ? 0 : 1;
 }
 
 }  // namespace
@@ -482,6 +538,9 @@ int main(int argc, char** argv) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
+  g_phase = a.phase;
+  std::printf("fleet_load: commit=%s phase=%s target=%s\n", wrpn::bench::Commit(), a.phase.c_str(),
+              a.target.c_str());
   if (a.phase == "fleet") return Fleet(a);
   if (a.phase == "sweep") return Sweep(a);
   if (a.phase == "huge") return Huge(a);

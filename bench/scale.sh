@@ -8,10 +8,15 @@
 #          results), then `wrpn grid` on it timed (text, --paper and JSON), coordinator peak RSS.
 #   huge:  one 1 GiB ReportMetrics request: refused by its size, coordinator peak RSS.
 # Usage: bench/scale.sh [--build DIR] [--workers N] [--seconds S] [--trials N] [--phase fleet|sweep|huge|both]
-#                       [--threads T (load generator threads, default 32)]
+#                       [--threads T (load generator threads, default 32)] [--huge-mib M (default 1024)]
+# ("both" runs all three.) Every phase ends with fleet_load's COUNTS line and one of this
+# script's (bench/report.sh: peak RSS, `wrpn grid` times). Exit status 1 when work was refused or
+# lost (FAILED lines say why); a fleet served without loss but not within the latency goal is a
+# result (sustained=no), not a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build workers=5000 seconds=600 trials=100000 phase=both threads=32
+source bench/report.sh
+build=build workers=5000 seconds=600 trials=100000 phase=both threads=32 huge_mib=1024
 while (($#)); do
   case "$1" in
     --build) build=$2; shift ;;
@@ -20,6 +25,7 @@ while (($#)); do
     --trials) trials=$2; shift ;;
     --phase) phase=$2; shift ;;
     --threads) threads=$2; shift ;;
+    --huge-mib) huge_mib=$2; shift ;;
     *) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -44,34 +50,56 @@ start() {
   echo "scale.sh: the coordinator did not start:" >&2; cat "$tmp/coordinator-$1.log" >&2; exit 1
 }
 mem() { awk '/VmHWM|VmRSS/ {printf "%s %.0f MiB  ", $1, $2/1024} END {print ""}' "/proc/$pid/status"; }
-echo "scale.sh: $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+peak_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
+# fleet_load PHASE ARGS...: runs it; its exit 1 (work refused or lost) fails this script too.
+fleet_load() {
+  local phase=$1 rc=0
+  shift
+  "$build/bench/fleet_load" --target "$target" --phase "$phase" "$@" | tee "$tmp/$phase.out" || rc=$?
+  case $rc in
+    0) ;;
+    3) echo "scale.sh: the $phase phase did not sustain the load (fleet_load exit 3; nothing lost)" ;;
+    *) bench_fail scale.sh "$phase" "fleet_load --phase $phase exited $rc" ;;
+  esac
+}
+echo "scale.sh: $(nproc) cores, commit $(bench_commit), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $phase == fleet || $phase == both ]]; then
   start fleet
-  "$build/bench/fleet_load" --target "$target" --phase fleet --workers "$workers" --seconds "$seconds" \
-    --threads "$threads" --channels 64 || echo "scale.sh: fleet phase did not sustain the load (exit $?)"
+  fleet_load fleet --workers "$workers" --seconds "$seconds" --threads "$threads" --channels 64
   echo "fleet: coordinator $(mem)"
+  bench_counts scale.sh fleet "workers=$workers seconds=$seconds peak_rss_mib=$(peak_mib)" \
+    "$(grep -o 'sustained=[a-z]*' "$tmp/fleet.out")"
   stop
 fi
 if [[ $phase == huge || $phase == both ]]; then
   start huge
-  "$build/bench/fleet_load" --target "$target" --phase huge --huge-mib 1024 || echo "scale.sh: a 1 GiB request was not refused by its size"
+  fleet_load huge --huge-mib "$huge_mib"
   echo "huge: coordinator $(mem)"
-  "$build/client/wrpn" --addr "$target" worker list >/dev/null && echo "huge: coordinator still answering"
+  "$build/client/wrpn" --addr "$target" worker list >/dev/null ||
+    bench_fail scale.sh huge "the coordinator stopped answering after the $huge_mib MiB request"
+  echo "huge: coordinator still answering"
+  bench_counts scale.sh huge "mib=$huge_mib answering=yes peak_rss_mib=$(peak_mib)"
   stop
 fi
 if [[ $phase == sweep || $phase == both ]]; then
   start sweep
-  out=$("$build/bench/fleet_load" --target "$target" --phase sweep --trials "$trials" --workers 64 \
-    --slots 16 --threads 8 --channels 16) || { echo "$out"; exit 1; }
-  echo "$out"
-  id=$(sed -n 's/^sweep: id //p' <<<"$out")
+  fleet_load sweep --trials "$trials" --workers 64 --slots 16 --threads 8 --channels 16
+  id=$(sed -n 's/^sweep: id //p' "$tmp/sweep.out")
+  times=()
   for args in "" "--paper" "-o json"; do
     s=$(date +%s.%N)
     # shellcheck disable=SC2086
-    "$build/client/wrpn" --addr "$target" grid "$id" $args >"$tmp/grid.out"
+    "$build/client/wrpn" --addr "$target" grid "$id" $args >"$tmp/grid.out" ||
+      bench_fail scale.sh sweep "wrpn grid $id $args failed"
     e=$(date +%s.%N)
-    printf 'sweep: wrpn grid %s %s: %.3f s (%s lines)\n' "$id" "$args" "$(echo "$e - $s" | bc)" "$(wc -l <"$tmp/grid.out")"
+    lines=$(wc -l <"$tmp/grid.out")
+    [[ -s $tmp/grid.out ]] || bench_fail scale.sh sweep "wrpn grid $id $args printed nothing"
+    t=$(printf '%.3f' "$(echo "$e - $s" | bc)")
+    times+=("$t")
+    echo "sweep: wrpn grid $id $args: $t s ($lines lines)"
   done
   echo "sweep: coordinator $(mem)  db $(du -h "$tmp/wrpn.db" | cut -f1)"
+  bench_counts scale.sh sweep "trials=$trials grid_s=${times[0]} grid_paper_s=${times[1]}" \
+    "grid_json_s=${times[2]} peak_rss_mib=$(peak_mib) db_mib=$(du -m "$tmp/wrpn.db" | cut -f1)"
   stop
 fi

@@ -3,6 +3,9 @@
 // data already in memory, median over timed steps after warm-up, for:
 //   ResNet-20 (28x28x1, batch 128) at 1x 32/32, 2x 32/32 and 2x W2A4,
 // and prints the quantization overhead ratio (2x W2A4 step time / 2x 32/32 step time).
+// Checked (COUNTS/FAILED lines, bench/bench_report.h): every step ran on a full batch (images
+// trained == steps x batch), every loss was finite and the weights changed. MFU (against
+// --peak-flops, a GPU's rate) is printed on CUDA only.
 // Usage: train_bench [--steps N] [--warmup N] [--batch N] [--threads N (CPU; default all cores)] [--network NAME] [--device cpu|cuda]
 //                    [--amp] [--channels-last] [--json FILE]
 #include <ATen/autocast_mode.h>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -20,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "bench/bench_report.h"
 #include "common/network_spec.h"
 #include "worker/trainer/networks.h"
 #include "worker/trainer/optim.h"
@@ -36,9 +41,18 @@ struct Config {
   int wbits, abits;
 };
 
-double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tensor& y,
-                         torch::Device device, bool amp, int warmup, int steps) {
+struct Timed {
+  double median_s = 0;
+  int64_t steps = 0, images = 0;  // what was trained, warm-up included
+  bool finite = true;              // every loss
+  bool changed = false;            // the weights moved
+};
+
+Timed MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tensor& y,
+                        torch::Device device, bool amp, int warmup, int steps) {
   torch::optim::SGD opt(net.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  const torch::Tensor before = net.parameters().front().detach().clone();
+  Timed out;
   std::vector<double> times;
   for (int i = 0; i < warmup + steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -68,9 +82,14 @@ double MedianStepSeconds(Network& net, const torch::Tensor& x, const torch::Tens
     if (device.is_cuda()) torch::cuda::synchronize();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) times.push_back(s);
+    ++out.steps;
+    out.images += x.size(0);
+    if (i == 0 || i + 1 == warmup + steps) out.finite = out.finite && std::isfinite(loss.item<double>());
   }
   std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  out.median_s = times[times.size() / 2];
+  out.changed = !torch::equal(before, net.parameters().front().detach());
+  return out;
 }
 
 }  // namespace
@@ -148,7 +167,8 @@ int main(int argc, char** argv) {
         std::cout << absl::StrFormat("  %-28s %8.2f ms\n", which, t[5] * 1e3);
       }
     }
-    return 0;
+    wrpn::bench::Report r("train_bench", "micro");
+    return r.Text("device", device.str()).Count("batch", batch).Count("timed", steps).Finish() ? 0 : 1;
   }
   std::vector<Config> configs = {{"1x 32/32", 1.0, 32, 32}, {"2x 32/32", 2.0, 32, 32}, {"2x W2A4", 2.0, 2, 4}};
   std::vector<std::string> labels;
@@ -178,6 +198,10 @@ int main(int argc, char** argv) {
                                device.str(), torch::get_num_threads(), steps, warmup);
   nlohmann::json results = nlohmann::json::array();
   double fp32_2x = 0, q_2x = 0;
+  wrpn::bench::Report report("train_bench", "train");
+  report.Text("network", network).Text("device", device.str()).Count("batch", batch)
+      .Count("configs", static_cast<int64_t>(configs.size()));
+  int64_t steps_run = 0, images = 0;
   for (const auto& c : configs) {
     auto net = BuildNetwork(network, c.width, input, Precision{c.wbits, c.abits, 0});
     if (!net.ok()) {
@@ -189,21 +213,39 @@ int main(int argc, char** argv) {
       for (auto& p : (*net)->parameters())
         if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
     }
-    const double s = MedianStepSeconds(**net, x, y, device, amp, warmup, steps);
+    const Timed t = MedianStepSeconds(**net, x, y, device, amp, warmup, steps);
+    const double s = t.median_s;
+    steps_run += t.steps;
+    images += t.images;
+    report.Expect(t.images == static_cast<int64_t>(warmup + steps) * batch,
+                  absl::StrFormat("%s: images trained != steps x batch", c.label))
+        .Expect(t.finite, absl::StrFormat("%s: a loss was not finite", c.label))
+        .Expect(t.changed, absl::StrFormat("%s: the weights did not change", c.label));
     // Training FLOPs: 2 per FMA forward, twice that backward.
     auto spec = DescribeNetwork(network, c.width, input);
     const double flops = 6.0 * static_cast<double>(spec->Fmas()) * batch / s;
-    const double mfu = flops / peak_flops;
-    std::cout << absl::StrFormat("  %-9s  step %8.2f ms   %9.1f images/s   %7.1f TFLOP/s   MFU %5.1f%%\n",
-                                 c.label, s * 1e3, batch / s, flops / 1e12, 100 * mfu);
-    results.push_back({{"config", c.label}, {"step_ms", s * 1e3}, {"images_per_sec", batch / s},
-                       {"tflops", flops / 1e12}, {"mfu", mfu}});
+    nlohmann::json result = {{"config", c.label}, {"step_ms", s * 1e3}, {"images_per_sec", batch / s},
+                             {"tflops", flops / 1e12}};
+    std::string line = absl::StrFormat("  %-9s  step %8.2f ms   %9.1f images/s   %7.3f TFLOP/s",
+                                       c.label, s * 1e3, batch / s, flops / 1e12);
+    if (device.is_cuda()) {  // peak_flops is a GPU's: no MFU for a CPU run
+      result["mfu"] = flops / peak_flops;
+      line += absl::StrFormat("   MFU %5.1f%%", 100 * flops / peak_flops);
+    }
+    std::cout << line << "\n";
+    results.push_back(result);
+    std::string key = absl::StrFormat("images_per_s_%s", c.label);
+    std::replace(key.begin(), key.end(), ' ', '_');
+    report.Rate(key, batch / s, 1);
     if (c.width == 2.0 && c.wbits == 32 && c.abits == 32) fp32_2x = s;
     if (c.width == 2.0 && c.wbits == 2 && c.abits == 4) q_2x = s;
   }
   if (fp32_2x > 0 && q_2x > 0) {
     std::cout << absl::StrFormat("quantization overhead (2x W2A4 / 2x 32/32 step time): %.3f\n", q_2x / fp32_2x);
+    report.Rate("quantization_overhead", q_2x / fp32_2x, 3);
   }
+  report.Count("steps", steps_run).Count("images", images);
+  if (!report.Finish()) return 1;
   if (!json_path.empty()) {
     std::ofstream(json_path) << nlohmann::json{{"network", network}, {"batch", batch},
                                                {"device", device.str()}, {"results", results},
