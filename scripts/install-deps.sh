@@ -15,6 +15,7 @@ packages=(
   libturbojpeg0-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
   prometheus gnuplot-nox curl python3 procps util-linux
+  slurm-wlm munge
 )
 
 # kubectl: Debian's kubernetes-client, unless a kubectl (e.g. the Google Cloud SDK's package,
