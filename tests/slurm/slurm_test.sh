@@ -69,34 +69,32 @@ sbatch_worker() {
   WRPN_COORDINATOR=$grpc WRPN_WORKER="$build/worker/agent/wrpn-worker" \
   WRPN_WORK_DIR="$dir/work" WRPN_CHECKPOINT_DIR="$dir/checkpoints" \
     sbatch --parsable --output="$dir/jobs/%x-%A_%a.out" --chdir="$dir" "${sargs[@]}" \
-      "$src/deploy/slurm/wrpn-worker.sbatch" --gpus none --address 127.0.0.1 \
+      "$src/deploy/slurm/wrpn-worker.sbatch" --gpus "${GPUS:-none}" --address 127.0.0.1 \
       --trainer "$build/worker/trainer/wrpn-train" --max-cpu-trials 1 --acquire-interval 0.2 \
       --metrics-interval 0.5 "${wargs[@]}"
 }
 # wait_workers N [SECONDS]: until N workers are registered and alive.
 wait_workers() {
-  local n=$1 limit=${2:-60}
-  for _ in $(seq $((limit * 10))); do
+  local n=$1 end=$((SECONDS + ${2:-60}))
+  while ((SECONDS < end)); do
     [[ $(wrpn -o json worker list 2>/dev/null | python3 -c '
 import json, sys
-ws = json.load(sys.stdin).get("workers", [])
-print(sum(1 for w in ws if w.get("state") == "alive"))' 2>/dev/null) -ge $n ]] && return 0
-    sleep 0.1
+print(sum(1 for w in json.load(sys.stdin) if w.get("state") == "alive"))' 2>/dev/null) -ge $n ]] && return 0
+    sleep 0.2
   done
-  wrpn worker list; squeue; fail "fewer than $n workers registered within ${limit} s"
+  wrpn worker list; squeue; fail "fewer than $n workers registered within ${2:-60} s"
 }
 submit() { wrpn -o json sweep submit "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["sweep_id"])'; }
 # wait_sweep ID SECONDS: until the sweep has finished; fails unless every trial succeeded.
 wait_sweep() {
-  local id=$1 limit=$2 state
-  for _ in $(seq $((limit * 5))); do
-    state=$(wrpn -o json sweep show "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["sweep"]["state"])')
-    case "$state" in *SUCCEEDED*|*FAILED*|*CANCELLED*|*DONE*|*COMPLETED*) break ;; esac
-    sleep 0.2
+  local id=$1 end=$((SECONDS + $2)) state=
+  while ((SECONDS < end)); do
+    state=$(wrpn -o json sweep show "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("state", ""))')
+    case "$state" in SWEEP_SUCCEEDED|SWEEP_FAILED|SWEEP_CANCELLED) break ;; esac
+    sleep 0.3
   done
   wrpn trial list "$id"
-  [[ "$state" == *SUCCEEDED* || "$state" == *DONE* || "$state" == *COMPLETED* ]] ||
-    fail "sweep $id ended as '$state' (limit ${limit} s)"
+  [[ "$state" == SWEEP_SUCCEEDED ]] || fail "sweep $id is '$state' (limit $2 s)"
 }
 trials_json() { wrpn -o json trial list "$1"; }
 trial_json() { wrpn -o json trial show "$1"; }

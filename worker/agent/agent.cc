@@ -639,7 +639,8 @@ void Agent::Start(const pb::Lease& lease) {
     spec.cwd = r.dir;
     spec.stderr_tail_bytes = options_.log_tail_bytes;
     if (one_step) {
-      SetUpSlurmStep(lease, r.nproc, master_port, &spec);
+      SetUpSlurmStep(lease, r.nproc, master_port, config.value("device", std::string()) == "cpu",
+                     &spec);
     } else if (r.world_size > 1) {
       spec.env["MASTER_ADDR"] = master_addr;
       spec.env["MASTER_PORT"] = std::to_string(master_port);

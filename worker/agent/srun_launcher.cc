@@ -191,11 +191,12 @@ absl::StatusOr<std::unique_ptr<Process>> SrunLauncher::Launch(const ProcessSpec&
   return std::unique_ptr<Process>(new SrunProcess(*std::move(p), options_, s.name));
 }
 
-void SetUpSlurmStep(const pb::Lease& lease, int nproc, int master_port, ProcessSpec* spec) {
+void SetUpSlurmStep(const pb::Lease& lease, int nproc, int master_port, bool cpu,
+                    ProcessSpec* spec) {
   SlurmStep step;
   step.nodes = lease.rendezvous().nnodes();
   step.tasks_per_node = nproc;
-  step.gpus_per_node = lease.gpus_per_node();
+  step.gpus_per_node = cpu ? 0 : lease.gpus_per_node();
   step.name = absl::StrCat("wrpn-t", lease.trial_id(), "-a", lease.attempt());
   spec->slurm_step = step;
   spec->env["MASTER_PORT"] = std::to_string(master_port);

@@ -47,8 +47,10 @@ std::vector<std::string> SrunArgv(const SrunOptions& options, const ProcessSpec&
 std::optional<std::pair<int, std::string>> SplitTaskLabel(const std::string& line);
 
 // The spec of a gang lease that this worker starts whole as one step over the lease's nnodes:
-// `nproc` tasks per node, MASTER_PORT `master_port`; the rest of the distributed environment
-// comes from Slurm in each task.
-void SetUpSlurmStep(const pb::Lease& lease, int nproc, int master_port, ProcessSpec* spec);
+// `nproc` tasks per node, MASTER_PORT `master_port`, GPUs from Slurm unless the trial runs on
+// the CPU (`cpu`: its "GPUs" are device slots); the rest of the distributed environment comes
+// from Slurm in each task.
+void SetUpSlurmStep(const pb::Lease& lease, int nproc, int master_port, bool cpu,
+                    ProcessSpec* spec);
 
 }  // namespace wrpn::agent

@@ -870,9 +870,6 @@ TEST_F(AgentTest, NoStallTimeoutByDefault) {
   EXPECT_TRUE(client_.completions.empty());
 }
 
-}  // namespace
-}  // namespace wrpn::agent
-
 TEST_F(AgentTest, AWholeGangLeaseStartsOneSlurmStepOverItsNodes) {
   options_.cpu_ranks = 2;
   pb::Lease l = MakeLease(35);
@@ -900,3 +897,6 @@ TEST_F(AgentTest, AWholeGangLeaseStartsOneSlurmStepOverItsNodes) {
   ASSERT_EQ(client_.completions.size(), 1u);
   EXPECT_TRUE(client_.completions[0].has_result());
 }
+
+}  // namespace
+}  // namespace wrpn::agent
