@@ -401,15 +401,16 @@ resources: {gpus_per_node: 2, nodes: 2}
 TEST_F(CoordinatorTest, AWorkerStartingSlurmStepsGetsAGangAsOneLease) {
   Submit(R"(
 axes: {network: lenet5, width: 1, precision: ["4/4"]}
-resources: {gpus_per_node: 0, nodes: 2}
+resources: {gpus_per_node: 1, nodes: 2}
 )");
   pb::RegisterWorkerRequest req;
   req.set_name("slurm-7-n1");
   req.set_address("n1");
+  req.add_gpus()->set_index(0);
   (*req.mutable_labels())["slurm.step_nodes"] = "2";
   auto w = c_->RegisterWorker(req);
   ASSERT_TRUE(w.ok()) << w.status();
-  auto l = Acquire(w->worker_id());
+  auto l = Acquire(w->worker_id(), 1, 1);
   ASSERT_EQ(l.size(), 1u) << "no second worker needed";
   EXPECT_TRUE(l[0].rendezvous().single_step());
   EXPECT_EQ(l[0].rendezvous().nnodes(), 2);

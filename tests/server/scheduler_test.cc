@@ -81,7 +81,7 @@ TEST(PrioritySchedulerTest, UnplaceableSaysWhy) {
 
 TEST(PrioritySchedulerTest, AWorkerStartingSlurmStepsTakesAGangAlone) {
   PriorityScheduler s;
-  s.Enqueue({7, 0, 1, 0, 0, 2});  // CPU x 2 nodes
+  s.Enqueue({7, 0, 1, 0, 0, 2});  // 2 nodes (the scheduler itself takes 0-GPU gangs too)
   std::vector<WorkerView> workers = {W("plain", 0, 0), W("step", 0, 0)};
   workers[1].step_nodes = 2;
   auto a = s.Next("step", workers);
