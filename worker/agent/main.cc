@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
                  "0 = off: gangs are spread over one worker per node)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--srun-arg", srun.extra_args,
-                 "extra argument for the srun of a gang step (repeatable)");
+                 "extra argument for the srun of a gang step (repeatable; --srun-arg=--partition=gpu)");
   bool show_capabilities = false;
   app.add_flag("--show-capabilities", show_capabilities,
                "print what the worker would register (GPUs, CPUs, labels) and exit");
