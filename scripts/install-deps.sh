@@ -19,6 +19,8 @@ packages=(
   # HTTP port (deploy/https: Debian's civetweb cannot do TLS with OpenSSL 3).
   python3-grpcio python3-protobuf python3-yaml python3-venv python3-pip
   chromium stunnel4 openssl
+  # Slurm as the engine for workers and gangs (deploy/slurm, tests/slurm).
+  slurm-wlm munge
 )
 
 # kubectl: Debian's kubernetes-client, unless a kubectl (e.g. the Google Cloud SDK's package,

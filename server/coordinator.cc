@@ -16,6 +16,7 @@
 #include "common/network_spec.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
+#include "common/worker_labels.h"
 #include "nlohmann/json.hpp"
 
 namespace wrpn::server {
@@ -335,6 +336,9 @@ std::vector<WorkerView> Coordinator::WorkerViews(const std::string& requester,
     if (id == requester && use_reported) v.free_gpus = std::min(v.free_gpus, reported_free_gpus);
     v.free_cpu_slots = std::max(0, w.rec.max_cpu_trials - w.used_cpu_slots);
     v.schedulable = !w.rec.draining && (id == requester || !w.rec.lost);
+    if (auto it = w.rec.labels.find(kSlurmStepNodesLabel); it != w.rec.labels.end()) {
+      if (!absl::SimpleAtoi(it->second, &v.step_nodes) || v.step_nodes < 1) v.step_nodes = 1;
+    }
     views.push_back(std::move(v));
   }
   return views;
@@ -1006,6 +1010,7 @@ pb::Lease Coordinator::LeaseMessage(const LeaseEntry& l, const TrialEntry& t) co
     r->set_nproc_per_node(t.rec.gpus_per_node);
     r->set_world_size(t.rec.nodes * t.rec.gpus_per_node);
     for (const auto& w : a.worker_ids) r->add_worker_ids(w);
+    r->set_single_step(a.worker_ids.size() == 1);
   }
   return m;
 }

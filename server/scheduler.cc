@@ -44,11 +44,12 @@ std::optional<Assignment> PriorityScheduler::Next(const std::string& requester,
     if (keys.empty() || !Fits(*self, gpus)) continue;
     if (best != nullptr && !(*keys.begin() < *best)) continue;
     std::vector<std::string> gang{requester};
+    const bool alone = nodes > 1 && self->step_nodes >= nodes;  // one Slurm step
     for (const WorkerView& w : workers) {
-      if (static_cast<int>(gang.size()) >= nodes) break;
+      if (alone || static_cast<int>(gang.size()) >= nodes) break;
       if (w.id != requester && Fits(w, gpus)) gang.push_back(w.id);
     }
-    if (static_cast<int>(gang.size()) < nodes) continue;  // gang not complete: none
+    if (!alone && static_cast<int>(gang.size()) < nodes) continue;  // gang not complete: none
     best = &*keys.begin();
     best_demand = demand;
     best_gang = std::move(gang);
@@ -64,7 +65,10 @@ std::string PriorityScheduler::Unplaceable(const QueuedTrial& t,
   if (workers.empty()) return "no worker is registered";
   int able = 0;
   for (const WorkerView& w : workers) {
-    if (t.gpus_per_node > 0 ? w.total_gpus >= t.gpus_per_node : true) ++able;
+    if (t.gpus_per_node > 0 ? w.total_gpus >= t.gpus_per_node : true) {
+      ++able;
+      if (t.nodes > 1 && w.step_nodes >= t.nodes) return "";  // runs it alone as a Slurm step
+    }
   }
   if (able == 0) {
     return absl::StrCat("no worker has ", t.gpus_per_node, " GPU", t.gpus_per_node > 1 ? "s" : "");

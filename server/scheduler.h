@@ -3,7 +3,8 @@
 // lease and decides which trial(s) a worker asking for work gets: highest priority first, then
 // earliest sweep, then expansion order; a trial needing G GPUs per node goes only to workers with
 // G free GPUs (0-GPU trials take one of a worker's CPU slots); a trial over N > 1 nodes is
-// gang-scheduled: the asking worker plus N-1 other schedulable workers that fit, all or nothing.
+// gang-scheduled: the asking worker plus N-1 other schedulable workers that fit, all or nothing,
+// or the asking worker alone when it starts N-node gangs itself as one Slurm step (step_nodes).
 // A trial that fits the asking worker but not its gang is skipped (later, smaller trials may be
 // backfilled). Not thread-safe; the coordinator serialises calls.
 #include <cstdint>
@@ -32,6 +33,7 @@ struct WorkerView {
   int free_gpus = 0;
   int free_cpu_slots = 0;
   bool schedulable = true;  // alive and not draining
+  int step_nodes = 1;       // gangs of up to this many nodes it runs alone (one Slurm step)
 };
 
 struct Assignment {

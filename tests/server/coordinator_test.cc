@@ -358,6 +358,7 @@ resources: {gpus_per_node: 2, nodes: 2}
   EXPECT_EQ(la[0].rendezvous().world_size(), 4);
   EXPECT_EQ(la[0].rendezvous().master_addr(), "a.local");
   EXPECT_EQ(la[0].rendezvous().master_port(), 0) << "rank 0 picks the port";
+  EXPECT_FALSE(la[0].rendezvous().single_step()) << "one lease per worker";
   // b's part waits until rank 0 has reported the port its store listens on.
   EXPECT_TRUE(Acquire(b, 1, 2).empty());
   pb::ReportRendezvousRequest rv;
@@ -395,6 +396,27 @@ resources: {gpus_per_node: 2, nodes: 2}
   auto cmds = Heartbeat(a, la);
   ASSERT_EQ(cmds.size(), 1u);
   EXPECT_EQ(cmds[0].kind(), pb::WorkerCommand::FORGET_LEASE);
+}
+
+TEST_F(CoordinatorTest, AWorkerStartingSlurmStepsGetsAGangAsOneLease) {
+  Submit(R"(
+axes: {network: lenet5, width: 1, precision: ["4/4"]}
+resources: {gpus_per_node: 1, nodes: 2}
+)");
+  pb::RegisterWorkerRequest req;
+  req.set_name("slurm-7-n1");
+  req.set_address("n1");
+  req.add_gpus()->set_index(0);
+  (*req.mutable_labels())["slurm.step_nodes"] = "2";
+  auto w = c_->RegisterWorker(req);
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto l = Acquire(w->worker_id(), 1, 1);
+  ASSERT_EQ(l.size(), 1u) << "no second worker needed";
+  EXPECT_TRUE(l[0].rendezvous().single_step());
+  EXPECT_EQ(l[0].rendezvous().nnodes(), 2);
+  EXPECT_EQ(l[0].rendezvous().node_rank(), 0);
+  EXPECT_EQ(l[0].rendezvous().worker_ids_size(), 1);
+  EXPECT_EQ(Trial(l[0].trial_id()).attempts(0).worker_ids_size(), 1);
 }
 
 TEST_F(CoordinatorTest, DrainingWorkerGetsNoNewLeases) {

@@ -79,6 +79,29 @@ TEST(PrioritySchedulerTest, UnplaceableSaysWhy) {
             "only 1 worker has 8 GPUs; the trial needs 2 nodes");
 }
 
+TEST(PrioritySchedulerTest, AWorkerStartingSlurmStepsTakesAGangAlone) {
+  PriorityScheduler s;
+  s.Enqueue({7, 0, 1, 0, 0, 2});  // 2 nodes (the scheduler itself takes 0-GPU gangs too)
+  std::vector<WorkerView> workers = {W("plain", 0, 0), W("step", 0, 0)};
+  workers[1].step_nodes = 2;
+  auto a = s.Next("step", workers);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->worker_ids, (std::vector<std::string>{"step"})) << "one srun -N2 step";
+  s.Enqueue({8, 0, 1, 0, 0, 3});  // more nodes than its allocation: a gang of workers
+  workers.push_back(W("third", 0, 0));
+  a = s.Next("step", workers);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->worker_ids.size(), 3u);
+  s.Enqueue({9, 0, 1, 0, 0, 2});  // a plain worker still gangs with others
+  a = s.Next("plain", workers);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->worker_ids.size(), 2u);
+  QueuedTrial big{10, 0, 1, 0, 0, 4};
+  WorkerView alone = W("step", 0, 0);
+  alone.step_nodes = 4;
+  EXPECT_EQ(s.Unplaceable(big, {alone}), "");
+}
+
 TEST(PrioritySchedulerTest, RemoveAndReenqueue) {
   PriorityScheduler s;
   s.Enqueue({1, 0, 1, 0, 0, 1});

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/agent/srun_launcher.h"
 
 namespace wrpn::agent {
 
@@ -623,9 +624,12 @@ void Agent::Start(const pb::Lease& lease) {
   } else if (r.world_size > 1) {
     master_port = FreePort();
   }
-  r.procs.resize(r.nproc);
-  r.exits.resize(r.nproc);
-  for (int local = 0; local < r.nproc; ++local) {
+  // A gang this worker holds whole runs as one Slurm step (srun_launcher.h): one process.
+  const bool one_step = gang && lease.rendezvous().single_step();
+  const int launches = one_step ? 1 : r.nproc;
+  r.procs.resize(launches);
+  r.exits.resize(launches);
+  for (int local = 0; local < launches; ++local) {
     ProcessSpec spec;
     spec.argv = {options_.trainer, "train", "--config", config_path};
     if (r.world_size > 1 && options_.rendezvous_timeout_s > 0) {
@@ -634,7 +638,10 @@ void Agent::Start(const pb::Lease& lease) {
     }
     spec.cwd = r.dir;
     spec.stderr_tail_bytes = options_.log_tail_bytes;
-    if (r.world_size > 1) {
+    if (one_step) {
+      SetUpSlurmStep(lease, r.nproc, master_port, config.value("device", std::string()) == "cpu",
+                     &spec);
+    } else if (r.world_size > 1) {
       spec.env["MASTER_ADDR"] = master_addr;
       spec.env["MASTER_PORT"] = std::to_string(master_port);
       spec.env["WORLD_SIZE"] = std::to_string(r.world_size);

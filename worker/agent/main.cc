@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,10 +22,13 @@
 #include "absl/strings/strip.h"
 #include "common/clock.h"
 #include "common/grpc_limits.h"
+#include "common/worker_labels.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/coordinator_client.h"
 #include "worker/agent/gpus.h"
 #include "worker/agent/process_launcher.h"
+#include "worker/agent/slurm_worker.h"
+#include "worker/agent/srun_launcher.h"
 
 namespace {
 
@@ -144,11 +149,45 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--keep-checkpoints", opt.keep_checkpoints,
                "keep a trial's checkpoints after it succeeded");
+  bool slurm = false;
+  int slurm_step_nodes = 0;
+  SrunOptions srun;
+  app.add_flag("--slurm", slurm,
+               "inside a Slurm job: name, CPUs, GPUs and labels from the job's environment "
+               "(slurm-<job>-<node>, SLURM_CPUS_ON_NODE, CUDA_VISIBLE_DEVICES); flags given "
+               "explicitly win (deploy/slurm)");
+  app.add_option("--slurm-step-nodes", slurm_step_nodes,
+                 "implies --slurm: take gang trials of up to N nodes alone and start each as one "
+                 "`srun -N <nodes>` step in this job's allocation (N <= SLURM_JOB_NUM_NODES; "
+                 "0 = off: gangs are spread over one worker per node)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--srun-arg", srun.extra_args,
+                 "extra argument for the srun of a gang step (repeatable; --srun-arg=--partition=gpu)");
   bool show_capabilities = false;
   app.add_flag("--show-capabilities", show_capabilities,
                "print what the worker would register (GPUs, CPUs, labels) and exit");
   CLI11_PARSE(app, argc, argv);
 
+  std::optional<SlurmJob> slurm_job;
+  if (slurm || slurm_step_nodes > 0) {
+    auto job = ReadSlurmJob(ProcessEnv());
+    if (!job.ok()) {
+      std::cerr << "wrpn-worker: " << job.status().message() << "\n";
+      return 2;
+    }
+    slurm_job = *job;
+    if (!app.count("--name")) opt.name = SlurmWorkerName(*job);
+    if (!app.count("--address") && opt.address.empty()) opt.address = Hostname();
+    if (!app.count("--cpus") && job->cpus_on_node > 0) opt.cpus = job->cpus_on_node;
+    opt.labels["slurm.job_id"] = job->job_id;
+    if (!job->node.empty()) opt.labels["slurm.node"] = job->node;
+    if (slurm_step_nodes > job->num_nodes) {
+      std::cerr << "wrpn-worker: --slurm-step-nodes: " << slurm_step_nodes
+                << " is more than the job's " << job->num_nodes << " node(s) (SLURM_JOB_NUM_NODES)\n";
+      return 2;
+    }
+    if (slurm_step_nodes > 1) opt.labels[wrpn::kSlurmStepNodesLabel] = std::to_string(slurm_step_nodes);
+  }
   if (opt.address.empty()) opt.address = opt.name;
   for (const std::string& l : labels) {
     auto eq = l.find('=');
@@ -163,6 +202,7 @@ int main(int argc, char** argv) {
     opt.labels["memory_bytes"] = std::to_string(static_cast<int64_t>(pages) * page);
   if (gpus == "auto") {
     opt.gpus = DetectGpus();
+    if (slurm_job) opt.gpus = SlurmGpus(*slurm_job, opt.gpus);
   } else if (gpus != "none") {
     int n = 0;
     if (!absl::SimpleAtoi(gpus, &n) || n < 0) {
@@ -236,7 +276,15 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   wrpn::SystemClock clock;
-  ForkExecLauncher launcher;
+  ForkExecLauncher local_launcher;
+  srun.srun = FindInPath("srun");
+  srun.squeue = FindInPath("squeue");
+  srun.scancel = FindInPath("scancel");
+  if (slurm_job) srun.job_id = slurm_job->allocation_id;
+  srun.wait_s = static_cast<int>(std::ceil(grace_s));
+  SrunLauncher srun_launcher(&local_launcher, srun);
+  ProcessLauncher& launcher = slurm_step_nodes > 1 ? static_cast<ProcessLauncher&>(srun_launcher)
+                                                   : local_launcher;
   Agent agent(client->get(), &launcher, &clock, opt);
   std::cerr << "wrpn-worker: " << opt.name << " -> " << coordinator << ", trainer "
             << opt.trainer << ", " << opt.gpus.size() << " GPU(s), work dir " << opt.work_dir

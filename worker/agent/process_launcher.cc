@@ -167,6 +167,11 @@ class ForkExecProcess final : public Process {
 
 absl::StatusOr<std::unique_ptr<Process>> ForkExecLauncher::Launch(const ProcessSpec& spec) {
   if (spec.argv.empty()) return absl::InvalidArgumentError("launch: empty argv");
+  if (spec.slurm_step) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "launch: '", spec.argv[0], "' is to run as a Slurm step over ", spec.slurm_step->nodes,
+        " nodes, which needs the srun launcher (wrpn-worker --slurm-step-nodes)"));
+  }
   if (::access(spec.argv[0].c_str(), X_OK) != 0) {
     return absl::NotFoundError(
         absl::StrCat("launch: '", spec.argv[0], "' is not an executable file: ", strerror(errno)));

@@ -14,11 +14,21 @@
 
 namespace wrpn::agent {
 
+// A process started as one Slurm job step over several nodes of the allocation the worker runs
+// in (SrunLauncher, srun_launcher.h): `tasks_per_node` copies of argv on each of `nodes` nodes.
+struct SlurmStep {
+  int nodes = 1;
+  int tasks_per_node = 1;
+  int gpus_per_node = 0;  // > 0: Slurm assigns them (--gpus-per-node) and sets CUDA_VISIBLE_DEVICES
+  std::string name;       // the step's name (how the launcher finds it to signal it)
+};
+
 struct ProcessSpec {
   std::vector<std::string> argv;              // argv[0] is the program path
   std::map<std::string, std::string> env;     // added to (or replacing in) the agent's environment
   std::string cwd;                            // "" = the agent's
   size_t stderr_tail_bytes = 64 * 1024;       // how much of stderr to keep (the newest bytes)
+  std::optional<SlurmStep> slurm_step;        // set: start as a Slurm step (SrunLauncher only)
 };
 
 struct ExitStatus {
@@ -54,7 +64,7 @@ class ProcessLauncher {
 
 // fork/exec. The child gets its own process group, stdin from /dev/null, and SIGTERM when the
 // thread that launched it dies (so a killed agent does not leave trainers running). Must be
-// called from a long-lived thread (the agent's loop).
+// called from a long-lived thread (the agent's loop). Refuses a spec with a slurm_step.
 class ForkExecLauncher final : public ProcessLauncher {
  public:
   absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override;

@@ -20,6 +20,7 @@
 #include "common/network_spec.h"
 #include "common/trial_config.h"
 #include "worker/trainer/launcher.h"
+#include "worker/trainer/slurm_env.h"
 #include "worker/trainer/trainer.h"
 
 namespace {
@@ -363,6 +364,9 @@ int main(int argc, char** argv) {
     return trainer::LaunchLocalRanks(launch);
   }
 
+  // A task of a Slurm step (srun): torchrun's variables from Slurm's, where unset (slurm_env.h).
+  if (auto slurm = trainer::ApplySlurmEnvironment(); !slurm.ok())
+    return FailConfig(std::string(slurm.status().message()));
   trainer::RunOptions options;
   auto env_int = [](const char* name, std::optional<int> flag, int fallback) -> absl::StatusOr<int> {
     if (flag) return *flag;

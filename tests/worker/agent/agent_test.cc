@@ -870,5 +870,33 @@ TEST_F(AgentTest, NoStallTimeoutByDefault) {
   EXPECT_TRUE(client_.completions.empty());
 }
 
+TEST_F(AgentTest, AWholeGangLeaseStartsOneSlurmStepOverItsNodes) {
+  options_.cpu_ranks = 2;
+  pb::Lease l = MakeLease(35);
+  l.mutable_rendezvous()->set_master_addr("10.0.0.5");
+  l.mutable_rendezvous()->set_node_rank(0);
+  l.mutable_rendezvous()->set_nnodes(3);
+  l.mutable_rendezvous()->set_single_step(true);
+  client_.leases.push_back(l);
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 1u) << "one srun for every node's ranks";
+  const ProcessSpec& spec = launcher_.at(0)->spec;
+  ASSERT_TRUE(spec.slurm_step.has_value());
+  EXPECT_EQ(spec.slurm_step->nodes, 3);
+  EXPECT_EQ(spec.slurm_step->tasks_per_node, 2);
+  EXPECT_EQ(spec.slurm_step->name, "wrpn-t35-a1");
+  ASSERT_EQ(client_.rendezvous.size(), 1u);
+  EXPECT_EQ(spec.env.at("MASTER_PORT"), std::to_string(client_.rendezvous[0].master_port()));
+  for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"})
+    EXPECT_EQ(spec.env.count(v), 0u) << v << " comes from Slurm in each task";
+  // Its events and exit are the attempt's, as from rank 0.
+  launcher_.at(0)->Print(Epoch(1, 3, 40.0));
+  launcher_.at(0)->Print(R"({"event":"finished","top1":41.0,"top5":90.0,"epochs":3})");
+  launcher_.at(0)->ExitWith(0);
+  Steps(5);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_TRUE(client_.completions[0].has_result());
+}
+
 }  // namespace
 }  // namespace wrpn::agent
