@@ -351,21 +351,22 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 rows = rows.get("trials", rows) if isinstance(rows, dict) else rows
 assert len(rows) == 2, f"{len(rows)} trials, expected the spec's 2"
-ids = [r.get("trial_id", r.get("id")) for r in rows]
+ids = [r["id"] for r in rows]
 assert len(set(ids)) == len(ids), f"a trial listed twice: {ids}"
 for r in rows:
-    assert str(r.get("state")).lower() == "succeeded", r
+    assert str(r.get("state")).lower().endswith("succeeded"), r
 print("trials:", ", ".join(f'{i}={r.get("state")}' for i, r in zip(ids, rows)))
 EOF
 for t in $(python3 -c 'import json, sys
 rows = json.load(open(sys.argv[1])); rows = rows.get("trials", rows) if isinstance(rows, dict) else rows
-print(" ".join(str(r.get("trial_id", r.get("id"))) for r in rows))' "$work/trials.json"); do
+print(" ".join(str(r["id"]) for r in rows))' "$work/trials.json"); do
   wrpn -o json trial metrics "$t" --name top1 >"$work/metrics-$t.json"
   python3 - "$work/metrics-$t.json" "$t" <<'EOF' || die "trial $t lost its metric rows"
 import json, sys
-m = json.load(open(sys.argv[1]))
-rows = m.get("points", m.get("metrics", m)) if isinstance(m, dict) else m
-assert len(rows) >= 1, f"trial {sys.argv[2]}: no top1 rows: {m}"
+rows = json.load(open(sys.argv[1]))["points"]
+steps = [p["step"] for p in rows]
+assert steps, f"trial {sys.argv[2]}: no top1 rows"
+assert len(set(steps)) == len(steps), f"trial {sys.argv[2]}: a step stored twice: {steps}"
 print(f"trial {sys.argv[2]}: {len(rows)} top1 row(s)")
 EOF
 done
