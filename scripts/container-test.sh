@@ -279,6 +279,9 @@ export WRPN_REGISTRY=$registry WRPN_VERSION=$version WRPN_PROMETHEUS_IMAGE=$prom
   WRPN_GRPC_PUBLISH=127.0.0.1:$grpc_port WRPN_HTTP_PUBLISH=127.0.0.1:$http_port \
   PROMETHEUS_PUBLISH=127.0.0.1:$prom_port GRAFANA_PUBLISH=127.0.0.1:$grafana_port \
   WRPN_LEASE_TTL_SECONDS=15 WRPN_WORKER_SHM_SIZE=512mb
+# A container cannot raise RLIMIT_MEMLOCK above the engine's hard limit without CAP_SYS_RESOURCE.
+memlock=$(ulimit -Hl)
+[[ $memlock == unlimited ]] || export WRPN_WORKER_MEMLOCK=$((memlock * 1024))
 compose=(docker-compose -p "$project" -f "$src/deploy/compose/docker-compose.yml" --profile cpu)
 "${compose[@]}" config -q || die "docker-compose config rejects the file with the test's variables"
 # Grafana is upstream-only (not packaged in Debian): the services this machine can run.
