@@ -81,6 +81,11 @@ print_logs() {
 stop_engine() {
   [[ -n $engine_pid ]] || return 0
   log "stopping our dockerd (pid $engine_pid)"
+  # A build step interrupted mid-way (BuildKit runs it with runc, outside containerd) outlives
+  # dockerd: end every process whose root is inside our data root while the mounts still say so.
+  for p in /proc/[0-9]*; do
+    case $(readlink "$p/root" 2>/dev/null) in "$state/engine/data/"*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
+  done
   kill -TERM "$engine_pid" 2>/dev/null || true
   for _ in $(seq 60); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL "$engine_pid" 2>/dev/null || true
@@ -106,6 +111,7 @@ cleanup() {
   if [[ -n $project && $project_down -eq 0 ]]; then
     "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1
   fi
+  [[ -n ${build_pid:-} ]] && kill -TERM "$build_pid" 2>/dev/null
   [[ -n ${cid_refuse:-} ]] && dk rm -f "$cid_refuse" >/dev/null 2>&1
   stop_engine
   log "timings (also in $timings):"
@@ -216,8 +222,11 @@ prom_image=$registry/prometheus-debian:2.42
 build_image() { # build_image NAME LOG docker-build-args...
   local name=$1 out=$state/build-$2.log; shift 2
   local start=$SECONDS
-  if ! DOCKER_BUILDKIT=1 dk build --progress=plain "${debian_args[@]}" \
-       --build-arg "BUILD_JOBS=${BUILD_JOBS:-2}" -t "$name" "$@" >"$out" 2>&1; then
+  # In the background so that a signal (ctest's timeout, Ctrl-C) reaches the trap at once.
+  DOCKER_BUILDKIT=1 dk build --progress=plain "${debian_args[@]}" \
+    --build-arg "BUILD_JOBS=${BUILD_JOBS:-2}" -t "$name" "$@" >"$out" 2>&1 &
+  build_pid=$!
+  if ! wait "$build_pid"; then
     tail -n 60 "$out"
     die "docker build of $name failed (whole log: $out)"
   fi
