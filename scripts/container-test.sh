@@ -226,7 +226,7 @@ build_image() { # build_image NAME LOG docker-build-args...
   DOCKER_BUILDKIT=1 dk build --progress=plain "${debian_args[@]}" \
     --build-arg "BUILD_JOBS=${BUILD_JOBS:-2}" -t "$name" "$@" >"$out" 2>&1 &
   build_pid=$!
-  if ! wait "$build_pid"; then
+  if ! wait "$build_pid"; then build_pid=""
     tail -n 60 "$out"
     die "docker build of $name failed (whole log: $out)"
   fi
