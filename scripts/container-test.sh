@@ -226,7 +226,10 @@ build_image() { # build_image NAME LOG docker-build-args...
   DOCKER_BUILDKIT=1 dk build --progress=plain "${debian_args[@]}" \
     --build-arg "BUILD_JOBS=${BUILD_JOBS:-2}" -t "$name" "$@" >"$out" 2>&1 &
   build_pid=$!
-  if ! wait "$build_pid"; then build_pid=""
+  local rc=0
+  wait "$build_pid" || rc=$?
+  build_pid=""
+  if ((rc != 0)); then
     tail -n 60 "$out"
     die "docker build of $name failed (whole log: $out)"
   fi
