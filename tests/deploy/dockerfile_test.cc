@@ -1,5 +1,5 @@
-// Static checks of docker/Dockerfile.* and .dockerignore (no Docker engine runs here, so the
-// images are not built in CI): pinned base images, documented build args, non-root final stages,
+// Static checks of docker/Dockerfile.* and .dockerignore (compose.ContainerStack builds and runs
+// the images where an engine can start; these run everywhere): pinned base images, documented build args, non-root final stages,
 // the coordinator's healthcheck and ports, COPY sources that exist and are not ignored, stages
 // that Compose builds, and docker/runtime-packages.sh on real binaries.
 #include <gtest/gtest.h>
@@ -161,6 +161,29 @@ TEST(WorkerImage, ComposeBuildsStagesThatExist) {
   // The default target (last stage) is the GPU worker; the CPU one is named.
   EXPECT_EQ(df.stages.back().name, "worker-gpu");
   EXPECT_TRUE(df.Stage("worker-cpu"));
+}
+
+// The Debian stand-in for prom/prometheus takes the flags, config mount, volume and port that
+// Compose gives the upstream image, and stays opt-in (WRPN_PROMETHEUS_IMAGE).
+TEST(PrometheusImage, StandsInForTheUpstreamImageInCompose) {
+  Dockerfile df = Load("Dockerfile.prometheus");
+  ASSERT_EQ(df.stages.size(), 1u);
+  const DockerStage& s = df.stages.back();
+  EXPECT_EQ(df.Expand(s.base), "debian:12.11-slim");
+  auto users = Instructions(s, "USER");
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0], "65534:65534") << "runs as nobody, as prom/prometheus does";
+  EXPECT_EQ(Instructions(s, "EXPOSE"), std::vector<std::string>{"9090"});
+  EXPECT_NE(Instructions(s, "VOLUME").at(0).find("/prometheus"), std::string::npos);
+  EXPECT_NE(Instructions(s, "ENTRYPOINT").at(0).find("/usr/bin/prometheus"), std::string::npos);
+  YAML::Node prom = YAML::LoadFile(SourcePath("deploy/compose/docker-compose.yml"))["services"]["prometheus"];
+  EXPECT_EQ(prom["image"].as<std::string>(), "${WRPN_PROMETHEUS_IMAGE:-prom/prometheus:v2.53.0}");
+  bool config = false, storage = false;
+  for (const auto& c : prom["command"]) {
+    config |= c.as<std::string>() == "--config.file=/etc/prometheus/prometheus.yml";
+    storage |= c.as<std::string>() == "--storage.tsdb.path=/prometheus";
+  }
+  EXPECT_TRUE(config && storage) << "Compose passes the paths the image is laid out for";
 }
 
 // docker/runtime-packages.sh, which both images use to install exactly the runtime libraries.
