@@ -20,6 +20,7 @@
 #include "common/network_spec.h"
 #include "common/trial_config.h"
 #include "worker/trainer/launcher.h"
+#include "worker/trainer/prepare_command.h"
 #include "worker/trainer/trainer.h"
 
 namespace {
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
   describe->add_option("--classes", d_classes, "number of classes (default: the network's own)");
   describe->add_flag("--json", d_json, "print JSON instead of a table");
   describe->footer("Example: wrpn-train describe --network resnet34 --width 2 --wbits 2 --abits 4 --batch 128");
+
+  auto prepare = trainer::AddPrepareCommand(app);
 
   // ---- train
   auto* train = app.add_subcommand("train", "Train one trial; JSON-lines events on stdout");
@@ -212,6 +215,7 @@ int main(int argc, char** argv) {
     return trainer::kExitBadConfig;
   }
 
+  if (*prepare->app) return trainer::RunPrepareCommand(*prepare);
   if (*describe) {
     InputShape input = DefaultInput(d_network);
     if (!d_input.empty()) {
