@@ -61,6 +61,7 @@ double CpuSeconds() {
 double Measure(const Case& c, int threads, int batch, double seconds, double* cpu_per_image) {
   SetResamplePath(c.path);
   const int64_t n = c.dataset->size();
+  batch = static_cast<int>(std::min<int64_t>(batch, n));  // a small split still makes batches
   int64_t images = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = CpuSeconds();
@@ -79,6 +80,7 @@ double Measure(const Case& c, int threads, int batch, double seconds, double* cp
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (elapsed >= seconds && images >= 4 * batch) break;
     }
+    if (images < 4 * batch) elapsed = 0;  // at least 4 batches whatever the clock says
   }
   *cpu_per_image = (CpuSeconds() - cpu0) / std::max<int64_t>(images, 1);
   return images / elapsed;
@@ -101,7 +103,7 @@ void EnsureTree(const fs::path& root, const PhotoTreeOptions& o) {
     std::exit(1);
   }
   const int n = o.classes * (o.train_per_class + o.val_per_class);
-  std::cout << absl::StrFormat("generated %s: %d %s images, mean %.1f KB, %.1f s\n", root.string(), n,
+  std::cout << absl::StrFormat("generated %s: %d %s images, mean %.1f KB, %.1f s" "\n", root.string(), n,
                                o.png ? "PNG" : "JPEG", *bytes / 1e3 / n,
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::ofstream(root / "STAMP") << stamp << "\n";
@@ -110,6 +112,7 @@ void EnsureTree(const fs::path& root, const PhotoTreeOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::cout << std::unitbuf;  // progress shows as it comes, also into a file
   CLI::App app{"data_bench: images/s of the trainer's dataset readers and transforms"};
   std::string dir = (fs::temp_directory_path() / "wrpn-data-bench").string();
   std::string threads_arg, cases_arg;

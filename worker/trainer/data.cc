@@ -312,9 +312,11 @@ absl::Status LoadImageSample(std::string_view bytes, const std::string& name, in
     ReferenceCropResize(full.rgb.data(), width, height, box, size, norm, out);
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(Image img, DecodeImageCovering(bytes, name, box.w, box.h, size, size));
-  CropResize(img.rgb.data(), img.width, img.height, ScaleBox(box, width, height, img.width, img.height),
-             size, norm, out);
+  ASSIGN_OR_RETURN(ImageRegion r, DecodeImageRegion(bytes, name, box.x0, box.y0, box.w, box.h, size, size));
+  CropBox b = ScaleBox(box, width, height, r.full_w, r.full_h);
+  b.x0 -= r.x0;
+  b.y0 -= r.y0;
+  CropResize(r.img.rgb.data(), r.img.width, r.img.height, b, size, norm, out);
   return absl::OkStatus();
 }
 

@@ -2,12 +2,18 @@
 
 #include <png.h>
 #include <turbojpeg.h>
+// jpeglib.h needs FILE and size_t declared first.
+#include <csetjmp>
+#include <cstdio>
+#include <jpeglib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -94,7 +100,93 @@ absl::StatusOr<Image> DecodePng(std::string_view bytes, const std::string& name)
   return img;
 }
 
+// libjpeg error manager: errors and warnings (a truncated scan, for one) jump back to the caller
+// with the message.
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+[[noreturn]] void JpegFail(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegError*>(c->err);
+  c->err->format_message(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+void JpegMessage(j_common_ptr c, int level) {
+  if (level < 0) JpegFail(c);  // a warning: corrupt data
+}
+
+// The decode of DecodeImageRegion once the scale is known. No C++ objects with destructors may
+// live in the frames longjmp leaves, so the buffers are the caller's.
+bool DecodeRegionJpeg(std::string_view bytes, int m, double bx, double by, double bw, double bh,
+                      ImageRegion* r, JpegError* err) {
+  jpeg_decompress_struct c;
+  c.err = jpeg_std_error(&err->mgr);
+  err->mgr.error_exit = JpegFail;
+  err->mgr.emit_message = JpegMessage;
+  if (setjmp(err->jump)) {
+    jpeg_destroy_decompress(&c);
+    return false;
+  }
+  jpeg_create_decompress(&c);
+  jpeg_mem_src(&c, Bytes(bytes), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&c, TRUE);
+  c.out_color_space = JCS_RGB;
+  c.scale_num = static_cast<unsigned>(m);
+  c.scale_denom = 8;
+  jpeg_start_decompress(&c);
+  r->full_w = static_cast<int>(c.output_width);
+  r->full_h = static_cast<int>(c.output_height);
+  const double sx = static_cast<double>(r->full_w) / c.image_width;
+  const double sy = static_cast<double>(r->full_h) / c.image_height;
+  // The resampler reads pixels floor(x - 0.5) .. ceil(x + w - 0.5) of the scaled box.
+  auto range = [](double start, double extent, int limit, int* lo, int* hi) {
+    *lo = std::clamp(static_cast<int>(std::floor(start)) - 1, 0, limit - 1);
+    *hi = std::clamp(static_cast<int>(std::ceil(start + extent)) + 1, *lo + 1, limit);
+  };
+  int x_lo, x_hi, y_lo, y_hi;
+  range(bx * sx, bw * sx, r->full_w, &x_lo, &x_hi);
+  range(by * sy, bh * sy, r->full_h, &y_lo, &y_hi);
+  JDIMENSION xoff = static_cast<JDIMENSION>(x_lo), width = static_cast<JDIMENSION>(x_hi - x_lo);
+  if (x_lo > 0 || x_hi < r->full_w) jpeg_crop_scanline(&c, &xoff, &width);  // widens to iMCU edges
+  r->x0 = static_cast<int>(xoff);
+  r->y0 = y_lo;
+  r->img.width = static_cast<int>(c.output_width);
+  r->img.height = y_hi - y_lo;
+  r->img.rgb.resize(static_cast<size_t>(r->img.width) * r->img.height * 3);
+  if (y_lo > 0 && jpeg_skip_scanlines(&c, static_cast<JDIMENSION>(y_lo)) != static_cast<JDIMENSION>(y_lo)) {
+    JpegFail(reinterpret_cast<j_common_ptr>(&c));
+  }
+  for (int y = 0; y < r->img.height; ++y) {
+    JSAMPROW out = r->img.rgb.data() + static_cast<size_t>(y) * r->img.width * 3;
+    if (jpeg_read_scanlines(&c, &out, 1) != 1) JpegFail(reinterpret_cast<j_common_ptr>(&c));
+  }
+  jpeg_abort_decompress(&c);  // the rows below the box are not needed
+  jpeg_destroy_decompress(&c);
+  return true;
+}
+
 }  // namespace
+
+absl::StatusOr<ImageRegion> DecodeImageRegion(std::string_view bytes, const std::string& name,
+                                              double bx, double by, double bw, double bh,
+                                              int need_w, int need_h) {
+  if (!IsJpeg(bytes)) {
+    ImageRegion r;
+    ASSIGN_OR_RETURN(r.img, DecodeImage(bytes, name));
+    r.full_w = r.img.width;
+    r.full_h = r.img.height;
+    return r;
+  }
+  int m = 8;
+  while (m > 1 && bw * (m / 2) / 8 >= need_w && bh * (m / 2) / 8 >= need_h) m /= 2;
+  ImageRegion r;
+  JpegError err{};
+  if (!DecodeRegionJpeg(bytes, m, bx, by, bw, bh, &r, &err)) {
+    return DataError(name, std::string("corrupt JPEG: ") + err.message);
+  }
+  return r;
+}
 
 absl::StatusOr<ImageSize> ReadImageSize(std::string_view bytes, const std::string& name) {
   if (IsJpeg(bytes)) {
@@ -124,13 +216,11 @@ absl::StatusOr<Image> DecodeImage(std::string_view bytes, const std::string& nam
 absl::StatusOr<Image> DecodeImageCovering(std::string_view bytes, const std::string& name,
                                           double min_w, double min_h, int need_w, int need_h) {
   if (!IsJpeg(bytes)) return DecodeImage(bytes, name);
-  // libjpeg-turbo scales by m/8; its IDCT has fast paths for 1/8, 1/4 and 1/2.
-  int best = 8;
-  for (int m = 7; m >= 1; --m) {
-    if (min_w * m / 8 >= need_w && min_h * m / 8 >= need_h) best = m;
-    else break;
-  }
-  return DecodeJpeg(bytes, name, best, 8);
+  // libjpeg-turbo scales by m/8, but only 1/8, 1/4, 1/2 and 1 have fast (SIMD) IDCTs: the
+  // others (3/4, 7/8, ...) decode slower than the full size.
+  int m = 8;
+  while (m > 1 && min_w * (m / 2) / 8 >= need_w && min_h * (m / 2) / 8 >= need_h) m /= 2;
+  return DecodeJpeg(bytes, name, m, 8);
 }
 
 absl::StatusOr<std::string> EncodeJpeg(const Image& img, int quality) {
