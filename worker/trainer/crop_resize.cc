@@ -25,49 +25,38 @@ std::vector<Tap> Taps(double start, double extent, int out, int limit, bool flip
   return taps;
 }
 
-// Row pass of source row `y` into three planes of out_w 16-bit values (8 fractional bits).
-void RowPass(const uint8_t* rgb, int width, int y, const std::vector<Tap>& xt, uint16_t* planes) {
-  const uint8_t* row = rgb + int64_t{y} * width * 3;
-  const int n = static_cast<int>(xt.size());
-  for (int x = 0; x < n; ++x) {
-    const uint8_t* a = row + xt[x].i1 * 3;
-    const uint8_t* b = row + xt[x].i2 * 3;
-    const uint32_t w = xt[x].w, v = 256 - w;
-    planes[x] = static_cast<uint16_t>(a[0] * v + b[0] * w);
-    planes[n + x] = static_cast<uint16_t>(a[1] * v + b[1] * w);
-    planes[2 * n + x] = static_cast<uint16_t>(a[2] * v + b[2] * w);
-  }
+// Column pass: blends source rows `y1` and `y2` (weight `w` of the second) over the source
+// columns [x_lo, x_hi), interleaved RGB, into 16-bit values with 8 fractional bits.
+void BlendRows(const uint8_t* rgb, int width, int y1, int y2, uint32_t w, int x_lo, int x_hi,
+               uint16_t* out) {
+  const uint8_t* a = rgb + (int64_t{y1} * width + x_lo) * 3;
+  const uint8_t* b = rgb + (int64_t{y2} * width + x_lo) * 3;
+  const uint16_t wb = static_cast<uint16_t>(w), wa = static_cast<uint16_t>(256 - w);
+  const int n = (x_hi - x_lo) * 3;
+  for (int i = 0; i < n; ++i) out[i] = static_cast<uint16_t>(a[i] * wa + b[i] * wb);  // vectorised
 }
 
-// Streams the output rows: for each, `sink(y, upper, lower, weight of lower)` with the row
-// passes of the two source rows it blends. Each source row is filtered at most once.
+// Streams the output rows: for each, blends the two source rows it needs (only the columns the
+// box reads), then calls `sink(y, blended, taps)` to filter along the row. `taps[x].i1/i2`
+// index the blended row's pixels (already offset by the first column read).
 template <typename Sink>
 void Resample(const uint8_t* rgb, int width, int height, const CropBox& box, int out_w, int out_h,
               Sink&& sink) {
-  const std::vector<Tap> xt = Taps(box.x0, box.w, out_w, width, box.flip);
+  std::vector<Tap> xt = Taps(box.x0, box.w, out_w, width, box.flip);
   const std::vector<Tap> yt = Taps(box.y0, box.h, out_h, height, false);
-  std::vector<uint16_t> a(3 * size_t(out_w)), b(3 * size_t(out_w));
-  int ia = -1, ib = -1;
+  int x_lo = width, x_hi = 0;
+  for (const Tap& t : xt) {
+    x_lo = std::min(x_lo, t.i1);
+    x_hi = std::max(x_hi, t.i2 + 1);
+  }
+  for (Tap& t : xt) {
+    t.i1 -= x_lo;
+    t.i2 -= x_lo;
+  }
+  std::vector<uint16_t> row(3 * size_t(x_hi - x_lo));
   for (int y = 0; y < out_h; ++y) {
-    const Tap& t = yt[y];
-    if (t.i1 != ia) {
-      if (t.i1 == ib) {
-        std::swap(a, b);
-        std::swap(ia, ib);
-      } else {
-        RowPass(rgb, width, t.i1, xt, a.data());
-        ia = t.i1;
-      }
-    }
-    if (t.i2 != ib) {
-      if (t.i2 == ia) {
-        b = a;
-      } else {
-        RowPass(rgb, width, t.i2, xt, b.data());
-      }
-      ib = t.i2;
-    }
-    sink(y, a.data(), b.data(), t.w);
+    BlendRows(rgb, width, yt[y].i1, yt[y].i2, yt[y].w, x_lo, x_hi, row.data());
+    sink(y, row.data(), xt);
   }
 }
 
@@ -115,16 +104,17 @@ void CropResize(const uint8_t* rgb, int width, int height, const CropBox& box, i
   }
   const int64_t plane = int64_t{size} * size;
   Resample(rgb, width, height, box, size, size,
-           [&](int y, const uint16_t* a, const uint16_t* b, uint32_t w) {
-             const uint32_t v = 256 - w;
-             for (int c = 0; c < 3; ++c) {
-               const uint16_t* pa = a + c * size;
-               const uint16_t* pb = b + c * size;
-               float* o = out + c * plane + int64_t{y} * size;
-               const float k = scale[c], s = shift[c];
-               for (int x = 0; x < size; ++x) {
-                 o[x] = static_cast<float>(pa[x] * v + pb[x] * w) * k + s;
-               }
+           [&](int y, const uint16_t* row, const std::vector<Tap>& xt) {
+             float* o0 = out + int64_t{y} * size;
+             float* o1 = o0 + plane;
+             float* o2 = o1 + plane;
+             for (int x = 0; x < size; ++x) {
+               const uint16_t* a = row + xt[x].i1 * 3;
+               const uint16_t* b = row + xt[x].i2 * 3;
+               const uint32_t w = xt[x].w, v = 256 - w;
+               o0[x] = static_cast<float>(a[0] * v + b[0] * w) * scale[0] + shift[0];
+               o1[x] = static_cast<float>(a[1] * v + b[1] * w) * scale[1] + shift[1];
+               o2[x] = static_cast<float>(a[2] * v + b[2] * w) * scale[2] + shift[2];
              }
            });
 }
@@ -133,13 +123,14 @@ std::vector<uint8_t> CropResizeRgb(const uint8_t* rgb, int width, int height, co
                                    int out_w, int out_h) {
   std::vector<uint8_t> out(int64_t{out_w} * out_h * 3);
   Resample(rgb, width, height, box, out_w, out_h,
-           [&](int y, const uint16_t* a, const uint16_t* b, uint32_t w) {
-             const uint32_t v = 256 - w;
+           [&](int y, const uint16_t* row, const std::vector<Tap>& xt) {
              uint8_t* o = out.data() + int64_t{y} * out_w * 3;
              for (int x = 0; x < out_w; ++x) {
+               const uint16_t* a = row + xt[x].i1 * 3;
+               const uint16_t* b = row + xt[x].i2 * 3;
+               const uint32_t w = xt[x].w, v = 256 - w;
                for (int c = 0; c < 3; ++c) {
-                 o[x * 3 + c] = static_cast<uint8_t>(
-                     (a[c * out_w + x] * v + b[c * out_w + x] * w + 32768) >> 16);
+                 o[x * 3 + c] = static_cast<uint8_t>((a[c] * v + b[c] * w + 32768) >> 16);
                }
              }
            });

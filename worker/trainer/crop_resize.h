@@ -5,8 +5,9 @@
 //
 // Two resamplers compute the same bilinear map (half-pixel centres, edge clamp, no antialias):
 //  - ReferenceCropResize: double precision, pixel by pixel (the original path, kept for tests);
-//  - CropResize: separable, 8-bit fixed-point weights (a row pass into 16-bit planes, then a
-//    column pass), with the normalisation fused into the write of the output. It differs from
+//  - CropResize: separable, 8-bit fixed-point weights (per output row, the two source rows
+//    blended into 16 bits over the columns the box reads, then filtered along the row), with
+//    the normalisation fused into the write of the output. It differs from
 //    the reference by at most 1 uint8 level before normalisation (tests: crop_resize_test).
 #include <cstdint>
 #include <vector>
