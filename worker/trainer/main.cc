@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   flag("--width", "width", "width multiplier", as_double);
   flag("--wbits", "wbits", "weight bits: 1..16 or 32", as_int);
   flag("--abits", "abits", "activation bits: 1..16 or 32", as_int);
-  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|synthetic", dataset(as_string));
+  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|packed|synthetic", dataset(as_string));
   flag("--data-path", "path", "dataset folder", dataset(as_string));
   flag("--train-subset", "train_subset", "use this many training samples (0 = all)", dataset(as_int));
   flag("--test-subset", "test_subset", "use this many test samples (0 = all)", dataset(as_int));
