@@ -1,6 +1,8 @@
 #pragma once
-// Datasets for the trainer: readers (IDX, CIFAR-10 binary, image folders, synthetic), the
-// augmentations, and a loader that builds batches ahead of the training step on worker threads.
+// Datasets for the trainer: readers (IDX, CIFAR-10 binary, image folders, packed files,
+// synthetic), the augmentations, and a loader that builds batches ahead of the training step on
+// worker threads (image decoding: image_codec.h; crops and resampling: crop_resize.h; packed
+// files: packed_format.h, packed_dataset.h).
 // No LibTorch here: batches are plain float buffers that the trainer wraps without copying.
 // Datasets are immutable after opening and safe to read from several threads.
 #include <atomic>

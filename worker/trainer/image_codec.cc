@@ -33,20 +33,32 @@ bool IsPng(std::string_view b) {
 }
 const unsigned char* Bytes(std::string_view b) { return reinterpret_cast<const unsigned char*>(b.data()); }
 
-// One TurboJPEG handle per thread and direction, freed when the thread ends.
+// One TurboJPEG handle per thread and direction, freed when the thread ends. A handle that saw
+// an error is dropped: libjpeg's state machine may be left mid-decode, and the next call on it
+// would fail ("Improper call to JPEG library in state ..."), poisoning every later image.
 struct TjHandle {
   tjhandle h = nullptr;
-  ~TjHandle() {
+  ~TjHandle() { Reset(); }
+  void Reset() {
     if (h) tjDestroy(h);
+    h = nullptr;
   }
 };
-tjhandle Decompressor() {
+TjHandle& DecompressorSlot() {
   thread_local TjHandle t;
+  return t;
+}
+tjhandle Decompressor() {
+  TjHandle& t = DecompressorSlot();
   if (!t.h) t.h = tjInitDecompress();
   return t.h;
 }
-tjhandle Compressor() {
+TjHandle& CompressorSlot() {
   thread_local TjHandle t;
+  return t;
+}
+tjhandle Compressor() {
+  TjHandle& t = CompressorSlot();
   if (!t.h) t.h = tjInitCompress();
   return t.h;
 }
@@ -55,7 +67,9 @@ absl::StatusOr<ImageSize> JpegSize(tjhandle tj, std::string_view bytes, const st
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(tj, Bytes(bytes), bytes.size(), &w, &h, &subsamp, &colorspace) != 0 ||
       w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels) {
-    return DataError(name, std::string("unreadable JPEG header: ") + tjGetErrorStr2(tj));
+    absl::Status st = DataError(name, std::string("unreadable JPEG header: ") + tjGetErrorStr2(tj));
+    DecompressorSlot().Reset();
+    return st;
   }
   return ImageSize{w, h, true};
 }
@@ -72,7 +86,9 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, const std::string& name
   // Warnings (a truncated scan, for one) count as errors: a half-decoded image is no sample.
   if (tjDecompress2(tj, Bytes(bytes), bytes.size(), img.rgb.data(), img.width, 0, img.height,
                     TJPF_RGB, 0) != 0) {
-    return DataError(name, std::string("corrupt JPEG: ") + tjGetErrorStr2(tj));
+    absl::Status st = DataError(name, std::string("corrupt JPEG: ") + tjGetErrorStr2(tj));
+    DecompressorSlot().Reset();
+    return st;
   }
   return img;
 }
@@ -232,6 +248,7 @@ absl::StatusOr<std::string> EncodeJpeg(const Image& img, int quality) {
                   std::clamp(quality, 1, 100), 0) != 0) {
     std::string err = tjGetErrorStr2(tj);
     if (buf) tjFree(buf);
+    CompressorSlot().Reset();
     return absl::InternalError("JPEG encoding failed: " + err);
   }
   std::string out(reinterpret_cast<char*>(buf), size);

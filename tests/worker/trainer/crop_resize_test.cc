@@ -120,6 +120,11 @@ TEST(DecodeImageCovering, PicksTheSmallestDctScaleThatStillCoversTheOutput) {
   auto bad = DecodeImageCovering(jpeg->substr(0, jpeg->size() / 2), "cut.jpg", 500, 376, 32, 32);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("cut.jpg: corrupt JPEG"), std::string::npos) << bad.status();
+  // A failed decode must not poison this thread's decoder for the next image.
+  EXPECT_TRUE(DecodeImageCovering(*jpeg, "a.jpg", 500, 376, 32, 32).ok());
+  EXPECT_FALSE(ReadImageSize(jpeg->substr(0, 40), "head.jpg").ok());
+  EXPECT_TRUE(ReadImageSize(*jpeg, "a.jpg").ok());
+  EXPECT_TRUE(DecodeImage(*jpeg, "a.jpg").ok());
 }
 
 // The whole sample path, fast (cropped, DCT-scaled decode + fixed point) against the reference

@@ -20,12 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct Outcome {
   int code;
   std::string out, err;
 };
 
-Run RunTrain(const std::string& args, const fs::path& dir) {
+Outcome RunTrain(const std::string& args, const fs::path& dir) {
   const std::string err = (dir / "stderr.txt").string();
   const std::string cmd = std::string(WRPN_TRAIN_BINARY) + " " + args + " 2>" + err;
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -51,7 +51,7 @@ TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingT
   ASSERT_TRUE(WritePhotoTree((dir / "tree").string(), t).ok());
   const std::string pak = (dir / "tree.wrpnpak").string();
 
-  Run prep = RunTrain("prepare --imagefolder " + (dir / "tree").string() + " --out " + pak +
+  Outcome prep = RunTrain("prepare --imagefolder " + (dir / "tree").string() + " --out " + pak +
                           " --max-side 64 --quality 85 --threads 2",
                       dir);
   ASSERT_EQ(prep.code, 0) << prep.err;
@@ -59,7 +59,7 @@ TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingT
   EXPECT_NE(prep.err.find("100.0% 40/40 images"), std::string::npos) << prep.err;
   EXPECT_NE(prep.err.find("32 train + 8 val images, 2 classes"), std::string::npos) << prep.err;
   ASSERT_TRUE(fs::exists(pak));
-  Run missing = RunTrain("prepare --imagefolder " + (dir / "nowhere").string() + " --out " +
+  Outcome missing = RunTrain("prepare --imagefolder " + (dir / "nowhere").string() + " --out " +
                              (dir / "x.wrpnpak").string(),
                          dir);
   EXPECT_EQ(missing.code, 3);
@@ -68,7 +68,7 @@ TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingT
 
   const std::string train = "train --network lenet5 --dataset packed --data-path " + pak +
                             " --image-size 32 --epochs 1 --batch-size 8 --threads 1";
-  Run ok = RunTrain(train, dir);
+  Outcome ok = RunTrain(train, dir);
   ASSERT_EQ(ok.code, 0) << ok.out << ok.err;
   bool saw_epoch = false;
   std::istringstream lines(ok.out);
@@ -89,7 +89,7 @@ TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingT
   f.seekp(64 + 200);
   f.put(static_cast<char>(c ^ 0x5a));
   f.close();
-  Run bad = RunTrain(train, dir);
+  Outcome bad = RunTrain(train, dir);
   EXPECT_EQ(bad.code, 3) << bad.out << bad.err;
   EXPECT_NE(bad.out.find("tree.wrpnpak: train record 0: checksum mismatch"), std::string::npos) << bad.out;
   fs::remove_all(dir);
