@@ -122,6 +122,7 @@ absl::StatusOr<TrialConfig> TrialConfigFromJson(const json& j) {
       {"resume", Bool("resume", &c.resume)},
       {"stop_after_epochs", Int("stop_after_epochs", &c.stop_after_epochs)},
       {"weight_scale", Num("weight_scale", &c.weight_scale)},
+      {"cpu_cores", Int("cpu_cores", &c.cpu_cores)},
   };
   RETURN_IF_ERROR(ApplyObject(j, "", setters));
   RETURN_IF_ERROR(ValidateTrialConfig(c));
@@ -175,7 +176,8 @@ json TrialConfigToJson(const TrialConfig& c) {
               {"checkpoint_dir", c.checkpoint_dir},
               {"resume", c.resume},
               {"stop_after_epochs", c.stop_after_epochs},
-              {"weight_scale", c.weight_scale}};
+              {"weight_scale", c.weight_scale},
+              {"cpu_cores", c.cpu_cores}};
 }
 
 absl::Status ValidateTrialConfig(const TrialConfig& c) {
@@ -194,7 +196,7 @@ absl::Status ValidateTrialConfig(const TrialConfig& c) {
   }
   const DatasetConfig& d = c.dataset;
   static const std::vector<std::string> kKinds = {"fashion_mnist", "mnist", "cifar10",
-                                                  "imagefolder", "synthetic"};
+                                                  "imagefolder", "packed", "synthetic"};
   if (std::find(kKinds.begin(), kKinds.end(), d.kind) == kKinds.end()) {
     return Invalid("dataset.kind", absl::StrCat("unknown dataset kind '", d.kind, "' (known: ",
                                                 absl::StrJoin(kKinds, ", "), ")"));
@@ -263,8 +265,11 @@ absl::Status ValidateTrialConfig(const TrialConfig& c) {
   }
   if (c.amp && !cuda) return Invalid("amp", "bf16 autocast needs a CUDA device");
   if (c.channels_last && !cuda) return Invalid("channels_last", "needs a CUDA device");
-  if (c.num_workers < 0 || c.num_workers > 64) {
-    return Invalid("num_workers", absl::StrCat("must be 0..64, got ", c.num_workers));
+  if (c.num_workers < -1 || c.num_workers > 64) {
+    return Invalid("num_workers", absl::StrCat("must be -1 (auto) or 0..64, got ", c.num_workers));
+  }
+  if (c.cpu_cores < 0 || c.cpu_cores > 4096) {
+    return Invalid("cpu_cores", absl::StrCat("must be 0..4096, got ", c.cpu_cores));
   }
   if (c.threads < 0 || c.threads > 1024) return Invalid("threads", "must be 0..1024");
   if (c.resume && c.checkpoint_dir.empty()) {

@@ -13,12 +13,12 @@
 namespace wrpn {
 
 struct DatasetConfig {
-  std::string kind = "fashion_mnist";  // fashion_mnist | mnist | cifar10 | imagefolder | synthetic
-  std::string path;                    // folder holding the files; default per kind
+  std::string kind = "fashion_mnist";  // fashion_mnist | mnist | cifar10 | imagefolder | packed | synthetic
+  std::string path;                    // folder holding the files (packed: the file); default per kind
   int64_t train_subset = 0;            // 0 = whole split
   int64_t test_subset = 0;
   bool augment = true;                 // random crop + flip (imagefolder: random-resized crop)
-  int image_size = 0;                  // imagefolder: crop size (default 224); 0 = native size
+  int image_size = 0;                  // imagefolder, packed: crop size (default 224); 0 = native size
   // synthetic only
   int channels = 1, height = 28, width = 28, classes = 10;
   int64_t train_size = 1024, test_size = 256;
@@ -47,13 +47,14 @@ struct TrialConfig {
   std::string device = "cpu";  // cpu | cuda | cuda:N
   bool amp = false;            // bf16 autocast (CUDA only)
   bool channels_last = false;  // CUDA only
-  int num_workers = 2;         // data-loading threads
+  int num_workers = -1;        // data-loading threads; -1 = from cpu_cores, 0 = on the training thread
   int threads = 0;             // intra-op threads; 0 = LibTorch default
 
   std::string checkpoint_dir;  // empty = no checkpoints
   bool resume = false;         // continue from checkpoint_dir/last.pt when it exists
   int stop_after_epochs = 0;   // > 0: checkpoint and exit "interrupted" after this many epochs
   double weight_scale = 0;     // recipe: static per-layer quantizer scale (0 = default rule)
+  int cpu_cores = 0;           // cores this rank was given (the agent sets it); 0 = cores / local ranks
 };
 
 // Parses and validates a trial config; unknown keys are errors. Every error names the field.

@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libtorch-dev libgloo-dev
-  libturbojpeg0-dev libpng-dev zlib1g-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
   prometheus gnuplot-nox curl python3 procps util-linux
   # The Python client (client/python) and its tests; the web page's browser test; HTTPS for the

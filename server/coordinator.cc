@@ -156,6 +156,9 @@ Coordinator::Coordinator(Store* store, const Clock* clock, MetricsRegistry* regi
   worker_gpu_memory_gauge_ = registry->AddGauge(
       "wrpn_worker_gpu_memory_bytes", "GPU memory in use last reported by a worker's trainer.",
       {"worker"});
+  worker_data_wait_gauge_ = registry->AddGauge(
+      "wrpn_worker_data_wait_ms_per_step",
+      "Time per training step a worker's trainer last waited for input data (ms).", {"worker"});
   registry->AddCollectHook([this] { CollectMetrics(); });
 }
 
@@ -1186,6 +1189,7 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     if (!std::isfinite(p.value())) continue;
     if (p.name() == "images_per_sec") worker_images_gauge_->Set({worker}, p.value());
     if (p.name() == "gpu_memory_bytes") worker_gpu_memory_gauge_->Set({worker}, p.value());
+    if (p.name() == "data_wait_ms_per_step") worker_data_wait_gauge_->Set({worker}, p.value());
   }
   pb::ReportMetricsResponse resp;
   resp.set_accepted(static_cast<int64_t>(m.metrics.size()));

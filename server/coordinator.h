@@ -210,6 +210,7 @@ class Coordinator {
   GaugeFamily* workers_gauge_;
   GaugeFamily* top1_gauge_;
   GaugeFamily* worker_images_gauge_;      // latest images/s a worker's trainer reported
+  GaugeFamily* worker_data_wait_gauge_;   // latest data_wait_ms_per_step a worker's trainer reported
   GaugeFamily* worker_gpu_memory_gauge_;  // latest GPU memory in use a worker's trainer reported
 };
 

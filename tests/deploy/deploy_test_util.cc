@@ -367,6 +367,7 @@ const std::set<std::string>& CoordinatorMetricNames() {
       "wrpn_trial_top1",
       "wrpn_worker_images_per_second",
       "wrpn_worker_gpu_memory_bytes",
+      "wrpn_worker_data_wait_ms_per_step",
   };
   return names;
 }

@@ -565,14 +565,16 @@ void Agent::Start(const pb::Lease& lease) {
     }
   }
   if (lease.gpus_per_node() == 0) config["device"] = "cpu";
+  // Share the cores among the ranks of every trial this worker may run at once.
+  const int concurrent =
+      lease.gpus_per_node() == 0
+          ? std::max(1, options_.max_cpu_trials)
+          : std::max<int>(1, static_cast<int>(options_.gpus.size()) / lease.gpus_per_node());
+  const int rank_cores = std::max(1, options_.cpus / (r.nproc * concurrent));
   if (config.value("device", std::string()) == "cpu" && config.value("threads", 0) == 0) {
-    // Share the cores among the ranks of every trial this worker may run at once.
-    const int concurrent =
-        lease.gpus_per_node() == 0
-            ? std::max(1, options_.max_cpu_trials)
-            : std::max<int>(1, static_cast<int>(options_.gpus.size()) / lease.gpus_per_node());
-    config["threads"] = std::max(1, options_.cpus / (r.nproc * concurrent));
+    config["threads"] = rank_cores;
   }
+  if (config.value("cpu_cores", 0) == 0) config["cpu_cores"] = rank_cores;  // the loader's threads
   const std::string config_path = (fs::path(r.dir) / "trial.json").string();
   {
     std::ofstream out(config_path + ".tmp");
@@ -731,7 +733,7 @@ void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
       if (r.pending_points.empty()) r.last_flush = clock_->SteadyNow();  // a new batch starts
       for (const char* name : {"train_loss", "train_top1", "test_loss", "top1", "top5", "lr",
                                "images_per_sec", "seconds", "gpu_memory_bytes",
-                               "allreduce_wait_ms_per_step"}) {
+                               "allreduce_wait_ms_per_step", "data_wait_ms_per_step"}) {
         if (!e.contains(name) || !e[name].is_number()) continue;
         const double v = e[name].get<double>();
         if (!std::isfinite(v)) continue;

@@ -1,11 +1,14 @@
 #include "worker/trainer/data.h"
 
-#include <png.h>
-#include <turbojpeg.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
 #include "common/status.h"
+#include "worker/trainer/packed_dataset.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -33,10 +37,24 @@ uint32_t BigEndian32(const std::string& b, size_t off) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open (", std::strerror(errno), ")"));
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return DataError(path, "read error");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": cannot open (", std::strerror(errno), ")"));
+  struct stat st{};
+  std::string data;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      return DataError(path, "read error (" + err + ")");
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
   return data;
 }
 
@@ -134,31 +152,6 @@ class InMemoryDataset final : public Dataset {
   bool flip_;
 };
 
-// Samples the box (x0, y0, bw, bh) of an RGB image into a size x size CHW float map, bilinear.
-void CropResize(const Image& img, double x0, double y0, double bw, double bh, int size, bool flip,
-                const Normalization& norm, float* out) {
-  const int W = img.width, H = img.height;
-  for (int c = 0; c < 3; ++c) {
-    const float scale = 1.0f / (255.0f * norm.std[c]);
-    const float shift = -norm.mean[c] / norm.std[c];
-    for (int y = 0; y < size; ++y) {
-      const double fy = std::clamp(y0 + (y + 0.5) * bh / size - 0.5, 0.0, H - 1.0);
-      const int y1 = static_cast<int>(fy), y2 = std::min(y1 + 1, H - 1);
-      const double wy = fy - y1;
-      for (int x = 0; x < size; ++x) {
-        const int xo = flip ? size - 1 - x : x;
-        const double fx = std::clamp(x0 + (xo + 0.5) * bw / size - 0.5, 0.0, W - 1.0);
-        const int x1 = static_cast<int>(fx), x2 = std::min(x1 + 1, W - 1);
-        const double wx = fx - x1;
-        auto px = [&](int yy, int xx) { return img.rgb[(int64_t{yy} * W + xx) * 3 + c]; };
-        const double v = (1 - wy) * ((1 - wx) * px(y1, x1) + wx * px(y1, x2)) +
-                         wy * ((1 - wx) * px(y2, x1) + wx * px(y2, x2));
-        *out++ = static_cast<float>(v) * scale + shift;
-      }
-    }
-  }
-}
-
 // Class-per-folder image tree, decoded on the fly. Training samples get an ImageNet-style
 // random-resized crop and flip; evaluation a resize to size*256/224 and a center crop.
 class ImageFolderDataset final : public Dataset {
@@ -166,7 +159,7 @@ class ImageFolderDataset final : public Dataset {
   ImageFolderDataset(std::vector<std::pair<std::string, int64_t>> files, int classes, int size,
                      bool train)
       : files_(std::move(files)), classes_(classes), size_(size), train_(train),
-        norm_{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}} {}
+        norm_(ImageNetNormalization()) {}
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   int classes() const override { return classes_; }
   int channels() const override { return 3; }
@@ -177,28 +170,7 @@ class ImageFolderDataset final : public Dataset {
                     int64_t* label) const override {
     const auto& [path, cls] = files_[i];
     ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-    ASSIGN_OR_RETURN(Image img, DecodeImage(bytes, path));
-    const double W = img.width, H = img.height;
-    if (augment && train_) {
-      std::mt19937_64 rng(seed);
-      std::uniform_real_distribution<double> area(0.08, 1.0), logr(std::log(3.0 / 4), std::log(4.0 / 3));
-      double bw = std::min(W, H), bh = bw, x0 = (W - bw) / 2, y0 = (H - bh) / 2;
-      for (int t = 0; t < 10; ++t) {
-        const double a = area(rng) * W * H, r = std::exp(logr(rng));
-        const double w = std::sqrt(a * r), h = std::sqrt(a / r);
-        if (w <= W && h <= H) {
-          bw = w;
-          bh = h;
-          x0 = std::uniform_real_distribution<double>(0, W - w)(rng);
-          y0 = std::uniform_real_distribution<double>(0, H - h)(rng);
-          break;
-        }
-      }
-      CropResize(img, x0, y0, bw, bh, size_, rng() & 1, norm_, out);
-    } else {
-      const double side = std::min(W, H) * 224.0 / 256.0;
-      CropResize(img, (W - side) / 2, (H - side) / 2, side, side, size_, false, norm_, out);
-    }
+    RETURN_IF_ERROR(LoadImageSample(bytes, path, 0, 0, size_, augment && train_, seed, norm_, out));
     *label = cls;
     return absl::OkStatus();
   }
@@ -213,10 +185,7 @@ class ImageFolderDataset final : public Dataset {
 
 InMemorySplit TakeSubset(InMemorySplit s, int64_t n) {
   if (n <= 0 || n >= s.size()) return s;
-  // A fixed-seed subset, the same for every trial, so cells of a sweep see the same data.
-  std::vector<int64_t> order = EpochOrder(s.size(), 0x5eed, 0);
-  order.resize(n);
-  std::sort(order.begin(), order.end());
+  const std::vector<int64_t> order = SubsetIndices(s.size(), n);
   InMemorySplit out;
   out.channels = s.channels;
   out.height = s.height;
@@ -273,6 +242,23 @@ InMemorySplit Synthetic(const DatasetConfig& c, int64_t n, uint64_t seed) {
   return s;
 }
 
+absl::StatusOr<DataSplits> OpenImageFolder(const DatasetConfig& c) {
+  ASSIGN_OR_RETURN(ImageFolderTree tree, ScanImageFolder(c.path));
+  auto subset = [](std::vector<std::pair<std::string, int64_t>> f, int64_t n) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (int64_t i : SubsetIndices(static_cast<int64_t>(f.size()), n)) out.push_back(std::move(f[i]));
+    return out;
+  };
+  const int size = c.image_size > 0 ? c.image_size : 224;
+  const int k = static_cast<int>(tree.classes.size());
+  DataSplits d;
+  d.train = std::make_unique<ImageFolderDataset>(subset(std::move(tree.train), c.train_subset), k,
+                                                 size, true);
+  d.test = std::make_unique<ImageFolderDataset>(subset(std::move(tree.val), c.test_subset), k,
+                                                size, false);
+  return d;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> ScanFolder(
     const fs::path& dir, const std::vector<std::string>& classes) {
   std::vector<std::pair<std::string, int64_t>> files;
@@ -293,40 +279,77 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> ScanFolder(
   return files;
 }
 
-absl::StatusOr<DataSplits> OpenImageFolder(const DatasetConfig& c) {
-  const fs::path root(c.path);
+}  // namespace
+
+Normalization ImageNetNormalization() { return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}; }
+
+namespace {
+std::atomic<ResamplePath>& ResamplePathFlag() {
+  static std::atomic<ResamplePath> path{[] {
+    const char* v = std::getenv("WRPN_RESAMPLE");
+    return v && std::string(v) == "reference" ? ResamplePath::kReference : ResamplePath::kFast;
+  }()};
+  return path;
+}
+}  // namespace
+
+void SetResamplePath(ResamplePath path) { ResamplePathFlag().store(path); }
+ResamplePath GetResamplePath() { return ResamplePathFlag().load(); }
+
+absl::Status LoadImageSample(std::string_view bytes, const std::string& name, int width, int height,
+                             int size, bool train, uint64_t seed, const Normalization& norm,
+                             float* out) {
+  ASSIGN_OR_RETURN(const ImageSize header, ReadImageSize(bytes, name));
+  if ((width > 0 || height > 0) && (header.width != width || header.height != height)) {
+    return DataError(name, absl::StrCat("image is ", header.width, "x", header.height, ", not the ",
+                                        width, "x", height, " its index says"));
+  }
+  width = header.width;
+  height = header.height;
+  const CropBox box = train ? RandomResizedCropBox(width, height, seed) : CenterCropBox(width, height);
+  if (GetResamplePath() == ResamplePath::kReference) {
+    ASSIGN_OR_RETURN(Image full, DecodeImage(bytes, name));
+    ReferenceCropResize(full.rgb.data(), width, height, box, size, norm, out);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(ImageRegion r, DecodeImageRegion(bytes, name, box.x0, box.y0, box.w, box.h, size, size));
+  CropBox b = ScaleBox(box, width, height, r.full_w, r.full_h);
+  b.x0 -= r.x0;
+  b.y0 -= r.y0;
+  CropResize(r.img.rgb.data(), r.img.width, r.img.height, b, size, norm, out);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ImageFolderTree> ScanImageFolder(const std::string& root_path) {
+  const fs::path root(root_path);
   const fs::path train = root / "train";
   fs::path val = root / "val";
   if (!fs::is_directory(val)) val = root / "validation";
   if (!fs::is_directory(train)) return DataError(train.string(), "missing folder");
   if (!fs::is_directory(val)) return DataError(val.string(), "missing folder (val or validation)");
-  std::vector<std::string> classes;
+  ImageFolderTree tree;
   for (const auto& e : fs::directory_iterator(train))
-    if (e.is_directory()) classes.push_back(e.path().filename().string());
-  std::sort(classes.begin(), classes.end());
-  if (classes.size() < 2) return DataError(train.string(), "needs at least 2 class folders");
-  ASSIGN_OR_RETURN(auto train_files, ScanFolder(train, classes));
-  ASSIGN_OR_RETURN(auto val_files, ScanFolder(val, classes));
-  auto subset = [](std::vector<std::pair<std::string, int64_t>> f, int64_t n) {
-    if (n <= 0 || n >= static_cast<int64_t>(f.size())) return f;
-    std::vector<int64_t> order = EpochOrder(static_cast<int64_t>(f.size()), 0x5eed, 0);
-    order.resize(n);
-    std::sort(order.begin(), order.end());
-    std::vector<std::pair<std::string, int64_t>> out;
-    for (int64_t i : order) out.push_back(f[i]);
-    return out;
-  };
-  const int size = c.image_size > 0 ? c.image_size : 224;
-  const int k = static_cast<int>(classes.size());
-  DataSplits d;
-  d.train = std::make_unique<ImageFolderDataset>(subset(std::move(train_files), c.train_subset), k,
-                                                 size, true);
-  d.test = std::make_unique<ImageFolderDataset>(subset(std::move(val_files), c.test_subset), k,
-                                                size, false);
-  return d;
+    if (e.is_directory()) tree.classes.push_back(e.path().filename().string());
+  std::sort(tree.classes.begin(), tree.classes.end());
+  if (tree.classes.size() < 2) return DataError(train.string(), "needs at least 2 class folders");
+  ASSIGN_OR_RETURN(tree.train, ScanFolder(train, tree.classes));
+  ASSIGN_OR_RETURN(tree.val, ScanFolder(val, tree.classes));
+  return tree;
 }
 
-}  // namespace
+std::vector<int64_t> SubsetIndices(int64_t size, int64_t n) {
+  std::vector<int64_t> order;
+  if (n <= 0 || n >= size) {
+    order.resize(size);
+    std::iota(order.begin(), order.end(), 0);
+    return order;
+  }
+  // A fixed-seed subset, the same for every trial, so cells of a sweep see the same data.
+  order = EpochOrder(size, 0x5eed, 0);
+  order.resize(n);
+  std::sort(order.begin(), order.end());
+  return order;
+}
 
 uint64_t MixSeed(uint64_t a, uint64_t b) { return SplitMix(SplitMix(a) ^ (b + 0x632BE59BD9B4E019ull)); }
 
@@ -441,55 +464,6 @@ absl::StatusOr<InMemorySplit> ReadCifar10(const std::vector<std::string>& files)
   return all;
 }
 
-absl::StatusOr<Image> DecodeImage(const std::string& bytes, const std::string& name) {
-  Image img;
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (bytes.size() >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return DataError(name, "cannot initialise the JPEG decoder");
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, data, bytes.size(), &w, &h, &subsamp, &colorspace) != 0 ||
-        w <= 0 || h <= 0 || int64_t{w} * h > (int64_t{1} << 28)) {
-      std::string err = tjGetErrorStr2(tj);
-      tjDestroy(tj);
-      return DataError(name, "unreadable JPEG header: " + err);
-    }
-    img.width = w;
-    img.height = h;
-    img.rgb.resize(int64_t{w} * h * 3);
-    // Warnings (a truncated scan, for one) count as errors: a half-decoded image is no sample.
-    if (tjDecompress2(tj, data, bytes.size(), img.rgb.data(), w, 0, h, TJPF_RGB, 0) != 0) {
-      std::string err = tjGetErrorStr2(tj);
-      tjDestroy(tj);
-      return DataError(name, "corrupt JPEG: " + err);
-    }
-    tjDestroy(tj);
-    return img;
-  }
-  if (bytes.size() >= 8 && png_sig_cmp(data, 0, 8) == 0) {
-    png_image png{};
-    png.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&png, data, bytes.size())) {
-      return DataError(name, std::string("unreadable PNG: ") + png.message);
-    }
-    if (int64_t{png.width} * png.height > (int64_t{1} << 28)) {
-      png_image_free(&png);
-      return DataError(name, "PNG too large");
-    }
-    png.format = PNG_FORMAT_RGB;
-    img.width = static_cast<int>(png.width);
-    img.height = static_cast<int>(png.height);
-    img.rgb.resize(PNG_IMAGE_SIZE(png));
-    if (!png_image_finish_read(&png, nullptr, img.rgb.data(), 0, nullptr)) {
-      std::string msg = png.message;
-      png_image_free(&png);
-      return DataError(name, "corrupt PNG: " + msg);
-    }
-    return img;
-  }
-  return DataError(name, "not a JPEG or PNG image");
-}
-
 std::unique_ptr<Dataset> MakeInMemoryDataset(InMemorySplit split, int classes, Normalization norm,
                                              int crop_pad, bool flip) {
   return std::make_unique<InMemoryDataset>(std::move(split), classes, std::move(norm), crop_pad,
@@ -528,6 +502,8 @@ absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& c) {
     norm = {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
   } else if (c.kind == "imagefolder") {
     return OpenImageFolder(c);
+  } else if (c.kind == "packed") {
+    return OpenPackedDataset(c);
   } else if (c.kind == "synthetic") {
     train = Synthetic(c, c.train_size, 1);
     test = Synthetic(c, c.test_size, 2);
@@ -540,6 +516,10 @@ absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& c) {
   d.train = MakeInMemoryDataset(TakeSubset(std::move(train), c.train_subset), classes, norm, pad, flip);
   d.test = MakeInMemoryDataset(TakeSubset(std::move(test), c.test_subset), classes, norm, 0, false);
   return d;
+}
+
+int DefaultLoaderThreads(int rank_cores, bool cuda) {
+  return std::clamp(cuda ? rank_cores - 1 : rank_cores, 1, 64);
 }
 
 BatchLoader::BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, int64_t batch_size,
@@ -601,12 +581,21 @@ void BatchLoader::WorkerLoop() {
 
 absl::StatusOr<std::shared_ptr<Batch>> BatchLoader::Next() {
   if (next_to_return_ >= num_batches_) return std::shared_ptr<Batch>();
-  if (threads_.empty()) return Build(next_to_return_++);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waited = [&] {
+    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  if (threads_.empty()) {
+    auto b = Build(next_to_return_++);
+    waited();
+    return b;
+  }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return ready_.count(next_to_return_) > 0; });
   auto node = ready_.extract(next_to_return_);
   ++next_to_return_;
   cv_.notify_all();
+  waited();
   return std::move(node.mapped());
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// Datasets for the trainer: readers (IDX, CIFAR-10 binary, image folders, synthetic), the
-// augmentations, and a loader that builds batches ahead of the training step on worker threads.
+// Datasets for the trainer: readers (IDX, CIFAR-10 binary, image folders, packed files,
+// synthetic), the augmentations, and a loader that builds batches ahead of the training step on
+// worker threads (image decoding: image_codec.h; crops and resampling: crop_resize.h; packed
+// files: packed_format.h, packed_dataset.h).
 // No LibTorch here: batches are plain float buffers that the trainer wraps without copying.
 // Datasets are immutable after opening and safe to read from several threads.
 #include <atomic>
@@ -10,11 +12,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/trial_config.h"
+#include "worker/trainer/crop_resize.h"
+#include "worker/trainer/image_codec.h"
 
 namespace wrpn::trainer {
 
@@ -42,17 +48,31 @@ absl::StatusOr<InMemorySplit> ReadIdx(const std::string& images_path,
 absl::StatusOr<InMemorySplit> ParseCifar10(const std::string& bytes, const std::string& name);
 absl::StatusOr<InMemorySplit> ReadCifar10(const std::vector<std::string>& files);
 
-// A decoded image, HWC, 3 channels (RGB).
-struct Image {
-  int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
-};
-// Decodes JPEG or PNG bytes (by signature); `name` prefixes errors.
-absl::StatusOr<Image> DecodeImage(const std::string& bytes, const std::string& name);
+// ImageNet's per-channel mean and standard deviation (RGB, 0..1).
+Normalization ImageNetNormalization();
 
-struct Normalization {
-  std::vector<float> mean, std;
+// One ImageNet-style sample from encoded image bytes: with `train`, the random-resized crop and
+// flip drawn from `seed`, else resize + center crop; decoded at the smallest JPEG DCT scale that
+// still covers the crop at `size` pixels, resampled and normalised into `out` (3 x size x size).
+// `width`/`height`: the size an index recorded (checked against the header), or 0.
+[[nodiscard]] absl::Status LoadImageSample(std::string_view bytes, const std::string& name,
+                                           int width, int height, int size, bool train,
+                                           uint64_t seed, const Normalization& norm, float* out);
+
+// Which resampler LoadImageSample uses, process-wide: the fast path (DCT-scaled decode, then
+// the fixed-point CropResize) or the reference (full decode, then ReferenceCropResize), kept to
+// measure and check the fast one against (bench/data_bench, the accuracy comparison in
+// docs/benchmarks.md). The default comes from $WRPN_RESAMPLE ("reference"; else fast).
+enum class ResamplePath { kFast, kReference };
+void SetResamplePath(ResamplePath path);
+ResamplePath GetResamplePath();
+
+// A class-per-folder tree: root/train/<class>/*.{jpg,jpeg,png} and root/val (or validation).
+struct ImageFolderTree {
+  std::vector<std::string> classes;  // sorted folder names; label = position
+  std::vector<std::pair<std::string, int64_t>> train, val;  // (path, label), sorted by path
 };
+absl::StatusOr<ImageFolderTree> ScanImageFolder(const std::string& root);
 
 // One split of a dataset.
 class Dataset {
@@ -78,6 +98,10 @@ struct DataSplits {
 // Opens the dataset a trial config names (subsets applied). Errors name the file and problem.
 absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& config);
 
+// The fixed-seed subset of n of [0, size) (sorted) that every trial of a sweep sees; all of
+// them when n <= 0 or n >= size.
+std::vector<int64_t> SubsetIndices(int64_t size, int64_t n);
+
 // In-memory split with pad-and-crop plus optional horizontal flip augmentation.
 std::unique_ptr<Dataset> MakeInMemoryDataset(InMemorySplit split, int classes, Normalization norm,
                                              int crop_pad, bool flip);
@@ -85,6 +109,11 @@ std::unique_ptr<Dataset> MakeInMemoryDataset(InMemorySplit split, int classes, N
 // Deterministic order of an epoch: a permutation of [0, n) drawn from (seed, epoch).
 std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
 uint64_t MixSeed(uint64_t a, uint64_t b);
+
+// Loader threads when the config leaves num_workers at -1: all the cores a rank was given, less
+// one for the thread that drives a GPU (on CPU the loader's threads sleep once `prefetch`
+// batches are ready, so they share the cores with the compute threads).
+int DefaultLoaderThreads(int rank_cores, bool cuda);
 
 struct Batch {
   int64_t size = 0;
@@ -107,6 +136,8 @@ class BatchLoader {
   int64_t num_batches() const { return num_batches_; }
   // The next batch, or nullptr after the last one.
   absl::StatusOr<std::shared_ptr<Batch>> Next();
+  // Seconds Next() has spent waiting for (or, with zero workers, building) batches.
+  double wait_seconds() const { return wait_seconds_; }
 
  private:
   absl::StatusOr<std::shared_ptr<Batch>> Build(int64_t b) const;
@@ -119,6 +150,7 @@ class BatchLoader {
   const bool augment_;
   const uint64_t seed_;
   const int prefetch_;
+  double wait_seconds_ = 0;  // the consumer thread's only
 
   std::mutex mu_;
   std::condition_variable cv_;

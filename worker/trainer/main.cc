@@ -20,6 +20,7 @@
 #include "common/network_spec.h"
 #include "common/trial_config.h"
 #include "worker/trainer/launcher.h"
+#include "worker/trainer/prepare_command.h"
 #include "worker/trainer/slurm_env.h"
 #include "worker/trainer/trainer.h"
 
@@ -101,6 +102,8 @@ int main(int argc, char** argv) {
   describe->add_flag("--json", d_json, "print JSON instead of a table");
   describe->footer("Example: wrpn-train describe --network resnet34 --width 2 --wbits 2 --abits 4 --batch 128");
 
+  auto prepare = trainer::AddPrepareCommand(app);
+
   // ---- train
   auto* train = app.add_subcommand("train", "Train one trial; JSON-lines events on stdout");
   std::string config_path;
@@ -142,7 +145,7 @@ int main(int argc, char** argv) {
   flag("--width", "width", "width multiplier", as_double);
   flag("--wbits", "wbits", "weight bits: 1..16 or 32", as_int);
   flag("--abits", "abits", "activation bits: 1..16 or 32", as_int);
-  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|synthetic", dataset(as_string));
+  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|packed|synthetic", dataset(as_string));
   flag("--data-path", "path", "dataset folder", dataset(as_string));
   flag("--train-subset", "train_subset", "use this many training samples (0 = all)", dataset(as_int));
   flag("--test-subset", "test_subset", "use this many test samples (0 = all)", dataset(as_int));
@@ -213,6 +216,7 @@ int main(int argc, char** argv) {
     return trainer::kExitBadConfig;
   }
 
+  if (*prepare->app) return trainer::RunPrepareCommand(*prepare);
   if (*describe) {
     InputShape input = DefaultInput(d_network);
     if (!d_input.empty()) {

@@ -8,11 +8,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/network_spec.h"
 #include "worker/trainer/data.h"
 #include "worker/trainer/networks.h"
@@ -197,6 +199,8 @@ class Trial {
     // Intra-op threads: as configured, else this machine's cores shared among its local ranks.
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(c_.threads > 0 ? c_.threads : std::max(1, cores / std::max(1, dist.local_world_size)));
+    const int rank_cores = c_.cpu_cores > 0 ? c_.cpu_cores : std::max(1, cores / std::max(1, dist.local_world_size));
+    loader_threads_ = c_.num_workers >= 0 ? c_.num_workers : DefaultLoaderThreads(rank_cores, device_.is_cuda());
     if (dist.world_size > 1) {
       auto comm = Connect(dist, device_.is_cuda());
       if (!comm.ok()) Fail(kExitInternal, "rendezvous", std::string(comm.status().message()));
@@ -329,7 +333,7 @@ class Trial {
     std::vector<int64_t> order;
     for (int64_t i = comm_ ? comm_->rank() : 0; i < data_.test->size(); i += world()) order.push_back(i);
     BatchLoader loader(*data_.test, std::move(order), std::max<int64_t>(batch_, 256), false, false,
-                       0, c_.num_workers);
+                       0, loader_threads_);
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
     torch::Tensor top1 = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kLong));
     torch::Tensor top5 = top1.clone();
@@ -426,7 +430,7 @@ class Trial {
       torch::manual_seed(MixSeed(c_.seed, static_cast<uint64_t>(pos.epoch)));
       BatchLoader loader(*data_.train, ShardOrder(pos.epoch), batch_,
                          /*drop_last=*/true, c_.dataset.augment, MixSeed(c_.seed ^ 0xA5A5, pos.epoch),
-                         c_.num_workers, 4, pos.step);
+                         loader_threads_, 4, pos.step);
       torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
       torch::Tensor correct = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kLong));
       int64_t seen = 0;
@@ -468,6 +472,9 @@ class Trial {
       if (device_.is_cuda()) torch::cuda::synchronize();
       const double secs = Seconds(t0, Clock::now());
       train_seconds += secs;
+      const int64_t steps = pos.step - step0;
+      const double data_wait_ms = steps > 0 ? 1e3 * loader.wait_seconds() / steps : 0.0;
+      WarnIfInputBound(data_wait_ms, steps > 0 ? 1e3 * secs / steps : 0.0);
       last = Evaluate();
       pos.best_top1 = std::max(pos.best_top1, last.top1);
       const auto train_sums = SumOverRanks({loss_sum.item<double>(), static_cast<double>(correct.item<int64_t>()),
@@ -492,7 +499,9 @@ class Trial {
             {"gpu_memory_bytes", GpuMemoryBytes(device_)},
             // Time per step spent waiting for gradient all-reduces not hidden behind backward.
             {"allreduce_wait_ms_per_step",
-             reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0}});
+             reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0},
+            // Time per step the training thread waited for its batch (this rank's loader).
+            {"data_wait_ms_per_step", data_wait_ms}});
       ++pos.epoch;
       pos.step = 0;
       if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
@@ -531,6 +540,19 @@ class Trial {
   std::unique_ptr<Communicator> comm_;
   int64_t global_batch_ = 0;
   int64_t batch_ = 0;  // per rank
+  int loader_threads_ = 0;
+  bool warned_input_bound_ = false;
+
+  // Once per run, on stderr: steps that wait for data more than 10% of their time.
+  void WarnIfInputBound(double wait_ms, double step_ms) {
+    if (warned_input_bound_ || !leader() || step_ms <= 0 || wait_ms <= 0.1 * step_ms) return;
+    warned_input_bound_ = true;
+    std::cerr << absl::StrFormat(
+        "wrpn-train: warning: input-bound: each step waited %.1f ms for data, %.0f%% of its %.1f ms "
+        "(%d loader threads); give the trial more cores (num_workers, cpu_cores) or read a packed "
+        "dataset (wrpn-train prepare)\n",
+        wait_ms, 100 * wait_ms / step_ms, step_ms, loader_threads_);
+  }
   int64_t steps_per_epoch_ = 0;
 };
 

@@ -68,7 +68,8 @@ class AgentTest : public testing::Test {
   static std::string Epoch(int e, int n, double top1) {
     return json{{"event", "epoch"}, {"epoch", e}, {"epochs", n}, {"train_loss", 1.0},
                 {"train_top1", 50.0}, {"test_loss", 1.1}, {"top1", top1}, {"top5", 90.0},
-                {"lr", 0.1}, {"images_per_sec", 1000.0}, {"seconds", 0.5}}
+                {"lr", 0.1}, {"images_per_sec", 1000.0}, {"seconds", 0.5},
+                {"data_wait_ms_per_step", 12.5}}
         .dump();
   }
   // Steps the agent, advancing the fake clock by `dt` before each step.
@@ -134,6 +135,7 @@ TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
   EXPECT_EQ(cfg["network"], "lenet5");
   EXPECT_EQ(cfg["resume"], false);
   EXPECT_EQ(cfg["threads"], 8);
+  EXPECT_EQ(cfg["cpu_cores"], 8) << "the loader's threads come from the trial's share of --cpus";
   const std::string ckpt = cfg["checkpoint_dir"];
   EXPECT_THAT(ckpt, HasSubstr("trial-7/attempt-1"));
   EXPECT_TRUE(fs::is_directory(ckpt));
@@ -152,7 +154,9 @@ TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
                .dump());
   Steps(1);
   ASSERT_EQ(client_.metrics.size(), 1u) << "metrics before the checkpoint they belong to";
-  EXPECT_EQ(client_.metrics[0].points_size(), 8);
+  EXPECT_EQ(client_.metrics[0].points_size(), 9);
+  EXPECT_EQ(client_.metrics[0].points(8).name(), "data_wait_ms_per_step");
+  EXPECT_EQ(client_.metrics[0].points(8).value(), 12.5);
   EXPECT_EQ(client_.metrics[0].points(3).name(), "top1");
   EXPECT_EQ(client_.metrics[0].points(3).value(), 40);
   EXPECT_EQ(client_.metrics[0].points(3).step(), 0);
@@ -472,6 +476,7 @@ TEST_F(AgentTest, GangNodeGetsTheRendezvousEnvironmentAndWaitsForRankZerosReport
     EXPECT_EQ(launcher_.at(local)->spec.argv.back(), "5");
   }
   EXPECT_EQ(ConfigOf(*launcher_.at(0))["threads"], 4);
+  EXPECT_EQ(ConfigOf(*launcher_.at(0))["cpu_cores"], 4);
   EXPECT_THAT(ConfigOf(*launcher_.at(0))["checkpoint_dir"].get<std::string>(),
               HasSubstr("attempt-1-node-1"));
   launcher_.at(0)->ExitWith(0);
