@@ -21,7 +21,8 @@ class SavedSet {
     Add(owner, what, map.OutputElements(), true, bits);
   }
   void Add(const OpSpec& owner, const char* what, int64_t elements, bool per_image, int bits) {
-    out_.push_back(SavedTensor{owner.name, owner.kind, what, elements, per_image, bits});
+    const int index = static_cast<int>(&owner - spec_.ops.data());
+    out_.push_back(SavedTensor{owner.name, owner.kind, what, elements, per_image, bits, index});
   }
   std::vector<SavedTensor> Take() { return std::move(out_); }
 
@@ -33,14 +34,25 @@ class SavedSet {
   std::vector<SavedTensor> out_;
 };
 
-int64_t LargestGradientPair(const NetworkSpec& spec) {
-  int64_t best = 0;
-  for (const auto& op : spec.ops) {
-    int64_t n = op.OutputElements();
-    for (int i : op.inputs) n += spec.ops[static_cast<size_t>(i)].OutputElements();
-    if (op.kind != OpKind::kInput) best = std::max(best, n);
+// Peak bytes alive during the backward pass (op by op in reverse): saved tensors of the ops not
+// yet run backward, plus the op's output gradient, input gradients and weight gradient.
+double BackwardPeak(const NetworkSpec& spec, const std::vector<SavedTensor>& saved, int batch,
+                    double loss_bytes) {
+  std::vector<double> owned(spec.ops.size(), 0);
+  for (const auto& t : saved) owned[static_cast<size_t>(t.op_index)] += t.Bytes(batch);
+  double alive = loss_bytes;
+  for (double b : owned) alive += b;
+  double peak = alive;
+  for (size_t i = spec.ops.size(); i-- > 1;) {
+    const OpSpec& op = spec.ops[i];
+    double grads = static_cast<double>(op.OutputElements());
+    for (int in : op.inputs) grads += static_cast<double>(spec.ops[static_cast<size_t>(in)].OutputElements());
+    grads *= 4.0 * batch;
+    if (op.layer >= 0) grads += 4.0 * static_cast<double>(spec.layers[static_cast<size_t>(op.layer)].WeightCount());
+    peak = std::max(peak, alive + grads);
+    alive -= owned[i];
   }
-  return best;
+  return peak;
 }
 
 }  // namespace
@@ -140,21 +152,20 @@ FootprintReport ComputeFootprint(const NetworkSpec& spec, int wbits, int abits, 
 FootprintReport ComputeAutogradFootprint(const NetworkSpec& spec, int wbits, int abits, int batch,
                                          Storage storage, int optimizer_buffers) {
   FootprintReport r = ComputeFootprint(spec, wbits, abits, batch);  // for inference_bytes
-  r.activation_bytes = 0;
-  r.weight_copy_bytes = 0;
-  for (const auto& t : SavedForBackward(spec, wbits, abits, storage)) {
-    (t.per_image ? r.activation_bytes : r.weight_copy_bytes) += t.Bytes(batch);
-  }
+  const auto saved = SavedForBackward(spec, wbits, abits, storage);
   // The loss: the logits and log_softmax's result (FP32) and the int64 targets.
-  r.activation_bytes += (2.0 * 4 * spec.input.classes + 8.0) * batch;
+  const double loss = (2.0 * 4 * spec.input.classes + 8.0) * batch;
+  r.activation_bytes = loss;
+  r.weight_copy_bytes = 0;
+  for (const auto& t : saved) (t.per_image ? r.activation_bytes : r.weight_copy_bytes) += t.Bytes(batch);
   // Batch norm's running mean and variance are buffers beside the parameters.
-  const double params = 4.0 * static_cast<double>(spec.ParamCount() + spec.norm_params);
-  r.parameter_bytes = params;
+  r.parameter_bytes = 4.0 * static_cast<double>(spec.ParamCount() + spec.norm_params);
   r.parameter_grad_bytes = 4.0 * static_cast<double>(spec.ParamCount());
   r.optimizer_bytes = r.parameter_grad_bytes * optimizer_buffers;
-  r.weight_bytes = r.parameter_bytes + r.parameter_grad_bytes + r.optimizer_bytes + r.weight_copy_bytes;
-  r.gradient_bytes = 4.0 * static_cast<double>(LargestGradientPair(spec)) * batch;
-  r.training_bytes = r.activation_bytes + r.weight_bytes + r.gradient_bytes;
+  const double state = r.parameter_bytes + r.parameter_grad_bytes + r.optimizer_bytes;
+  r.weight_bytes = state + r.weight_copy_bytes;
+  r.training_bytes = state + BackwardPeak(spec, saved, batch, loss);
+  r.gradient_bytes = r.training_bytes - r.activation_bytes - r.weight_bytes;
   r.activation_fraction = r.activation_bytes / r.training_bytes;
   return r;
 }

@@ -31,6 +31,7 @@ struct SavedTensor {
   int64_t elements = 0;
   bool per_image = true;  // elements per image (a map) or in total (weights, statistics)
   int bits = 32;          // as stored
+  int op_index = 0;       // into NetworkSpec::ops: freed once that op's backward has run
   double Bytes(int batch) const {
     return static_cast<double>(elements) * bits / 8.0 * (per_image ? batch : 1);
   }
@@ -46,7 +47,7 @@ struct FootprintReport {
   int batch = 1;
   double activation_bytes = 0;  // maps kept for the backward pass
   double weight_bytes = 0;      // everything weight-sized (the sum of the four below for autograd)
-  double gradient_bytes = 0;    // gradient maps alive at once during the backward pass
+  double gradient_bytes = 0;    // gradients alive at the peak of the backward pass
   double training_bytes = 0;    // activation + weight + gradient bytes
   double inference_bytes = 0;
   double activation_fraction = 0;  // activation_bytes / training_bytes
@@ -63,10 +64,13 @@ struct FootprintReport {
 // input and the largest layer output); inference = the largest input and output map + weights.
 FootprintReport ComputeFootprint(const NetworkSpec& spec, int wbits, int abits, int batch);
 
-// The autograd accounting: SavedForBackward + the logits and log-softmax of the loss, the
-// parameters, their gradients, `optimizer_buffers` buffers per parameter (1: SGD with momentum,
-// 2: Adam), and as gradient maps the largest sum of one op's input and output maps (FP32).
-// Inference is as in ComputeFootprint.
+// The autograd accounting: the parameters, their gradients, `optimizer_buffers` buffers per
+// parameter (1: SGD with momentum, 2: Adam), plus the peak over the backward pass, op by op in
+// reverse, of what is alive: the SavedForBackward tensors of the ops not yet run backward (and the
+// loss's logits and log-softmax), the op's output gradient, its input gradients and its weight
+// gradient before it is accumulated (FP32). activation_bytes is every saved tensor (the end of the
+// forward pass), gradient_bytes what the gradients add at the peak. Inference is as in
+// ComputeFootprint.
 FootprintReport ComputeAutogradFootprint(const NetworkSpec& spec, int wbits, int abits, int batch,
                                          Storage storage, int optimizer_buffers = 1);
 

@@ -89,20 +89,25 @@ TEST(MemoryModel, SharedMapsCountedOnceAndAddConcatPoolKeepNothing) {
   EXPECT_FALSE(shortcut_keeps_input);
 }
 
-// The autograd footprint adds the loss maps, FP32 parameters, their gradients and one momentum
-// buffer, and two gradient maps of the largest op; every part but the weights grows with batch.
+// The autograd footprint: FP32 parameters, their gradients and one momentum buffer, plus the
+// peak of the backward pass. LeNet-5 at batch 16 by hand: the peak is fc1's backward (its weight
+// gradient 120x400 and the gradients of its 400 inputs and 120 outputs), when the tensors saved by
+// the ops after it (fc1's BN input and statistics, its activation's output, fc2's BN and ReLU)
+// are already freed.
 TEST(MemoryModel, AutogradFootprintParts) {
   const auto spec = Describe("lenet5", 1.0);
   const auto f = ComputeAutogradFootprint(spec, 32, 32, 16, Storage::kAsTrained);
   const Sums s = Sum(SavedForBackward(spec, 32, 32, Storage::kAsTrained));
-  EXPECT_DOUBLE_EQ(f.activation_bytes, 16 * (s.per_image + 2 * 4 * 10 + 8));
+  const double loss = 16 * (2 * 4 * 10 + 8);
+  EXPECT_DOUBLE_EQ(f.activation_bytes, 16 * s.per_image + loss);
   const double p = 4.0 * spec.ParamCount();
   EXPECT_DOUBLE_EQ(f.parameter_grad_bytes, p);
   EXPECT_DOUBLE_EQ(f.optimizer_bytes, p);
   EXPECT_DOUBLE_EQ(f.parameter_bytes, p + 4.0 * spec.norm_params);  // + running mean and variance
   EXPECT_DOUBLE_EQ(f.weight_bytes, f.parameter_bytes + 2 * p + s.fixed);
-  // Largest op input + output: conv1's BN (4704 in, 4704 out).
-  EXPECT_DOUBLE_EQ(f.gradient_bytes, 16 * 4.0 * (4704 + 4704));
+  const double freed = 16 * 4.0 * (120 + 120 + 84 + 84) + 4.0 * 2 * (120 + 84);
+  const double fc1_grads = 16 * 4.0 * (400 + 120) + 4.0 * 120 * 400;
+  EXPECT_DOUBLE_EQ(f.training_bytes, f.parameter_bytes + 2 * p + 16 * s.per_image + s.fixed + loss - freed + fc1_grads);
   EXPECT_DOUBLE_EQ(f.training_bytes, f.activation_bytes + f.weight_bytes + f.gradient_bytes);
   EXPECT_EQ(ComputeAutogradFootprint(spec, 32, 32, 16, Storage::kAsTrained, 2).optimizer_bytes, 2 * p);
 }
