@@ -69,8 +69,10 @@ FootprintReport ComputeFootprint(const NetworkSpec& spec, int wbits, int abits, 
 // reverse, of what is alive: the SavedForBackward tensors of the ops not yet run backward (and the
 // loss's logits and log-softmax), the op's output gradient, its input gradients and its weight
 // gradient before it is accumulated (FP32). activation_bytes is every saved tensor (the end of the
-// forward pass), gradient_bytes what the gradients add at the peak. Inference is as in
-// ComputeFootprint.
+// forward pass), gradient_bytes what the gradients add at the peak. Where the optimizer step is
+// the peak (large weights, small batch), training_bytes is that instead: the state, the batch, the
+// loss and torch::optim::SGD's two temporaries of the largest parameter (weight decay, Nesterov).
+// Inference is as in ComputeFootprint.
 FootprintReport ComputeAutogradFootprint(const NetworkSpec& spec, int wbits, int abits, int batch,
                                          Storage storage, int optimizer_buffers = 1);
 
