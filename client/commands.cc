@@ -1035,7 +1035,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   int wbits = 32, abits = 32;
   bool layers = false;
   auto* cost = app.add_subcommand("cost", "compute cost of a network at a width and bits (local, the shared model)");
-  cost->add_option("--network", network, "lenet5, resnet20, resnet18, resnet34, alexnet or inception_bn")->capture_default_str();
+  cost->add_option("--network", network, "lenet5, resnet20, resnet18, resnet34, resnet50, alexnet or inception_bn")->capture_default_str();
   cost->add_option("--width", width, "width multiplier")->capture_default_str();
   cost->add_option("--wbits", wbits, "weight bits (1..16 or 32)")->capture_default_str();
   cost->add_option("--abits", abits, "activation bits (1..16 or 32)")->capture_default_str();
