@@ -20,6 +20,7 @@
 #include "client/args.h"
 #include "client/cli.h"
 #include "client/context.h"
+#include "client/footprint.h"
 #include "client/grid.h"
 #include "client/output.h"
 #include "client/plot.h"
@@ -790,44 +791,9 @@ int Cost(Invocation& inv, const std::string& network, double width, int wbits, i
   return kExitOk;
 }
 
-std::string MiB(double bytes) { return absl::StrFormat("%.1f", bytes / (1 << 20)); }
-
-int Footprint(Invocation& inv, const std::string& network, double width, int wbits, int abits,
-              std::vector<int> batches, const std::string& plot_out) {
-  CheckModelArgs(network, width, wbits, abits);
-  if (batches.empty()) batches = {1, 32, 64, 128, 256};
-  for (int b : batches)
-    if (b < 1) throw CliError{kExitUsage, absl::StrFormat("--batch: every batch size must be >= 1, got %d", b)};
-  auto spec = DescribeNetwork(network, width, DefaultInput(network));
-  if (!spec.ok()) throw CliError{kExitUsage, std::string(spec.status().message())};
-  std::vector<FootprintReport> rows;
-  for (int b : batches) rows.push_back(ComputeFootprint(*spec, wbits, abits, b));
-  Table t;
-  t.title = absl::StrFormat("%s %s, weights %d bits, activations %d bits: training memory by batch size (MiB)",
-                            network, WidthLabel(width), wbits, abits);
-  t.columns = {"BATCH", "ACTIVATIONS", "WEIGHTS", "GRADIENT MAPS", "TRAINING", "INFERENCE", "ACTIVATION %"};
-  t.right.assign(t.columns.size(), true);
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& r : rows) {
-    t.rows.push_back({absl::StrCat(r.batch), MiB(r.activation_bytes), MiB(r.weight_bytes), MiB(r.gradient_bytes),
-                      MiB(r.training_bytes), MiB(r.inference_bytes),
-                      absl::StrFormat("%.1f", 100 * r.activation_fraction)});
-    j.push_back({{"batch", r.batch}, {"activation_bytes", r.activation_bytes}, {"weight_bytes", r.weight_bytes},
-                 {"gradient_bytes", r.gradient_bytes}, {"training_bytes", r.training_bytes},
-                 {"inference_bytes", r.inference_bytes}, {"activation_fraction", r.activation_fraction}});
-  }
-  t.notes.push_back("model of the paper's section 2 (its Figure 1): activation maps grow with the batch, weights do not");
-  if (!plot_out.empty()) {
-    const std::string gp = inv.env().env("WRPN_GNUPLOT").value_or("gnuplot");
-    auto term = TerminalFor(plot_out, GnuplotHasPngcairo(gp));
-    if (!term.ok()) throw CliError{kExitUsage, std::string(term.status().message())};
-    const std::string title = absl::StrFormat("%s %s, w%d/a%d: memory by batch size", network, WidthLabel(width), wbits, abits);
-    if (auto st = RunGnuplot(gp, FootprintScript(title, rows, *term, plot_out)); !st.ok())
-      throw CliError{kExitFailed, std::string(st.message())};
-    inv.err() << "wrote " << plot_out << "\n";
-  }
-  inv.Emit(t, {{"network", network}, {"width", width}, {"wbits", wbits}, {"abits", abits}, {"batches", j}});
-  return kExitOk;
+int Footprint(Invocation& inv, const FootprintArgs& args, const std::string& input_text) {
+  CheckModelArgs(args.network, args.width, args.wbits, args.abits);
+  return RunFootprint(inv, args, ParseInput(args.network, input_text));
 }
 
 // ---- plot ----
@@ -1080,7 +1046,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   int wbits = 32, abits = 32;
   bool layers = false;
   auto* cost = app.add_subcommand("cost", "compute cost of a network at a width and bits (local, the shared model)");
-  cost->add_option("--network", network, "lenet5, resnet20, resnet18, resnet34, alexnet or inception_bn")->capture_default_str();
+  cost->add_option("--network", network, "lenet5, resnet20, resnet18, resnet34, resnet50, alexnet or inception_bn")->capture_default_str();
   cost->add_option("--width", width, "width multiplier")->capture_default_str();
   cost->add_option("--wbits", wbits, "weight bits (1..16 or 32)")->capture_default_str();
   cost->add_option("--abits", abits, "activation bits (1..16 or 32)")->capture_default_str();
@@ -1101,9 +1067,12 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   fp->add_option("--abits", abits, "activation bits")->capture_default_str();
   fp->add_option("--batch", batches, "batch sizes, comma separated (default 1,32,64,128,256)")->delimiter(',');
   fp->add_option("--plot", fp_plot, "also draw stacked bars to FILE.png or FILE.svg (gnuplot)");
+  std::string fp_measured;
+  fp->add_option("--input", input_text, "input CxHxW (default: the network's own)");
+  fp->add_option("--measured", fp_measured, "mark measured peaks from `wrpn-train describe --measure --json` output");
   fp->footer("\nExamples:\n  wrpn footprint --network resnet34 --batch 1,32,128,256\n"
              "  wrpn footprint --network alexnet --batch 1,64,256 --plot fig1.png\n  wrpn footprint --network resnet34 --abits 4 --wbits 4 -o csv");
-  fp->callback(run([&] { return Footprint(inv, network, width, wbits, abits, batches, fp_plot); }));
+  fp->callback(run([&] { return Footprint(inv, {network, width, wbits, abits, batches, fp_plot, fp_measured}, input_text); }));
 
   // plot
   std::string plot_out, kind = "pareto", yaxis = "delta", script_out;

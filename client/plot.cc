@@ -281,22 +281,33 @@ std::string GridHeatmapScript(const GridView& v, bool delta, const std::string& 
   return s.str();
 }
 
-std::string FootprintScript(const std::string& title, const std::vector<FootprintReport>& rows,
+std::string FootprintScript(const std::string& title, const std::vector<FootprintBar>& rows,
                             const std::string& terminal, const std::string& out) {
+  auto mib = [](double b) { return absl::StrFormat("%.6g", b / (1 << 20)); };
   std::ostringstream s;
   s << "set terminal " << terminal << "\nset output " << Quote(out) << "\nset encoding utf8\n";
-  s << "set title " << Quote(title) << "\n";
   s << "set style data histograms\nset style histogram rowstacked\nset style fill solid 0.85 border -1\n";
-  s << "set boxwidth 0.6\nset key outside right top box\nset grid ytics lc rgb '#dddddd'\n";
+  s << "set boxwidth 0.6\nset key left top box\nset grid ytics lc rgb '#dddddd'\n";
   s << "set xlabel 'batch size'\nset ylabel 'training memory (MiB)'\nset yrange [0:*]\n";
   s << "$d << EOD\n";
   for (const auto& r : rows) {
-    s << absl::StrFormat("%d %.6g %.6g %.6g\n", r.batch, r.activation_bytes / (1 << 20),
-                         r.weight_bytes / (1 << 20), r.gradient_bytes / (1 << 20));
+    const bool measured = r.measured_bytes > 0;
+    s << r.batch << " " << mib(r.paper.activation_bytes) << " " << mib(r.paper.weight_bytes) << " "
+      << mib(r.paper.gradient_bytes) << " " << mib(r.autograd.activation_bytes) << " "
+      << mib(r.autograd.weight_bytes) << " " << mib(r.autograd.gradient_bytes) << " "
+      << (measured ? mib(r.measured_bytes) : std::string("NaN")) << "\n";
   }
   s << "EOD\n";
-  s << "plot $d using 2:xtic(1) title 'activations' lc rgb '#d62728', "
-       "'' using 3 title 'weights' lc rgb '#1f77b4', '' using 4 title 'gradient maps (FP32)' lc rgb '#bbbbbb'\n";
+  s << "set multiplot layout 1,2 title " << Quote(title) << "\n";
+  s << "set title \"the paper's accounting (section 2)\"\n";
+  s << "plot $d using 2:xtic(1) title 'activation maps' lc rgb '#d62728', "
+       "'' using 3 title 'weights' lc rgb '#1f77b4', '' using 4 title 'gradient maps' lc rgb '#bbbbbb'\n";
+  s << "set title 'what autograd keeps (measured peaks marked)'\n";
+  s << "plot $d using 5:xtic(1) title 'saved activations' lc rgb '#d62728', "
+       "'' using 6 title 'weights, gradients, momentum' lc rgb '#1f77b4', "
+       "'' using 7 title 'gradient maps' lc rgb '#bbbbbb', "
+       "'' using ($0):8 with points pt 7 ps 1.6 lc rgb 'black' title 'measured peak'\n";
+  s << "unset multiplot\n";
   return s.str();
 }
 

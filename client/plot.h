@@ -8,7 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "client/grid.h"
-#include "common/network_spec.h"
+#include "common/memory_model.h"
 
 namespace wrpn::client {
 
@@ -33,7 +33,16 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
                          const std::string& terminal, const std::string& out_path);
 std::string GridHeatmapScript(const GridView& v, bool delta, const std::string& terminal,
                               const std::string& out_path);
-std::string FootprintScript(const std::string& title, const std::vector<FootprintReport>& rows,
+// One batch size of `wrpn footprint --plot`: both accountings of common/memory_model.h and, where
+// one was measured (wrpn-train describe --measure), the measured peak (NaN when none).
+struct FootprintBar {
+  int batch = 1;
+  FootprintReport paper, autograd;
+  double measured_bytes = 0;
+};
+// The paper's Figure 1 layout: bars of activations stacked on weights by batch size, the paper's
+// accounting on the left, the autograd accounting on the right with the measured peaks marked.
+std::string FootprintScript(const std::string& title, const std::vector<FootprintBar>& rows,
                             const std::string& terminal, const std::string& out_path);
 
 // Runs `gnuplot` (or $WRPN_GNUPLOT) on the script; errors carry gnuplot's stderr.

@@ -21,19 +21,26 @@ int PoolOut(int in, int kernel, int stride, int pad, bool ceil_mode) {
   return out;
 }
 
-// Walks a network in forward order, tracking the current map, and records its layers.
+// Walks a network in forward order, tracking the current map (an op's output), and records its
+// layers and ops.
 class Builder {
  public:
   Builder(NetworkSpec* spec) : spec_(spec) {
-    c_ = spec->input.channels;
-    h_ = spec->input.height;
-    w_ = spec->input.width;
+    OpSpec in;
+    in.kind = OpKind::kInput;
+    in.name = "input";
+    in.channels = spec->input.channels;
+    in.height = spec->input.height;
+    in.width = spec->input.width;
+    spec->ops.push_back(std::move(in));
   }
 
-  int channels() const { return c_; }
-  int height() const { return h_; }
-  int width() const { return w_; }
-  void SetMap(int c, int h, int w) { c_ = c; h_ = h; w_ = w; }
+  int current() const { return cur_; }
+  int channels() const { return op(cur_).channels; }
+  int height() const { return op(cur_).height; }
+  int width() const { return op(cur_).width; }
+  // The next op reads the output of op `index` (a branch or a shortcut).
+  void Resume(int index) { cur_ = index; }
 
   // A conv reading the current map; the current map becomes its output.
   void Conv(std::string name, int out, int k, int stride, int pad, bool bias = false,
@@ -41,20 +48,21 @@ class Builder {
     LayerSpec l;
     l.name = std::move(name);
     l.kind = LayerKind::kConv;
-    l.in_channels = c_;
+    l.in_channels = channels();
     l.out_channels = out;
     l.kernel_h = l.kernel_w = k;
     l.stride = stride;
-    l.in_h = h_;
-    l.in_w = w_;
-    l.out_h = ConvOut(h_, k, stride, pad);
-    l.out_w = ConvOut(w_, k, stride, pad);
+    l.in_h = height();
+    l.in_w = width();
+    l.out_h = ConvOut(l.in_h, k, stride, pad);
+    l.out_w = ConvOut(l.in_w, k, stride, pad);
     l.has_bias = bias;
     l.input_shared = input_shared;
     l.input_quantized = next_input_quantized_;
     next_input_quantized_ = true;
     if (l.out_h < 1 || l.out_w < 1) too_small_ = true;
-    SetMap(out, l.out_h, l.out_w);
+    AddOp(OpKind::kConv, l.name, {cur_}, out, l.out_h, l.out_w);
+    spec_->ops.back().layer = static_cast<int>(spec_->layers.size());
     spec_->layers.push_back(std::move(l));
   }
 
@@ -62,23 +70,47 @@ class Builder {
     LayerSpec l;
     l.name = std::move(name);
     l.kind = LayerKind::kLinear;
-    l.in_channels = c_ * h_ * w_;
+    l.in_channels = channels() * height() * width();
     l.out_channels = out;
     l.has_bias = bias;
     l.input_quantized = next_input_quantized_;
     next_input_quantized_ = true;
-    SetMap(out, 1, 1);
+    AddOp(OpKind::kLinear, l.name, {cur_}, out, 1, 1);
+    spec_->ops.back().layer = static_cast<int>(spec_->layers.size());
     spec_->layers.push_back(std::move(l));
   }
 
-  void Norm() { spec_->norm_params += 2 * int64_t{c_}; }
-  void Pool(int k, int stride, int pad, bool ceil_mode = false) {
-    h_ = PoolOut(h_, k, stride, pad, ceil_mode);
-    w_ = PoolOut(w_, k, stride, pad, ceil_mode);
-    if (h_ < 1 || w_ < 1) too_small_ = true;
+  // Batch norm and the activation after it (the trainer always pairs them): the trial's
+  // quantizer when `quantized`, else a plain ReLU.
+  void Norm(bool quantized = true) {
+    spec_->norm_params += 2 * int64_t{channels()};
+    const OpSpec o = op(cur_);  // a copy: AddOp grows the vector
+    AddOp(OpKind::kBatchNorm, o.name + ".bn", {cur_}, o.channels, o.height, o.width);
+    AddOp(OpKind::kActivation, o.name + ".act", {cur_}, o.channels, o.height, o.width);
+    spec_->ops.back().quantized = quantized;
   }
-  void GlobalPool() { h_ = w_ = 1; }
-  void AdaptivePool(int size) { h_ = w_ = size; }
+  void Pool(int k, int stride, int pad, bool ceil_mode = false) {
+    const int h = PoolOut(height(), k, stride, pad, ceil_mode);
+    const int w = PoolOut(width(), k, stride, pad, ceil_mode);
+    if (h < 1 || w < 1) too_small_ = true;
+    AddOp(OpKind::kMaxPool, absl::StrCat("maxpool", spec_->ops.size()), {cur_}, channels(), h, w);
+  }
+  void GlobalPool() { AdaptivePool(1); }
+  void AdaptivePool(int size) {
+    AddOp(OpKind::kAvgPool, absl::StrCat("avgpool", spec_->ops.size()), {cur_}, channels(), size,
+          size);
+  }
+  void Add(int a, int b) {
+    const OpSpec o = op(a);
+    AddOp(OpKind::kAdd, absl::StrCat("add", spec_->ops.size()), {a, b}, o.channels, o.height,
+          o.width);
+  }
+  void Concat(std::string name, const std::vector<int>& parts) {
+    int c = 0;
+    for (int p : parts) c += op(p).channels;
+    const int h = op(parts[0]).height, w = op(parts[0]).width;
+    AddOp(OpKind::kConcat, std::move(name), parts, c, h, w);
+  }
   // The next layer's input is an FP32 activation (leaving the first layer, feeding the last).
   void NextInputFp32() { next_input_quantized_ = false; }
 
@@ -97,8 +129,21 @@ class Builder {
   }
 
  private:
+  const OpSpec& op(int i) const { return spec_->ops[static_cast<size_t>(i)]; }
+  void AddOp(OpKind kind, std::string name, std::vector<int> inputs, int c, int h, int w) {
+    OpSpec o;
+    o.kind = kind;
+    o.name = std::move(name);
+    o.inputs = std::move(inputs);
+    o.channels = c;
+    o.height = h;
+    o.width = w;
+    spec_->ops.push_back(std::move(o));
+    cur_ = static_cast<int>(spec_->ops.size()) - 1;
+  }
+
   NetworkSpec* spec_;
-  int c_, h_, w_;
+  int cur_ = 0;
   bool next_input_quantized_ = false;  // the network input itself
   bool too_small_ = false;
 };
@@ -107,7 +152,7 @@ void LeNet5(Builder& b, double width, int classes) {
   // LeNet-5 (LeCun et al. 1998) with batch norm after every hidden layer; padding 2 on the first
   // conv so 28x28 inputs see the 32x32 geometry of the original.
   b.Conv("conv1", ScaledChannels(6, width), 5, 1, 2);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.NextInputFp32();
   b.Pool(2, 2, 0);
   b.Conv("conv2", ScaledChannels(16, width), 5, 1, 0);
@@ -116,7 +161,7 @@ void LeNet5(Builder& b, double width, int classes) {
   b.Linear("fc1", ScaledChannels(120, width), false);
   b.Norm();
   b.Linear("fc2", ScaledChannels(84, width), false);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.NextInputFp32();
   b.Linear("fc3", classes, true);
 }
@@ -124,20 +169,47 @@ void LeNet5(Builder& b, double width, int classes) {
 // Pre-activation basic block (He et al. 2016, "Identity mappings"): BN-act-conv-BN-act-conv,
 // with a 1x1 projection of the pre-activated input when the shape changes.
 void PreActBlock(Builder& b, const std::string& name, int out, int stride, bool first_act_fp32) {
-  b.Norm();
+  const int x = b.current();
+  b.Norm(/*quantized=*/!first_act_fp32);
   if (first_act_fp32) b.NextInputFp32();
-  const int in_c = b.channels(), in_h = b.height(), in_w = b.width();
-  const bool project = stride != 1 || in_c != out;
+  const int pre = b.current();
+  const bool project = stride != 1 || b.channels() != out;
   b.Conv(name + ".conv1", out, 3, stride, 1);
   b.Norm();
   b.Conv(name + ".conv2", out, 3, 1, 1);
+  const int main = b.current();
+  int shortcut = x;
   if (project) {
-    const int oc = b.channels(), oh = b.height(), ow = b.width();
-    b.SetMap(in_c, in_h, in_w);
+    b.Resume(pre);
     if (first_act_fp32) b.NextInputFp32();
     b.Conv(name + ".shortcut", out, 1, stride, 0, false, /*input_shared=*/true);
-    b.SetMap(oc, oh, ow);
+    shortcut = b.current();
   }
+  b.Add(main, shortcut);
+}
+
+// Pre-activation bottleneck block (He et al. 2016): BN-act-conv1x1, BN-act-conv3x3 (carrying the
+// stride, as torchvision's ResNet-50 v1.5), BN-act-conv1x1 to 4x the width, plus identity or a
+// 1x1 projection of the pre-activated input.
+void PreActBottleneck(Builder& b, const std::string& name, int mid, int stride) {
+  const int out = 4 * mid;
+  const int x = b.current();
+  b.Norm();
+  const int pre = b.current();
+  const bool project = stride != 1 || b.channels() != out;
+  b.Conv(name + ".conv1", mid, 1, 1, 0);
+  b.Norm();
+  b.Conv(name + ".conv2", mid, 3, stride, 1);
+  b.Norm();
+  b.Conv(name + ".conv3", out, 1, 1, 0);
+  const int main = b.current();
+  int shortcut = x;
+  if (project) {
+    b.Resume(pre);
+    b.Conv(name + ".shortcut", out, 1, stride, 0, false, /*input_shared=*/true);
+    shortcut = b.current();
+  }
+  b.Add(main, shortcut);
 }
 
 void PreActResNetCifar(Builder& b, double width, int classes, int blocks_per_stage) {
@@ -150,27 +222,32 @@ void PreActResNetCifar(Builder& b, double width, int classes, int blocks_per_sta
                   /*first_act_fp32=*/s == 0 && i == 0);
     }
   }
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.GlobalPool();
   b.NextInputFp32();
   b.Linear("fc", classes, true);
 }
 
-void PreActResNetImageNet(Builder& b, double width, int classes, const int (&blocks)[4]) {
+void PreActResNetImageNet(Builder& b, double width, int classes, const int (&blocks)[4],
+                          bool bottleneck) {
   // Stem: conv-BN-ReLU (FP32, the activation leaving the first layer) and max pool; the first
   // block's own pre-activation is quantized.
   b.Conv("conv1", ScaledChannels(64, width), 7, 2, 3);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.Pool(3, 2, 1);
   const int base[4] = {64, 128, 256, 512};
   for (int s = 0; s < 4; ++s) {
     for (int i = 0; i < blocks[s]; ++i) {
       const int stride = (s > 0 && i == 0) ? 2 : 1;
-      PreActBlock(b, absl::StrCat("layer", s + 1, ".", i), ScaledChannels(base[s], width), stride,
-                  /*first_act_fp32=*/false);
+      const std::string name = absl::StrCat("layer", s + 1, ".", i);
+      if (bottleneck) {
+        PreActBottleneck(b, name, ScaledChannels(base[s], width), stride);
+      } else {
+        PreActBlock(b, name, ScaledChannels(base[s], width), stride, /*first_act_fp32=*/false);
+      }
     }
   }
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.GlobalPool();
   b.NextInputFp32();
   b.Linear("fc", classes, true);
@@ -180,7 +257,7 @@ void AlexNet(Builder& b, double width, int classes) {
   // torchvision's AlexNet layout (Krizhevsky 2014, "One weird trick": 64-192-384-256-256 filters,
   // 4096-4096 hidden units), with batch norm after every hidden layer and no bias before it.
   b.Conv("conv1", ScaledChannels(64, width), 11, 4, 2);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.NextInputFp32();
   b.Pool(3, 2, 0);
   b.Conv("conv2", ScaledChannels(192, width), 5, 1, 2);
@@ -197,7 +274,7 @@ void AlexNet(Builder& b, double width, int classes) {
   b.Linear("fc1", ScaledChannels(4096, width), false);
   b.Norm();
   b.Linear("fc2", ScaledChannels(4096, width), false);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.NextInputFp32();
   b.Linear("fc3", classes, true);
 }
@@ -212,7 +289,7 @@ void InceptionBN(Builder& b, double width, int classes) {
   // the 5x5 branch made of two 3x3 convs as in BN-Inception (Ioffe & Szegedy 2015).
   auto s = [&](int c) { return ScaledChannels(c, width); };
   b.Conv("conv1", s(64), 7, 2, 3);
-  b.Norm();
+  b.Norm(/*quantized=*/false);
   b.NextInputFp32();
   b.Pool(3, 2, 0, true);
   b.Conv("conv2", s(64), 1, 1, 0);
@@ -230,25 +307,31 @@ void InceptionBN(Builder& b, double width, int classes) {
     const std::string n = c.name;
     if (n == "inception4a") b.Pool(3, 2, 0, true);
     if (n == "inception5a") b.Pool(2, 2, 0, true);
-    const int ic = b.channels(), ih = b.height(), iw = b.width();
+    // The last module's outputs feed the classifier, so they stay FP32.
+    const bool out_q = n != "inception5b";
+    const int in = b.current();
     b.Conv(n + ".branch1", s(c.c1), 1, 1, 0);
-    b.Norm();
-    b.SetMap(ic, ih, iw);
+    b.Norm(out_q);
+    const int b1 = b.current();
+    b.Resume(in);
     b.Conv(n + ".branch2.0", s(c.c3r), 1, 1, 0, false, true);
     b.Norm();
     b.Conv(n + ".branch2.1", s(c.c3), 3, 1, 1);
-    b.Norm();
-    b.SetMap(ic, ih, iw);
+    b.Norm(out_q);
+    const int b2 = b.current();
+    b.Resume(in);
     b.Conv(n + ".branch3.0", s(c.c5r), 1, 1, 0, false, true);
     b.Norm();
     b.Conv(n + ".branch3.1", s(c.c5), 3, 1, 1);
     b.Norm();
     b.Conv(n + ".branch3.2", s(c.c5), 3, 1, 1);
-    b.Norm();
-    b.SetMap(ic, ih, iw);  // 3x3/1 max pool keeps the size
+    b.Norm(out_q);
+    const int b3 = b.current();
+    b.Resume(in);
+    b.Pool(3, 1, 1, true);  // 3x3/1 max pool keeps the size
     b.Conv(n + ".branch4", s(c.pool), 1, 1, 0, false, true);
-    b.Norm();
-    b.SetMap(s(c.c1) + s(c.c3) + s(c.c5) + s(c.pool), ih, iw);
+    b.Norm(out_q);
+    b.Concat(n, {b1, b2, b3, b.current()});
   }
   b.GlobalPool();
   b.NextInputFp32();
@@ -282,8 +365,8 @@ int64_t NetworkSpec::Fmas() const {
 }
 
 const std::vector<std::string>& KnownNetworks() {
-  static const std::vector<std::string> kNames = {"lenet5",   "resnet20", "resnet18",
-                                                  "resnet34", "alexnet",  "inception_bn"};
+  static const std::vector<std::string> kNames = {"lenet5",   "resnet20", "resnet18", "resnet34",
+                                                  "resnet50", "alexnet",  "inception_bn"};
   return kNames;
 }
 
@@ -327,9 +410,11 @@ absl::StatusOr<NetworkSpec> DescribeNetwork(std::string_view network, double wid
   } else if (network == "resnet20") {
     PreActResNetCifar(b, width, input.classes, 3);
   } else if (network == "resnet18") {
-    PreActResNetImageNet(b, width, input.classes, {2, 2, 2, 2});
+    PreActResNetImageNet(b, width, input.classes, {2, 2, 2, 2}, /*bottleneck=*/false);
   } else if (network == "resnet34") {
-    PreActResNetImageNet(b, width, input.classes, {3, 4, 6, 3});
+    PreActResNetImageNet(b, width, input.classes, {3, 4, 6, 3}, /*bottleneck=*/false);
+  } else if (network == "resnet50") {
+    PreActResNetImageNet(b, width, input.classes, {3, 4, 6, 3}, /*bottleneck=*/true);
   } else if (network == "alexnet") {
     AlexNet(b, width, input.classes);
   } else {
@@ -362,36 +447,6 @@ absl::StatusOr<CostReport> ComputeCost(std::string_view network, double width, i
     mixed += static_cast<double>(l.Fmas()) * (l.quantized ? wbits + abits : 64);
   }
   r.cost_first_last_fp32 = mixed / baseline_cost;
-  return r;
-}
-
-FootprintReport ComputeFootprint(const NetworkSpec& spec, int wbits, int abits, int batch) {
-  FootprintReport r;
-  r.batch = batch;
-  double weights = 0, acts = 0;
-  int64_t largest_in = 0, largest_out = 0;
-  for (const auto& l : spec.layers) {
-    weights += static_cast<double>(l.WeightCount()) * (l.quantized ? wbits : 32) / 8.0;
-    if (l.has_bias) weights += 4.0 * l.out_channels;
-    // Every layer's input map (unless another layer already counted it) and its output map
-    // (kept for the normalisation's backward pass).
-    if (!l.input_shared) {
-      acts += static_cast<double>(l.InputElements()) * (l.input_quantized ? abits : 32) / 8.0;
-    }
-    acts += static_cast<double>(l.OutputElements()) * (l.quantized ? abits : 32) / 8.0;
-    largest_in = std::max(largest_in, l.InputElements());
-    largest_out = std::max(largest_out, l.OutputElements());
-  }
-  weights += 4.0 * static_cast<double>(spec.norm_params);
-  r.weight_bytes = weights;
-  r.activation_bytes = acts * batch;
-  r.gradient_bytes = 4.0 * static_cast<double>(largest_in + largest_out) * batch;
-  r.training_bytes = r.activation_bytes + r.weight_bytes + r.gradient_bytes;
-  // Inference keeps only the largest input and output maps alive, at the activation precision.
-  r.inference_bytes =
-      static_cast<double>(largest_in + largest_out) * batch * std::min(abits, 32) / 8.0 +
-      r.weight_bytes;
-  r.activation_fraction = r.activation_bytes / r.training_bytes;
   return r;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Pure description of the WRPN networks (layer shapes, no tensors) and the compute-cost and
-// memory-footprint models built on it. Shared by the trainer, the coordinator and the CLI so all
+// Pure description of the WRPN networks (layer shapes and the forward pass's ops, no tensors)
+// and the compute-cost model built on it (the memory model is common/memory_model.h). Shared by the trainer, the coordinator and the CLI so all
 // three agree on what a network at a given width is. Stateless functions; thread-safe.
 #include <cstdint>
 #include <string>
@@ -52,6 +52,20 @@ struct LayerSpec {
   int64_t Fmas() const;  // per image
 };
 
+// One op of the forward pass as LibTorch runs it (worker/trainer/networks.cc), with the map it
+// produces: what the memory model (common/memory_model.h) counts. Flatten is a view, not an op.
+enum class OpKind { kInput, kConv, kLinear, kBatchNorm, kActivation, kMaxPool, kAvgPool, kAdd, kConcat };
+struct OpSpec {
+  OpKind kind = OpKind::kInput;
+  std::string name;
+  std::vector<int> inputs;  // indices into NetworkSpec::ops of the maps it reads
+  int channels = 0, height = 1, width = 1;  // its output map
+  int layer = -1;           // kConv/kLinear: index into NetworkSpec::layers
+  // kActivation: the trial's activation quantizer when true (at abits), a plain ReLU when false.
+  bool quantized = false;
+  int64_t OutputElements() const { return int64_t{channels} * height * width; }
+};
+
 struct NetworkSpec {
   std::string network;
   double width = 1.0;
@@ -59,13 +73,15 @@ struct NetworkSpec {
   std::vector<LayerSpec> layers;
   // Batch-norm layers' affine parameters (2 per channel) counted separately from conv/linear.
   int64_t norm_params = 0;
+  // Every op in forward order; ops[0] is the network input.
+  std::vector<OpSpec> ops;
 
   int64_t ParamCount() const;   // conv + linear + norm parameters
   int64_t WeightCount() const;  // conv + linear weights only
   int64_t Fmas() const;         // per image
 };
 
-// Names accepted everywhere: lenet5, resnet20, resnet18, resnet34, alexnet, inception_bn.
+// Names accepted everywhere: lenet5, resnet20, resnet18, resnet34, resnet50, alexnet, inception_bn.
 const std::vector<std::string>& KnownNetworks();
 bool IsKnownNetwork(std::string_view network);
 // The input a network is meant for: 1x28x28/10 classes for lenet5 and resnet20,
@@ -90,21 +106,5 @@ struct CostReport {
 };
 absl::StatusOr<CostReport> ComputeCost(std::string_view network, double width, int wbits,
                                        int abits, const InputShape& input);
-
-// Memory footprint model of the paper's section 2, in bytes.
-//   training  = all activation maps (every conv/linear layer's input and output map) + weights + largest input-gradient map + largest
-//               back-propagated gradient map;
-//   inference = largest input map + largest output map of any layer + weights.
-// Activations are stored at `abits`, weights at `wbits`; gradient maps stay FP32.
-struct FootprintReport {
-  int batch = 1;
-  double activation_bytes = 0;
-  double weight_bytes = 0;
-  double gradient_bytes = 0;
-  double training_bytes = 0;
-  double inference_bytes = 0;
-  double activation_fraction = 0;  // activation_bytes / training_bytes
-};
-FootprintReport ComputeFootprint(const NetworkSpec& spec, int wbits, int abits, int batch);
 
 }  // namespace wrpn

@@ -459,6 +459,58 @@ TEST_F(CliTest, PlotsWithGnuplot) {
   EXPECT_THAT(r.err, HasSubstr("gnuplot not found"));
 }
 
+// Both accountings per batch; at low bits also FP32 and packed; measured peaks from the JSON of
+// `wrpn-train describe --measure --json` next to the autograd model, refused when they measured
+// something else; the Figure 1 plot with the measured points.
+TEST_F(CliTest, FootprintBothAccountingsMeasuredPointsAndPlot) {
+  Result r = Run({"footprint", "--network", "lenet5", "--batch", "8,64", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["batches"].size(), 2u);
+  EXPECT_GT(j["batches"][1]["autograd"]["training_bytes"].get<double>(),
+            j["batches"][1]["paper"]["training_bytes"].get<double>());
+  r = Run({"footprint", "--network", "resnet50", "--wbits", "2", "--abits", "4", "--batch", "128"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("paper w2/a4"));
+  EXPECT_THAT(r.out, HasSubstr("paper fp32"));
+  EXPECT_THAT(r.out, HasSubstr("autograd as trained (fp32)"));
+  EXPECT_THAT(r.out, HasSubstr("autograd packed w2/a4"));
+  EXPECT_THAT(r.out, HasSubstr("today's trainer stores every tensor in FP32"));
+
+  const std::string measured = WriteFile(
+      "m.json",
+      R"({"network": "lenet5", "width": 1.0, "wbits": 32, "abits": 32, "device": "cpu",
+          "input": [1, 28, 28], "classes": 10,
+          "measured": [{"batch": 8, "measured_tensor_peak_bytes": 1572864},
+                       {"batch": 64, "measured_tensor_peak_bytes": 5872026}]})");
+  r = Run({"footprint", "--network", "lenet5", "--measured", measured, "-o", "csv"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("BATCH,ACCOUNTING,ACTIVATIONS,WEIGHTS,GRADIENT MAPS,TRAINING,INFERENCE,ACTIVATION %,MEASURED,MODEL ERROR %\n"));
+  EXPECT_THAT(r.out, HasSubstr(",1.5,"));  // batch 8 measured, 1.5 MiB
+  EXPECT_THAT(r.out, HasSubstr("\n64,paper,"));  // the measured batches are the default
+  r = Run({"footprint", "--network", "resnet20", "--measured", measured});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--measured: " + measured + " measured network lenet5, the model is for resnet20"));
+  r = Run({"footprint", "--network", "lenet5", "--input", "1x32x32", "--measured", measured});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("measured input 1x28x28, the model is for 1x32x32"));
+  r = Run({"footprint", "--network", "lenet5", "--measured", (home_ / "missing.json").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--measured: cannot open"));
+  r = Run({"footprint", "--network", "lenet5", "--measured", WriteFile("bad.json", "{\"measured\": 3}")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is not the JSON of `wrpn-train describe --measure --json`"));
+
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot not installed";
+  const std::string png = (home_ / "fig1.png").string();
+  r = Run({"footprint", "--network", "lenet5", "--measured", measured, "--plot", png});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(png, std::ios::binary);
+  char magic[4] = {};
+  f.read(magic, 4);
+  EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+}
+
 TEST_F(CliTest, GridAveragesSeedsAndShowsUnfinishedCells) {
   const std::string spec = WriteFile(
       "seeds.yaml",

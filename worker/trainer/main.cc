@@ -17,9 +17,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/memory_model.h"
 #include "common/network_spec.h"
 #include "common/trial_config.h"
 #include "worker/trainer/launcher.h"
+#include "worker/trainer/memory_probe.h"
 #include "worker/trainer/prepare_command.h"
 #include "worker/trainer/slurm_env.h"
 #include "worker/trainer/trainer.h"
@@ -90,8 +92,11 @@ int main(int argc, char** argv) {
   int d_wbits = 32, d_abits = 32, d_classes = 0;
   std::vector<int> d_batches = {128};
   std::string d_input;
-  bool d_json = false;
-  describe->add_option("--network", d_network, "lenet5|resnet20|resnet18|resnet34|alexnet|inception_bn")
+  bool d_json = false, d_measure = false;
+  std::string d_device = "cpu";
+  describe->add_flag("--measure", d_measure, "also run one training step per batch and measure its peak memory");
+  describe->add_option("--device", d_device, "with --measure: cpu|cuda|cuda:N");
+  describe->add_option("--network", d_network, "lenet5|resnet20|resnet18|resnet34|resnet50|alexnet|inception_bn")
       ->required();
   describe->add_option("--width", d_width, "width multiplier (e.g. 1, 1.3, 2)");
   describe->add_option("--wbits", d_wbits, "weight bits: 1..16 or 32");
@@ -244,6 +249,9 @@ int main(int argc, char** argv) {
         std::cerr << "wrpn-train: --batch: every batch size must be >= 1, got " << b << "\n";
         return trainer::kExitBadConfig;
       }
+    }
+    if (d_measure) {
+      return trainer::DescribeMeasured({d_network, d_width, d_wbits, d_abits, input, d_device}, d_batches, d_json);
     }
     json layers = json::array();
     for (const auto& l : spec->layers) {

@@ -198,6 +198,43 @@ class PreActBlockImpl : public nn::Module {
 };
 TORCH_MODULE(PreActBlock);
 
+// Pre-activation bottleneck block: BN-act-conv1x1, BN-act-conv3x3 (strided), BN-act-conv1x1, plus
+// identity or a 1x1 projection of the pre-activated input.
+class PreActBottleneckImpl : public nn::Module {
+ public:
+  PreActBottleneckImpl(const Layers& L, const std::string& name) {
+    const LayerSpec& c1 = L.Get(name + ".conv1");
+    const LayerSpec& c2 = L.Get(name + ".conv2");
+    const LayerSpec& c3 = L.Get(name + ".conv3");
+    bn1_ = register_module("bn1", BN2(c1.in_channels));
+    act1_ = register_module("act1", QAct(L.abits()));
+    conv1_ = register_module("conv1", L.Make(name + ".conv1", 0));
+    bn2_ = register_module("bn2", BN2(c1.out_channels));
+    act2_ = register_module("act2", QAct(L.abits()));
+    conv2_ = register_module("conv2", L.Make(name + ".conv2", 1));
+    bn3_ = register_module("bn3", BN2(c2.out_channels));
+    act3_ = register_module("act3", QAct(L.abits()));
+    conv3_ = register_module("conv3", L.Make(name + ".conv3", 0));
+    if (c2.stride != 1 || c1.in_channels != c3.out_channels) {
+      shortcut_ = register_module("shortcut", L.Make(name + ".shortcut", 0));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor o = act1_(bn1_(x));
+    torch::Tensor sc = shortcut_ ? shortcut_(o) : x;
+    o = conv1_(o);
+    o = conv2_(act2_(bn2_(o)));
+    o = conv3_(act3_(bn3_(o)));
+    return o + sc;
+  }
+
+ private:
+  nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  QAct act1_{nullptr}, act2_{nullptr}, act3_{nullptr};
+  QLayer conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr}, shortcut_{nullptr};
+};
+TORCH_MODULE(PreActBottleneck);
+
 std::shared_ptr<Network> PreActResNet(const Layers& L, const NetworkSpec& spec, bool imagenet) {
   Chain s;
   if (imagenet) {
@@ -208,7 +245,7 @@ std::shared_ptr<Network> PreActResNet(const Layers& L, const NetworkSpec& spec, 
   } else {
     s->push_back("conv1", L.Make("conv1", 1));
   }
-  int last_channels = 0;
+  const bool bottleneck = spec.network == "resnet50";
   for (const auto& l : spec.layers) {
     const std::string suffix = ".conv1";
     if (l.name.size() > suffix.size() &&
@@ -217,11 +254,15 @@ std::shared_ptr<Network> PreActResNet(const Layers& L, const NetworkSpec& spec, 
       const bool first = block == "layer1.0";
       std::string module_name = block;
       std::replace(module_name.begin(), module_name.end(), '.', '_');
-      s->push_back(std::string(module_name), PreActBlock(L, block, first && !imagenet ? 32 : L.abits()));
-      last_channels = l.out_channels;
+      if (bottleneck) {
+        s->push_back(std::string(module_name), PreActBottleneck(L, block));
+      } else {
+        s->push_back(std::string(module_name), PreActBlock(L, block, first && !imagenet ? 32 : L.abits()));
+      }
     }
   }
-  s->push_back("bn_final", BN2(last_channels));
+  // The global pool leaves a 1x1 map, so the classifier's inputs are the last block's channels.
+  s->push_back("bn_final", BN2(L.Get("fc").in_channels));
   s->push_back("act_final", QAct(32));
   s->push_back("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})));
   s->push_back("flatten", nn::Flatten());

@@ -84,6 +84,7 @@ TEST(Networks, OneTrainingStepChangesEveryParameterForEveryPrecisionPair) {
 TEST(Networks, ImageNetNetworksTakeATrainingStep) {
   const Small small[] = {{"resnet18", {3, 32, 32, 10}},
                          {"resnet34", {3, 32, 32, 10}},
+                         {"resnet50", {3, 32, 32, 10}},
                          {"alexnet", {3, 96, 96, 10}},
                          {"inception_bn", {3, 64, 64, 10}}};
   for (const auto& s : small) {

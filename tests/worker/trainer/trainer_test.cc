@@ -252,5 +252,30 @@ TEST_F(TrainerTest, DescribePrintsTableAndJson) {
   EXPECT_EQ(p.rc, kExitBadConfig);
 }
 
+// --measure runs one training step per batch and prints the models next to the measured peak of
+// live tensor bytes; the autograd model is within 5% of it (docs/recipe.md, "Training memory").
+TEST_F(TrainerTest, DescribeMeasurePrintsModelsAndMeasurement) {
+  Proc p = RunBinary("describe --network lenet5 --measure --batch 8,64 --json");
+  ASSERT_EQ(p.rc, 0) << p.out;
+  const json j = json::parse(p.out);
+  EXPECT_EQ(j["device"], "cpu");
+  ASSERT_EQ(j["measured"].size(), 2u);
+  for (const auto& r : j["measured"]) {
+    const double measured = r["measured_tensor_peak_bytes"];
+    EXPECT_GT(r["measured_before_step_bytes"].get<double>(), 0);
+    EXPECT_GT(measured, r["measured_before_step_bytes"].get<double>());
+    EXPECT_NEAR(r["autograd_training_bytes"].get<double>() / measured, 1.0, 0.05) << r.dump();
+    EXPECT_GT(r["paper_training_bytes"].get<double>(), 0);
+  }
+  EXPECT_GT(j["measured"][1]["measured_tensor_peak_bytes"].get<double>(),
+            j["measured"][0]["measured_tensor_peak_bytes"].get<double>());
+  p = RunBinary("describe --network resnet20 --wbits 2 --abits 4 --measure --batch 4");
+  ASSERT_EQ(p.rc, 0) << p.out;
+  EXPECT_NE(p.out.find("paper model"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("autograd model"), std::string::npos);
+  EXPECT_NE(p.out.find("measured peak"), std::string::npos);
+  EXPECT_EQ(RunBinary("describe --network lenet5 --measure --device tpu").rc, kExitBadConfig);
+}
+
 }  // namespace
 }  // namespace wrpn::trainer
