@@ -19,7 +19,9 @@
 # Usage: scripts/container-test.sh [--images-only] [BUILD_DIR [WRPN_CLI]]
 # Environment: BUILD_JOBS (compile jobs inside the image builds, default 2), WRPN_DEBIAN_IMAGE /
 # WRPN_DEBIAN_SLIM_IMAGE (bases to use instead of the above), WRPN_CONTAINER_TEST_KEEP=1 (leave
-# our dockerd's data root, i.e. base image and build cache, in place: the default).
+# our dockerd's data root, i.e. base image and build cache, in place: the default),
+# WRPN_CONTAINER_DATA_ROOT (our dockerd's data root; default BUILD_DIR/container-test/engine/data;
+# scripts/test.sh points it at a cache folder kept across clones, like ccache's).
 set -euo pipefail
 
 images_only=0
@@ -62,6 +64,7 @@ dk() { "$docker" "$@"; }
 
 # ---- engine ---------------------------------------------------------------------------------------
 engine_pid=""
+data_root=${WRPN_CONTAINER_DATA_ROOT:-$state/engine/data}
 run_dir=""
 bridge=""
 project=""
@@ -84,14 +87,15 @@ stop_engine() {
   # A build step interrupted mid-way (BuildKit runs it with runc, outside containerd) outlives
   # dockerd: end every process whose root is inside our data root while the mounts still say so.
   for p in /proc/[0-9]*; do
-    case $(readlink "$p/root" 2>/dev/null) in "$state/engine/data/"*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
+    case $(readlink "$p/root" 2>/dev/null) in "$data_root/"*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
   done
   kill -TERM "$engine_pid" 2>/dev/null || true
   for _ in $(seq 60); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL "$engine_pid" 2>/dev/null || true
   wait "$engine_pid" 2>/dev/null || true
   # Mounts left by an engine killed mid-way (overlay layers, netns, shm), deepest first.
-  awk -v a="$state/engine/" -v b="$run_dir/" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' \
+  awk -v a="$state/engine/" -v b="$run_dir/" -v c="$data_root/" \
+    'index($2, a) == 1 || index($2, b) == 1 || index($2, c) == 1 { print $2 }' \
     /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   if [[ -n $bridge ]]; then
     ip link del "$bridge" 2>/dev/null || true
@@ -124,7 +128,7 @@ trap 'exit 130' INT TERM
 if [[ -z ${DOCKER_HOST:-} && ! -S /var/run/docker.sock ]] || ! dk version >/dev/null 2>&1; then
   ((EUID == 0)) || skip "no Docker engine answers and starting one needs root"
   command -v dockerd >/dev/null || skip "dockerd is not installed"
-  mkdir -p "$state/engine/data"
+  mkdir -p "$state/engine" "$data_root"
   # Unix socket paths are limited to 108 bytes: a deep build folder gets its sockets under /tmp.
   if ((${#state} <= 60)); then run_dir=$state/engine/run; mkdir -p "$run_dir"
   else run_dir=$(mktemp -d /tmp/wrpn-ct.XXXXXX); fi
@@ -135,8 +139,8 @@ if [[ -z ${DOCKER_HOST:-} && ! -S /var/run/docker.sock ]] || ! dk version >/dev/
   ip link add name "$bridge" type bridge 2>/dev/null || true
   ip addr replace "10.$n.255.1/24" dev "$bridge"
   ip link set "$bridge" up
-  log "starting dockerd: data root $state/engine/data, exec root $run_dir/exec, bridge $bridge"
-  dockerd --host "unix://$run_dir/docker.sock" --data-root "$state/engine/data" \
+  log "starting dockerd: data root $data_root, exec root $run_dir/exec, bridge $bridge"
+  dockerd --host "unix://$run_dir/docker.sock" --data-root "$data_root" \
     --exec-root "$run_dir/exec" --pidfile "$run_dir/dockerd.pid" --bridge "$bridge" \
     --default-address-pool "base=10.$n.0.0/17,size=24" >"$state/engine/dockerd.log" 2>&1 &
   engine_pid=$!

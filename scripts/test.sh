@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The compose test's own Docker engine keeps its data root (base image, layers, BuildKit's ccache)
+# in a cache folder that outlives the clone, as ccache's does; a fresh machine starts it cold.
+export WRPN_CONTAINER_DATA_ROOT=${WRPN_CONTAINER_DATA_ROOT:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/wrpn/container-engine}
 build=${WRPN_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)"
