@@ -1151,7 +1151,7 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     }
     m.metrics.push_back({t.rec.id, l->attempt, p.name(), p.step(), p.value(),
                          p.wall_ms() ? p.wall_ms() : NowMs()});
-    if (p.name() == "top1" && std::isfinite(p.value()) && (!best || p.value() > *best))
+    if (p.name() == metric::kTop1 && std::isfinite(p.value()) && (!best || p.value() > *best))
       best = p.value();
   }
   TrialRecord r = t.rec;
@@ -1177,8 +1177,8 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
                                                                                   : l->worker_id;
   for (const pb::MetricPoint& p : req.points()) {
     if (!std::isfinite(p.value())) continue;
-    if (p.name() == "images_per_sec") worker_images_gauge_->Set({worker}, p.value());
-    if (p.name() == "gpu_memory_bytes") worker_gpu_memory_gauge_->Set({worker}, p.value());
+    if (p.name() == metric::kImagesPerSec) worker_images_gauge_->Set({worker}, p.value());
+    if (p.name() == metric::kGpuMemoryBytes) worker_gpu_memory_gauge_->Set({worker}, p.value());
   }
   pb::ReportMetricsResponse resp;
   resp.set_accepted(static_cast<int64_t>(m.metrics.size()));
