@@ -16,7 +16,9 @@
 #include "common/network_spec.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
+#include "common/trainer_protocol.h"
 #include "common/worker_labels.h"
+#include "server/validate.h"  // FailureKindOf
 #include "nlohmann/json.hpp"
 
 namespace wrpn::server {
@@ -645,6 +647,7 @@ absl::StatusOr<pb::GetTrialResponse> Coordinator::GetTrial(const pb::GetTrialReq
     m->set_ended_ms(a.ended_ms);
     m->set_reason(a.reason);
     m->set_resume_checkpoint(a.resume_checkpoint);
+    if (a.failure_kind) m->set_failure_kind(static_cast<pb::FailureKind>(*a.failure_kind));
   }
   if (it->second.last_metrics.empty() && it->second.rec.attempts > 0) {
     // After a restart the latest values are rebuilt from the stored series.
@@ -1161,7 +1164,7 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     }
     m.metrics.push_back({t.rec.id, l->attempt, p.name(), p.step(), p.value(),
                          p.wall_ms() ? p.wall_ms() : NowMs()});
-    if (p.name() == "top1" && std::isfinite(p.value()) && (!best || p.value() > *best))
+    if (p.name() == metric::kTop1 && std::isfinite(p.value()) && (!best || p.value() > *best))
       best = p.value();
   }
   TrialRecord r = t.rec;
@@ -1187,9 +1190,9 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
                                                                                   : l->worker_id;
   for (const pb::MetricPoint& p : req.points()) {
     if (!std::isfinite(p.value())) continue;
-    if (p.name() == "images_per_sec") worker_images_gauge_->Set({worker}, p.value());
-    if (p.name() == "gpu_memory_bytes") worker_gpu_memory_gauge_->Set({worker}, p.value());
-    if (p.name() == "data_wait_ms_per_step") worker_data_wait_gauge_->Set({worker}, p.value());
+    if (p.name() == metric::kImagesPerSec) worker_images_gauge_->Set({worker}, p.value());
+    if (p.name() == metric::kGpuMemoryBytes) worker_gpu_memory_gauge_->Set({worker}, p.value());
+    if (p.name() == metric::kDataWaitMsPerStep) worker_data_wait_gauge_->Set({worker}, p.value());
   }
   pb::ReportMetricsResponse resp;
   resp.set_accepted(static_cast<int64_t>(m.metrics.size()));
@@ -1317,11 +1320,12 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
     RETURN_IF_ERROR(CommitLocked(m));  // on failure the state is reloaded from the store
   } else {
     const pb::TrialFailure& f = req.failure();
+    const FailureKind kind = FailureKindOf(f);
     const std::string reason =
         f.reason().empty() ? "trial failed (no reason given)" : f.reason();
-    const bool retry = f.kind() != "config";
+    t.attempts.back().failure_kind = kind;  // EndAttemptLocked copies the attempt
     EndAttemptLocked(t, AttemptOutcome::kFailed,
-                     f.kind().empty() ? reason : absl::StrCat(f.kind(), ": ", reason), retry,
+                     absl::StrCat(FailureKindName(kind), ": ", reason), FailureIsRetried(kind),
                      lease_id, m);
     RETURN_IF_ERROR(CommitLocked(m));
   }
@@ -1408,7 +1412,8 @@ std::chrono::milliseconds Coordinator::RetryDelay(const TrialEntry& t) const {
   if (options_.retry_backoff.count() <= 0) return std::chrono::milliseconds(0);
   int failures = 0;  // failed attempts in a row, newest first
   for (auto a = t.attempts.rbegin(); a != t.attempts.rend(); ++a) {
-    if (a->outcome != AttemptOutcome::kFailed || absl::StartsWith(a->reason, "interrupted"))
+    if (a->outcome != AttemptOutcome::kFailed ||
+        (a->failure_kind && !FailureBacksOff(*a->failure_kind)))
       break;
     ++failures;
   }

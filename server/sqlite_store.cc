@@ -69,6 +69,15 @@ CREATE TABLE paper_values(
   abits INTEGER NOT NULL, top1 REAL, cost REAL,
   PRIMARY KEY(table_id, network, width, wbits, abits));
 )sql",
+      // 2: the failure kind of a failed attempt in its own column (wrpn.v1.FailureKind; 0 =
+      // none). Attempts that failed before it existed get the kind their reason starts with.
+      R"sql(
+ALTER TABLE attempts ADD COLUMN failure_kind INTEGER NOT NULL DEFAULT 0;
+UPDATE attempts SET failure_kind = CASE
+    WHEN reason LIKE 'config:%' THEN 1 WHEN reason LIKE 'data:%' THEN 2
+    WHEN reason LIKE 'rendezvous:%' THEN 3 WHEN reason LIKE 'interrupted:%' THEN 5 ELSE 4 END
+  WHERE outcome = 3;
+)sql",
   };
   return m;
 }
@@ -197,12 +206,14 @@ struct SqliteStore::Statements {
             queued_ms=excluded.queued_ms, started_ms=excluded.started_ms,
             finished_ms=excluded.finished_ms)"),
         upsert_attempt(db, R"(INSERT INTO attempts(trial_id, attempt, fencing_token, outcome,
-            lease_ids, worker_ids, started_ms, ended_ms, reason, resume_checkpoint, resume_epoch)
-            VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
+            lease_ids, worker_ids, started_ms, ended_ms, reason, resume_checkpoint, resume_epoch,
+            failure_kind)
+            VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
             ON CONFLICT(trial_id, attempt) DO UPDATE SET fencing_token=excluded.fencing_token,
             outcome=excluded.outcome, lease_ids=excluded.lease_ids, worker_ids=excluded.worker_ids,
             started_ms=excluded.started_ms, ended_ms=excluded.ended_ms, reason=excluded.reason,
-            resume_checkpoint=excluded.resume_checkpoint, resume_epoch=excluded.resume_epoch)"),
+            resume_checkpoint=excluded.resume_checkpoint, resume_epoch=excluded.resume_epoch,
+            failure_kind=excluded.failure_kind)"),
         upsert_worker(db, R"(INSERT INTO workers(id, name, address, gpus_json, cpus,
             max_cpu_trials, labels_json, registered_ms, last_heartbeat_ms, draining, lost)
             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
@@ -391,7 +402,8 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(3, a.fencing_token).Bind(4, static_cast<int>(a.outcome))
                         .Bind(5, json(a.lease_ids).dump()).Bind(6, json(a.worker_ids).dump())
                         .Bind(7, a.started_ms).Bind(8, a.ended_ms).Bind(9, a.reason)
-                        .Bind(10, a.resume_checkpoint).Bind(11, a.resume_epoch).Run());
+                        .Bind(10, a.resume_checkpoint).Bind(11, a.resume_epoch)
+                        .Bind(12, a.failure_kind ? static_cast<int>(*a.failure_kind) : 0).Run());
   }
   for (const auto& w : m.workers) {
     json gpus = json::array();
@@ -463,7 +475,8 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
   }
   {
     Stmt q(db_, "SELECT trial_id, attempt, fencing_token, outcome, lease_ids, worker_ids, "
-                "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch FROM attempts "
+                "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch, failure_kind "
+                "FROM attempts "
                 "ORDER BY trial_id, attempt");
     RETURN_IF_ERROR(q.error());
     for (;;) {
@@ -476,6 +489,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
       a.worker_ids = json::parse(q.Text(5)).get<std::vector<std::string>>();
       a.started_ms = q.Int(6), a.ended_ms = q.Int(7), a.reason = q.Text(8);
       a.resume_checkpoint = q.Text(9), a.resume_epoch = q.Int(10);
+      if (const int64_t k = q.Int(11); k > 0) a.failure_kind = static_cast<FailureKind>(k);
       s.attempts.push_back(std::move(a));
     }
   }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/trainer_protocol.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -76,6 +77,7 @@ struct AttemptRecord {
   std::string reason;
   std::string resume_checkpoint;
   int64_t resume_epoch = 0;
+  std::optional<FailureKind> failure_kind;  // kFailed attempts only
   bool operator==(const AttemptRecord&) const = default;
 };
 

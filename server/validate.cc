@@ -1,15 +1,26 @@
 #include "server/validate.h"
 
 #include <cmath>
+#include <optional>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/trainer_protocol.h"
 
 namespace wrpn::server {
 namespace {
 
 using L = RequestLimits;
+
+static_assert(static_cast<int>(FailureKind::kConfig) == pb::FAILURE_KIND_CONFIG);
+static_assert(static_cast<int>(FailureKind::kData) == pb::FAILURE_KIND_DATA);
+static_assert(static_cast<int>(FailureKind::kRendezvous) == pb::FAILURE_KIND_RENDEZVOUS);
+static_assert(static_cast<int>(FailureKind::kInternal) == pb::FAILURE_KIND_INTERNAL);
+static_assert(static_cast<int>(FailureKind::kInterrupted) == pb::FAILURE_KIND_INTERRUPTED);
+static_assert(kAllFailureKinds.size() == pb::FailureKind_ARRAYSIZE - 1);
 
 absl::Status Bad(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -57,6 +68,29 @@ absl::Status Finite(absl::string_view field, double v, double lo, double hi) {
 absl::Status Lease(const std::string& field, const pb::LeaseRef& ref) {
   if (auto s = Length(field + ".lease_id", ref.lease_id(), L::kMaxIdBytes, true); !s.ok()) return s;
   return Positive(field + ".fencing_token", ref.fencing_token());
+}
+
+// The failure kind by enum or by name (common/trainer_protocol.h); both given: they agree.
+absl::Status CheckFailureKind(const pb::TrialFailure& f) {
+  std::optional<FailureKind> by_enum;
+  if (f.failure_kind() != pb::FAILURE_KIND_UNSPECIFIED) {
+    if (!pb::FailureKind_IsValid(f.failure_kind()))
+      return Bad("failure.failure_kind", absl::StrCat("unknown kind ", f.failure_kind()));
+    by_enum = static_cast<FailureKind>(f.failure_kind());
+  }
+  if (f.kind().empty()) return absl::OkStatus();
+  const std::optional<FailureKind> by_name = FailureKindFromName(f.kind());
+  if (!by_name) {
+    std::vector<absl::string_view> names;
+    for (FailureKind k : kAllFailureKinds) names.push_back(FailureKindName(k));
+    return Bad("failure.kind", absl::StrCat("unknown kind ", Shown(f.kind()), " (",
+                                            absl::StrJoin(names, ", "), ")"));
+  }
+  if (by_enum && by_enum != by_name) {
+    return Bad("failure.kind", absl::StrCat(Shown(f.kind()), " disagrees with failure_kind ",
+                                            pb::FailureKind_Name(f.failure_kind())));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PageToken(const std::string& token) {
@@ -201,11 +235,7 @@ absl::Status ValidateRequest(const pb::CompleteTrialRequest& r) {
     WRPN_CHECK(Finite("result.cost_first_last_fp32", res.cost_first_last_fp32(), 0, 1e15));
   } else if (r.has_failure()) {
     WRPN_CHECK(Text("failure.reason", r.failure().reason(), L::kMaxTextBytes));
-    const std::string& k = r.failure().kind();
-    if (!k.empty() && k != "config" && k != "data" && k != "internal" && k != "interrupted") {
-      return Bad("failure.kind",
-                 absl::StrCat("unknown kind ", Shown(k), " (config, data, internal or interrupted)"));
-    }
+    WRPN_CHECK(CheckFailureKind(r.failure()));
   } else {
     return Bad("outcome", "give result or failure");
   }
@@ -221,6 +251,12 @@ absl::Status ValidateRequest(const pb::ReportLogsRequest& r) {
   for (int i = 0; i < r.lines_size(); ++i)
     WRPN_CHECK(Text(absl::StrCat("lines[", i, "]"), r.lines(i), L::kMaxTextBytes));
   return absl::OkStatus();
+}
+
+FailureKind FailureKindOf(const pb::TrialFailure& f) {
+  if (f.failure_kind() != pb::FAILURE_KIND_UNSPECIFIED && pb::FailureKind_IsValid(f.failure_kind()))
+    return static_cast<FailureKind>(f.failure_kind());
+  return FailureKindFromName(f.kind()).value_or(FailureKind::kInternal);
 }
 
 absl::Status ValidateRequest(const pb::ReportRendezvousRequest& r) {

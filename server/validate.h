@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/sweep_spec.h"
+#include "common/trainer_protocol.h"
 #include "wrpn/v1/coordinator.pb.h"
 
 namespace wrpn::server {
@@ -54,6 +55,8 @@ struct RequestLimits {
 [[nodiscard]] absl::Status ValidateRequest(const pb::CompleteTrialRequest& r);
 [[nodiscard]] absl::Status ValidateRequest(const pb::ReportLogsRequest& r);
 [[nodiscard]] absl::Status ValidateRequest(const pb::ReportRendezvousRequest& r);
+// The kind of a validated failure: failure_kind, else the kind's name, else internal.
+[[nodiscard]] FailureKind FailureKindOf(const pb::TrialFailure& f);
 // A request without an overload above (a newly added RPC) gets only the gRPC size limit; add one.
 template <typename Request>
 [[nodiscard]] absl::Status ValidateRequest(const Request&) {

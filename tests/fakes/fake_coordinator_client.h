@@ -1,11 +1,17 @@
 #pragma once
 // FakeCoordinatorClient: a scripted agent::CoordinatorClient. Tests queue leases, commands and
-// errors, and read back every request the agent sent. Thread-safe.
+// errors, and read back every request the agent sent. Every request first goes through the
+// server's own ValidateRequest (server/validate.h): what the real coordinator refuses, the fake
+// refuses with the same INVALID_ARGUMENT and records in `rejected`, never in the lists below.
+// Thread-safe.
 #include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
+#include "server/validate.h"
 #include "worker/agent/coordinator_client.h"
 
 namespace wrpn::agent {
@@ -15,6 +21,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<pb::RegisterWorkerResponse> RegisterWorker(
       const pb::RegisterWorkerRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     registers.push_back(req);
     if (auto s = Pop(register_errors); !s.ok()) return s;
     pb::RegisterWorkerResponse resp;
@@ -25,6 +32,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   }
   absl::StatusOr<pb::HeartbeatResponse> Heartbeat(const pb::HeartbeatRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     heartbeats.push_back(req);
     if (auto s = Pop(heartbeat_errors); !s.ok()) return s;
     pb::HeartbeatResponse resp;
@@ -36,6 +44,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<pb::AcquireTrialResponse> AcquireTrial(
       const pb::AcquireTrialRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     acquires.push_back(req);
     if (auto s = Pop(acquire_errors); !s.ok()) return s;
     pb::AcquireTrialResponse resp;
@@ -49,6 +58,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<pb::ReportMetricsResponse> ReportMetrics(
       const pb::ReportMetricsRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     if (auto s = Pop(metrics_errors); !s.ok()) return s;
     metrics.push_back(req);
     pb::ReportMetricsResponse resp;
@@ -57,12 +67,14 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   }
   absl::Status ReportCheckpoint(const pb::ReportCheckpointRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     if (auto s = Pop(checkpoint_errors); !s.ok()) return s;
     checkpoints.push_back(req);
     return absl::OkStatus();
   }
   absl::Status CompleteTrial(const pb::CompleteTrialRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     if (auto s = Pop(complete_errors); !s.ok()) return s;
     completions.push_back(req);
     return absl::OkStatus();
@@ -70,6 +82,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
 
   absl::Status ReportLogs(const pb::ReportLogsRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     if (auto s = Pop(logs_errors); !s.ok()) return s;
     logs.push_back(req);
     return absl::OkStatus();
@@ -77,6 +90,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
 
   absl::Status ReportRendezvous(const pb::ReportRendezvousRequest& req) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = Validate(req); !s.ok()) return s;
     if (auto s = Pop(rendezvous_errors); !s.ok()) return s;
     rendezvous.push_back(req);
     return absl::OkStatus();
@@ -98,7 +112,16 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<pb::ReportLogsRequest> logs;
   std::vector<pb::ReportRendezvousRequest> rendezvous;
 
+ // Requests the server's validation refused, with its error.
+  std::vector<std::string> rejected;
+
  private:
+  template <typename Request>
+  absl::Status Validate(const Request& req) {
+    absl::Status s = server::ValidateRequest(req);
+    if (!s.ok()) rejected.push_back(absl::StrCat(req.GetTypeName(), ": ", s.message()));
+    return s;
+  }
   static absl::Status Pop(std::deque<absl::Status>& q) {
     if (q.empty()) return absl::OkStatus();
     absl::Status s = q.front();

@@ -137,6 +137,7 @@ class WorkerE2eTest : public testing::Test {
     store_ = *std::move(store);
     server::CoordinatorOptions copts;
     copts.lease_ttl = ttl;
+    copts.retry_backoff = retry_backoff_;
     registry_ = std::make_unique<server::MetricsRegistry>();
     auto c = server::Coordinator::Create(store_.get(), &clock_, registry_.get(), copts);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -298,6 +299,7 @@ class WorkerE2eTest : public testing::Test {
   ForkExecLauncher launcher_;
   std::map<std::string, std::unique_ptr<Process>> workers_;
   std::set<std::string> stopped_;  // workers the test killed on purpose
+  std::chrono::milliseconds retry_backoff_{0};  // for RestartCoordinator
 };
 
 TEST_F(WorkerE2eTest, FourTrialSweepCompletesThroughOneWorker) {
@@ -559,6 +561,63 @@ TEST_F(WorkerE2eTest, TwoWorkersRunATwoNodeGangTrialWithGloo) {
       return false;
     }, 20s)) << node;
   }
+}
+
+// The issue-15 reproduction: a 2-node Gloo gang whose second node is frozen (SIGSTOP) before it
+// picks up its part. Rank 0's real trainer gives up after the rendezvous timeout and reports
+// kind rendezvous; the coordinator accepts it (it refused it before), stores the kind, shows the
+// trainer's reason in `wrpn trial show`, and leases the trial again only after the backoff.
+TEST_F(WorkerE2eTest, AGangRankThatNeverArrivesFailsAsRendezvousWithTheTrainersReason) {
+  retry_backoff_ = 3s;
+  RestartCoordinator(0ms, 30s);  // the frozen node's lease must not expire first
+  const std::string port = std::to_string(FreePort());
+  ASSERT_NE(StartWorker("node-a", {"--gpus", "1", "--rendezvous-port", port,
+                                   "--rendezvous-timeout", "5", "--grace", "3"}), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return coordinator_->ListWorkers({})->workers_size() == 1; }, 30s));
+  Process* b = StartWorker("node-b", {"--gpus", "1", "--rendezvous-port", port});
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return coordinator_->ListWorkers({})->workers_size() == 2; }, 30s));
+  ASSERT_EQ(::kill(b->pid(), SIGSTOP), 0);
+  stopped_.insert("node-b");
+  struct Resume {  // never leave a stopped process behind
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{b->pid()};
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"32/32"}}}, 1,
+                               {{"gpus_per_node", 1}, {"nodes", 2}}, {{"device", "cpu"}});
+  const int64_t trial = Trials(sweep).at(0).id();
+  ASSERT_TRUE(WaitFor([&] { return Trial(trial).attempts_size() >= 2; }, 90s));
+  const pb::GetTrialResponse t = Trial(trial);
+  const pb::Attempt& first = t.attempts(0);
+  EXPECT_EQ(first.outcome(), pb::ATTEMPT_FAILED) << first.reason();
+  EXPECT_EQ(first.failure_kind(), pb::FAILURE_KIND_RENDEZVOUS) << first.reason();
+  EXPECT_THAT(first.reason(), HasSubstr("rendezvous: "));
+  EXPECT_THAT(first.reason(), HasSubstr("rank 1 of world size 2 never arrived"));
+  EXPECT_LT(first.ended_ms() - first.started_ms(), 5000 + 5000) << "rendezvous timeout + 5 s";
+  EXPECT_EQ(first.worker_ids_size(), 2);
+  EXPECT_GE(t.attempts(1).started_ms() - first.ended_ms(), 3000) << "the retry backoff applies";
+
+  // `wrpn trial show` prints the kind and the trainer's reason.
+  ProcessSpec show;
+  show.argv = {WRPN_CLI_PATH, "--addr", "127.0.0.1:" + std::to_string(server_->grpc_port()),
+               "--token", "admin-token-integration-01", "--color", "never", "trial", "show",
+               std::to_string(trial)};
+  auto cli = launcher_.Launch(show);
+  ASSERT_TRUE(cli.ok()) << cli.status();
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!(*cli)->Exited() && std::chrono::steady_clock::now() < deadline) {
+    for (auto& line : (*cli)->TakeStdoutLines()) out += line + "\n";
+    std::this_thread::sleep_for(20ms);
+  }
+  for (auto& line : (*cli)->TakeStdoutLines()) out += line + "\n";
+  ASSERT_TRUE((*cli)->Exited() && (*cli)->Exited()->ok()) << out << (*cli)->StderrTail();
+  EXPECT_THAT(out, HasSubstr("rendezvous: "));
+  EXPECT_THAT(out, HasSubstr("rank 1 of world size 2 never arrived"));
+
+  pb::CancelSweepRequest cancel;
+  cancel.set_sweep_id(sweep);
+  ASSERT_TRUE(coordinator_->CancelSweep(cancel).ok());
 }
 
 TEST_F(WorkerE2eTest, AGangNodeWhoseRanksFailEndsTheAttemptOnEveryWorker) {

@@ -9,9 +9,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/trainer_protocol.h"
 #include "common/trial_config.h"
 #include "server/memory_store.h"
 #include "server/sqlite_store.h"
+#include "server/validate.h"
 #include "tests/fakes/failing_store.h"
 #include "tests/fakes/fake_clock.h"
 
@@ -622,6 +626,63 @@ TEST_F(CoordinatorTest, BadPagingIsRejected) {
 }
 
 // A failed write leaves memory as the database has it: nothing half-applied.
+// Every kind the trainer can emit (common/trainer_protocol.h) passes the edge's validation, is
+// stored on its attempt (also across a restart) and decides the retry: config is final, the
+// others re-queue, all but interrupted after the backoff.
+TEST_F(CoordinatorTest, EveryFailureKindIsAcceptedStoredAndDecidesTheRetry) {
+  opts_.retry_backoff = 10s;
+  Open();
+  for (FailureKind kind : kAllFailureKinds) {
+    SCOPED_TRACE(std::string(FailureKindName(kind)));
+    Submit("axes: {network: lenet5, width: 1, precision: [\"4/4\"]}\nmax_attempts: 3\n");
+    const std::string w = Register(absl::StrCat("w-", FailureKindName(kind)));
+    auto l = Acquire(w);
+    ASSERT_EQ(l.size(), 1u);
+    pb::CompleteTrialRequest req;
+    *req.mutable_lease() = Ref(l[0]);
+    req.mutable_failure()->set_kind(std::string(FailureKindName(kind)));
+    req.mutable_failure()->set_failure_kind(static_cast<pb::FailureKind>(kind));
+    req.mutable_failure()->set_reason("the trainer's reason");
+    ASSERT_TRUE(ValidateRequest(req).ok()) << ValidateRequest(req);
+    ASSERT_TRUE(c_->CompleteTrial(req).ok());
+    for (int restart = 0; restart < 2; ++restart) {
+      const pb::GetTrialResponse t = Trial(l[0].trial_id());
+      ASSERT_EQ(t.attempts_size(), 1);
+      EXPECT_EQ(t.attempts(0).outcome(), pb::ATTEMPT_FAILED);
+      EXPECT_EQ(t.attempts(0).failure_kind(), static_cast<pb::FailureKind>(kind));
+      EXPECT_EQ(t.attempts(0).reason(), absl::StrCat(FailureKindName(kind), ": the trainer's reason"));
+      EXPECT_EQ(t.trial().state(), FailureIsRetried(kind) ? pb::TRIAL_QUEUED : pb::TRIAL_FAILED);
+      if (FailureIsRetried(kind)) {
+        EXPECT_EQ(absl::StrContains(t.trial().pending_reason(), "retry backoff"),
+                  FailureBacksOff(kind))
+            << t.trial().pending_reason();
+      }
+      Open();  // the kind comes back from the store
+    }
+    pb::CancelSweepRequest cancel;
+    cancel.set_sweep_id(l[0].sweep_id());
+    ASSERT_TRUE(c_->CancelSweep(cancel).ok());
+  }
+}
+
+// The edge refuses a kind the protocol does not have, and a name that disagrees with the enum;
+// a bare name (an older agent) or a bare enum is enough.
+TEST_F(CoordinatorTest, UnknownOrContradictoryFailureKindsAreRefusedAtTheEdge) {
+  pb::CompleteTrialRequest req;
+  req.mutable_lease()->set_lease_id("l-1-0");
+  req.mutable_lease()->set_fencing_token(1);
+  req.mutable_failure()->set_kind("oom");
+  EXPECT_THAT(ValidateRequest(req).message(), HasSubstr("failure.kind: unknown kind 'oom'"));
+  req.mutable_failure()->set_kind("rendezvous");
+  EXPECT_TRUE(ValidateRequest(req).ok());
+  req.mutable_failure()->set_failure_kind(pb::FAILURE_KIND_DATA);
+  EXPECT_THAT(ValidateRequest(req).message(), HasSubstr("disagrees with failure_kind"));
+  req.mutable_failure()->clear_kind();
+  EXPECT_TRUE(ValidateRequest(req).ok());
+  req.mutable_failure()->set_failure_kind(static_cast<pb::FailureKind>(42));
+  EXPECT_THAT(ValidateRequest(req).message(), HasSubstr("failure.failure_kind: unknown kind 42"));
+}
+
 TEST_F(CoordinatorTest, FailedAttemptsAreRetriedAfterABackoffThatDoublesAndSurvivesARestart) {
   opts_.retry_backoff = 10s;
   opts_.retry_backoff_max = 25s;

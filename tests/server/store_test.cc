@@ -9,6 +9,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "server/memory_store.h"
 #include "server/sqlite_store.h"
@@ -107,6 +108,13 @@ TYPED_TEST(StoreTest, RoundTripsEveryRecord) {
   a.resume_checkpoint = "/ckpt/1.pt";
   a.resume_epoch = 3;
   m.attempts.push_back(a);
+  AttemptRecord failed = a;  // the failure kind has its own column
+  failed.attempt = 2;
+  failed.fencing_token = 18;
+  failed.outcome = AttemptOutcome::kFailed;
+  failed.reason = "rendezvous: rank 1 of world size 2 never arrived";
+  failed.failure_kind = FailureKind::kRendezvous;
+  m.attempts.push_back(failed);
   WorkerRecord w;
   w.id = "w-1";
   w.name = "gpu-box";
@@ -127,8 +135,9 @@ TYPED_TEST(StoreTest, RoundTripsEveryRecord) {
   ASSERT_EQ(snap->trials.size(), 2u);
   EXPECT_EQ(snap->trials[0], Trial(1, 1));
   EXPECT_EQ(snap->trials[1], t2);
-  ASSERT_EQ(snap->attempts.size(), 1u);
+  ASSERT_EQ(snap->attempts.size(), 2u);
   EXPECT_EQ(snap->attempts[0], a);
+  EXPECT_EQ(snap->attempts[1], failed);
   ASSERT_EQ(snap->workers.size(), 1u);
   EXPECT_EQ(snap->workers[0], w);
   ASSERT_EQ(snap->checkpoints.size(), 1u);
@@ -245,7 +254,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 1);
+    EXPECT_EQ((*s)->schema_version(), 2);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -259,6 +268,43 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   ASSERT_EQ(snap->trials.size(), 1u);
   EXPECT_EQ(snap->trials[0], Trial(9, 5));
   EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
+}
+
+// Migration 2 gives attempts that failed under schema 1 the kind their reason starts with.
+TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
+  const std::string path = TempDb("migrate");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  {  // back to schema 1, with attempts written by a coordinator of that schema
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql = R"sql(
+      ALTER TABLE attempts DROP COLUMN failure_kind;
+      DELETE FROM schema_migrations WHERE version = 2;
+      INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
+      INSERT INTO attempts VALUES(9, 2, 2, 3, '[]', '[]', 3, 4, 'interrupted: worker w shutting down', '', 0);
+      INSERT INTO attempts VALUES(9, 3, 3, 3, '[]', '[]', 5, 6, 'trial failed (no reason given)', '', 0);
+      INSERT INTO attempts VALUES(9, 4, 4, 4, '[]', '[]', 7, 8, 'lease expired', '', 0);)sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 2);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->attempts.size(), 4u);
+  EXPECT_EQ(snap->attempts[0].failure_kind, FailureKind::kRendezvous);
+  EXPECT_EQ(snap->attempts[1].failure_kind, FailureKind::kInterrupted);
+  EXPECT_EQ(snap->attempts[2].failure_kind, FailureKind::kInternal);
+  EXPECT_EQ(snap->attempts[3].failure_kind, std::nullopt) << "only failed attempts have a kind";
 }
 
 // A process SIGKILLed inside Apply (common/crash_point.h) loses exactly the uncommitted

@@ -88,13 +88,6 @@ int64_t WallMs(const Clock* clock) {
       .count();
 }
 
-std::string KindForExit(const ExitStatus& e) {
-  if (e.signal == 0 && e.exit_code == 2) return "config";
-  if (e.signal == 0 && e.exit_code == 3) return "data";
-  if (e.signal == 0 && e.exit_code == 4) return "interrupted";
-  return "internal";
-}
-
 }  // namespace
 
 void SplitHostPort(const std::string& addr, std::string* host, int* port) {
@@ -146,7 +139,9 @@ struct Agent::RunState {
   std::optional<pb::ReportCheckpointRequest> pending_checkpoint;
   int64_t epoch = 0, epochs = 0, step = 0;
   int64_t start_epoch = -1;
-  std::optional<json> finished, failed, interrupted;
+  std::optional<FinishedEvent> finished;
+  std::optional<FailedEvent> failed;
+  std::optional<InterruptedEvent> interrupted;
   int failed_rank = -1;
   int first_bad = -1;  // local rank of the first process seen failing
   std::string notes;  // the agent's own lines for the attempt's log
@@ -434,12 +429,13 @@ void Agent::FlushLogs(RunState& r, bool force) {
   }
 }
 
-void Agent::Fail(RunState& r, const std::string& kind, const std::string& reason) {
+void Agent::Fail(RunState& r, FailureKind kind, const std::string& reason) {
   pb::CompleteTrialRequest req;
   *req.mutable_lease() = Ref(r);
-  req.mutable_failure()->set_kind(kind);
+  req.mutable_failure()->set_kind(std::string(FailureKindName(kind)));
+  req.mutable_failure()->set_failure_kind(static_cast<pb::FailureKind>(kind));
   req.mutable_failure()->set_reason(reason);
-  Note(r, absl::StrCat("attempt failed (", kind, "): ", reason, "\n"));
+  Note(r, absl::StrCat("attempt failed (", FailureKindName(kind), "): ", reason, "\n"));
   r.completion = std::move(req);
 }
 
@@ -476,7 +472,7 @@ void Agent::Start(const pb::Lease& lease) {
     }
     if (static_cast<int>(r.gpus.size()) < r.nproc) {
       r.gpus.clear();
-      Fail(r, "internal", absl::StrCat("worker ", options_.name, " has ", FreeGpus(),
+      Fail(r, FailureKind::kInternal, absl::StrCat("worker ", options_.name, " has ", FreeGpus(),
                                        " free GPUs, the trial needs ", r.nproc));
       return;
     }
@@ -485,7 +481,7 @@ void Agent::Start(const pb::Lease& lease) {
 
   json config = json::parse(lease.trial_config_json(), nullptr, false);
   if (config.is_discarded() || !config.is_object()) {
-    Fail(r, "config", "trial_config_json is not a JSON object");
+    Fail(r, FailureKind::kConfig, "trial_config_json is not a JSON object");
     return;
   }
   std::error_code ec;
@@ -500,7 +496,7 @@ void Agent::Start(const pb::Lease& lease) {
   fs::create_directories(r.dir, ec);
   if (!ec) fs::create_directories(r.ckpt_dir, ec);
   if (ec) {
-    Fail(r, "internal", absl::StrCat("cannot create the attempt folders ", r.dir, " and ",
+    Fail(r, FailureKind::kInternal, absl::StrCat("cannot create the attempt folders ", r.dir, " and ",
                                      r.ckpt_dir, ": ", ec.message()));
     return;
   }
@@ -526,7 +522,7 @@ void Agent::Start(const pb::Lease& lease) {
         fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
       }
       if (ec) {
-        Fail(r, "internal", absl::StrCat("cannot copy checkpoint ", src.string(), " to ",
+        Fail(r, FailureKind::kInternal, absl::StrCat("cannot copy checkpoint ", src.string(), " to ",
                                          dst.string(), ": ", ec.message()));
         return;
       }
@@ -559,7 +555,7 @@ void Agent::Start(const pb::Lease& lease) {
     const std::string path = d.contains("path") && d["path"].is_string() ? d["path"].get<std::string>() : "";
     if (d.value("kind", std::string()) != "synthetic" && !path.empty()) {
       if (absl::Status st = CheckPathUnderRoots("dataset.path", path, roots); !st.ok()) {
-        Fail(r, "config", std::string(st.message()));
+        Fail(r, FailureKind::kConfig, std::string(st.message()));
         return;
       }
     }
@@ -581,12 +577,12 @@ void Agent::Start(const pb::Lease& lease) {
     out << config.dump(2) << "\n";
     out.close();
     if (!out) {
-      Fail(r, "internal", absl::StrCat("cannot write ", config_path));
+      Fail(r, FailureKind::kInternal, absl::StrCat("cannot write ", config_path));
       return;
     }
     fs::rename(config_path + ".tmp", config_path, ec);
     if (ec) {
-      Fail(r, "internal", absl::StrCat("cannot write ", config_path, ": ", ec.message()));
+      Fail(r, FailureKind::kInternal, absl::StrCat("cannot write ", config_path, ": ", ec.message()));
       return;
     }
   }
@@ -602,7 +598,7 @@ void Agent::Start(const pb::Lease& lease) {
       if (master_port == 0 || !PortFree(master_port)) {
         // Fail fast (and retryably) instead of letting every rank wait for a store that cannot
         // start.
-        Fail(r, "internal",
+        Fail(r, FailureKind::kInternal,
              absl::StrCat("rendezvous port ", master_port, " is in use on worker ", options_.name,
                           " (rank 0 hosts the TCPStore there; free it or set --rendezvous-port)"));
         return;
@@ -612,13 +608,13 @@ void Agent::Start(const pb::Lease& lease) {
       *rr.mutable_lease() = Ref(r);
       rr.set_master_port(master_port);
       if (absl::Status st = client_->ReportRendezvous(rr); !st.ok()) {
-        Fail(r, "internal",
+        Fail(r, FailureKind::kInternal,
              absl::StrCat("cannot report rendezvous port ", master_port,
                           " to the coordinator: ", st.message()));
         return;
       }
     } else if (master_port == 0) {
-      Fail(r, "internal",
+      Fail(r, FailureKind::kInternal,
            absl::StrCat("the coordinator sent node rank ", r.node_rank,
                         " no rendezvous port (rank 0 has not reported one)"));
       return;
@@ -673,9 +669,9 @@ void Agent::Start(const pb::Lease& lease) {
       r.procs.resize(local);
       r.exits.resize(local);
       if (local == 0) {
-        Fail(r, "internal", reason);
+        Fail(r, FailureKind::kInternal, reason);
       } else {
-        r.failed = json{{"kind", "internal"}, {"reason", reason}};
+        r.failed = FailedEvent{FailureKind::kInternal, reason};
         RequestStop(r, StopKind::kPeerFailed, reason);
       }
       return;
@@ -705,66 +701,74 @@ void Agent::RequestStop(RunState& r, StopKind kind, const std::string& reason) {
   }
 }
 
-void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
-  json e = json::parse(line, nullptr, false);
-  if (e.is_discarded() || !e.is_object() || !e.contains("event")) return;  // not an event
-  const std::string kind = e.value("event", "");
-  const bool leader = r.node_rank == 0 && local_rank == 0;
-  try {
-    if (kind == "failed") {
-      if (!r.failed || leader) {
-        r.failed = e;
-        r.failed_rank = r.node_rank * r.nproc + local_rank;
-      }
-      return;
+// Applies one trainer event to the run (common/trainer_protocol.h). Every rank's failure counts
+// (the leader's first); everything else only from the leader.
+struct Agent::EventHandler {
+  Agent& agent;
+  RunState& r;
+  int local_rank;
+  bool leader;
+
+  void operator()(const FailedEvent& e) {
+    if (!r.failed || leader) {
+      r.failed = e;
+      r.failed_rank = r.node_rank * r.nproc + local_rank;
     }
-    if (!leader) return;
-    if (kind == "started") {
-      r.start_epoch = e.value("start_epoch", int64_t{0});
-      r.epoch = r.start_epoch;
-      if (e.contains("config") && e["config"].is_object())
-        r.epochs = e["config"].value("epochs", int64_t{0});
-      Note(r, absl::StrCat("trainer started at epoch ", r.start_epoch, "\n"));
-    } else if (kind == "epoch") {
-      const int64_t epoch = e.value("epoch", int64_t{0});
-      r.epoch = epoch + 1;
-      r.epochs = e.value("epochs", r.epochs);
-      const int64_t wall = WallMs(clock_);
-      if (r.pending_points.empty()) r.last_flush = clock_->SteadyNow();  // a new batch starts
-      for (const char* name : {"train_loss", "train_top1", "test_loss", "top1", "top5", "lr",
-                               "images_per_sec", "seconds", "gpu_memory_bytes",
-                               "allreduce_wait_ms_per_step", "data_wait_ms_per_step"}) {
-        if (!e.contains(name) || !e[name].is_number()) continue;
-        const double v = e[name].get<double>();
-        if (!std::isfinite(v)) continue;
-        pb::MetricPoint p;
-        p.set_name(name);
-        p.set_step(epoch);
-        p.set_value(v);
-        p.set_wall_ms(wall);
-        r.pending_points.push_back(std::move(p));
-      }
-    } else if (kind == "checkpoint") {
-      pb::ReportCheckpointRequest req;
-      *req.mutable_lease() = Ref(r);
-      req.set_epoch(e.value("epoch", int64_t{0}));
-      req.set_path(e.value("path", std::string()));
-      if (!req.path().empty()) {
-        // Only the newest checkpoint matters; metrics up to it go first.
-        FlushMetrics(r, true);
-        r.pending_checkpoint = std::move(req);
-        FlushCheckpoint(r);
-      }
-    } else if (kind == "finished") {
-      r.finished = e;
-    } else if (kind == "interrupted") {
-      r.interrupted = e;
-      r.epoch = e.value("epoch", r.epoch);
-      r.step = e.value("step", int64_t{0});
-    }
-  } catch (const json::exception& ex) {
-    Note(r, absl::StrCat("ignored malformed ", kind, " event: ", ex.what(), "\n"));
   }
+  void operator()(const StartedEvent& e) {
+    if (!leader) return;
+    r.start_epoch = e.start_epoch;
+    r.epoch = r.start_epoch;
+    r.epochs = e.epochs();
+    agent.Note(r, absl::StrCat("trainer started at epoch ", r.start_epoch, "\n"));
+  }
+  void operator()(const EpochEvent& e) {
+    if (!leader) return;
+    r.epoch = e.epoch + 1;
+    if (e.epochs > 0) r.epochs = e.epochs;
+    const int64_t wall = WallMs(agent.clock_);
+    if (r.pending_points.empty()) r.last_flush = agent.clock_->SteadyNow();  // a new batch starts
+    for (const auto& [name, v] : e.Metrics()) {
+      if (!std::isfinite(v)) continue;
+      pb::MetricPoint p;
+      p.set_name(std::string(name));
+      p.set_step(e.epoch);
+      p.set_value(v);
+      p.set_wall_ms(wall);
+      r.pending_points.push_back(std::move(p));
+    }
+  }
+  void operator()(const CheckpointEvent& e) {
+    if (!leader || e.path.empty()) return;
+    pb::ReportCheckpointRequest req;
+    *req.mutable_lease() = agent.Ref(r);
+    req.set_epoch(e.epoch);
+    req.set_path(e.path);
+    // Only the newest checkpoint matters; metrics up to it go first.
+    agent.FlushMetrics(r, true);
+    r.pending_checkpoint = std::move(req);
+    agent.FlushCheckpoint(r);
+  }
+  void operator()(const FinishedEvent& e) {
+    if (leader) r.finished = e;
+  }
+  void operator()(const InterruptedEvent& e) {
+    if (!leader) return;
+    r.interrupted = e;
+    r.epoch = e.epoch;
+    r.step = e.step;
+  }
+};
+
+void Agent::HandleEvent(RunState& r, int local_rank, const std::string& line) {
+  absl::StatusOr<std::optional<TrainerEvent>> e = ParseEventLine(line);
+  if (!e.ok()) {
+    Note(r, absl::StrCat("ignored malformed event: ", e.status().message(), "\n"));
+    return;
+  }
+  if (!*e) return;  // not an event
+  const bool leader = r.node_rank == 0 && local_rank == 0;
+  std::visit(EventHandler{*this, r, local_rank, leader}, **e);
 }
 
 void Agent::Poll(RunState& r) {
@@ -828,15 +832,15 @@ void Agent::Finish(RunState& r) {
   const int bad = r.first_bad;
   const bool all_ok = bad < 0;
   if (r.node_rank == 0 && lead.ok() && r.finished) {
-    const json& f = *r.finished;
+    const FinishedEvent& f = *r.finished;
     pb::CompleteTrialRequest req;
     *req.mutable_lease() = Ref(r);
     pb::TrialResult* res = req.mutable_result();
-    res->set_top1(f.value("top1", 0.0));
-    res->set_top5(f.value("top5", 0.0));
-    res->set_images_per_sec(f.value("images_per_sec", 0.0));
-    res->set_cost_uniform(f.value("cost_uniform", 0.0));
-    res->set_cost_first_last_fp32(f.value("cost_first_last_fp32", 0.0));
+    res->set_top1(f.top1);
+    res->set_top5(f.top5);
+    res->set_images_per_sec(f.images_per_sec);
+    res->set_cost_uniform(f.cost_uniform);
+    res->set_cost_first_last_fp32(f.cost_first_last_fp32);
     Note(r, absl::StrCat("finished: top1 ", res->top1(), "\n"));
     r.completion = std::move(req);
   } else if (r.node_rank > 0 && all_ok) {
@@ -849,28 +853,27 @@ void Agent::Finish(RunState& r) {
                                             r.node_rank * r.nproc + (bad >= 0 ? bad : 0), " ",
                                             e.Describe());
     Log(absl::StrCat(DescribeLease(r.lease), ": failed: ", reason));
-    Fail(r, "internal", reason);
+    Fail(r, FailureKind::kInternal, reason);
   } else if (r.stop == StopKind::kDrain) {
     const std::string where =
-        r.interrupted ? absl::StrCat("interrupted at epoch ", r.interrupted->value("epoch", 0),
-                                     " step ", r.interrupted->value("step", 0),
-                                     r.interrupted->value("checkpointed", false)
+        r.interrupted ? absl::StrCat("interrupted at epoch ", r.interrupted->epoch, " step ",
+                                     r.interrupted->step,
+                                     r.interrupted->checkpointed
                                          ? " (checkpoint saved)"
                                          : " (no checkpoint)")
                       : absl::StrCat("stopped with ", lead.Describe());
-    Fail(r, "interrupted", absl::StrCat("worker ", options_.name, " shutting down: ", where));
+    Fail(r, FailureKind::kInterrupted, absl::StrCat("worker ", options_.name, " shutting down: ", where));
   } else {
     const int i = bad >= 0 ? bad : 0;
     const ExitStatus& e = *r.exits[i];
     std::string reason = absl::StrCat("trainer rank ", r.node_rank * r.nproc + i, " ",
                                       e.ok() ? "exited 0 without a finished event" : e.Describe());
-    std::string kind = KindForExit(e);
+    FailureKind kind = FailureKindForExit(e.exit_code, e.signal);
     if (r.failed) {
-      const std::string fk = r.failed->value("kind", std::string());
-      if (!fk.empty()) kind = fk;
-      absl::StrAppend(&reason, ": ", r.failed->value("reason", std::string()));
-    } else if (r.interrupted && e.signal == 0 && e.exit_code == 4) {
-      absl::StrAppend(&reason, ": interrupted at epoch ", r.interrupted->value("epoch", 0));
+      kind = r.failed->kind;
+      absl::StrAppend(&reason, ": ", r.failed->reason);
+    } else if (r.interrupted && e.signal == 0 && e.exit_code == kExitInterrupted) {
+      absl::StrAppend(&reason, ": interrupted at epoch ", r.interrupted->epoch);
     }
     if (r.stop == StopKind::kPeerFailed && !r.stop_reason.empty() && bad < 0) {
       absl::StrAppend(&reason, " (", r.stop_reason, ")");

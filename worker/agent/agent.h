@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/trainer_protocol.h"
 #include "worker/agent/coordinator_client.h"
 #include "worker/agent/process_launcher.h"
 
@@ -95,6 +96,7 @@ class Agent {
   using Steady = std::chrono::steady_clock::time_point;
   enum class StopKind { kNone, kCancel, kForget, kLeaseLost, kDrain, kPeerFailed, kStalled };
   struct RunState;
+  struct EventHandler;
 
   void Register();
   void LogThrottled(const std::string& msg);  // the same message at most every 10 s
@@ -112,7 +114,7 @@ class Agent {
   void FlushCheckpoint(RunState& r);
   void TryComplete(RunState& r);
   void WriteLogs(RunState& r);
-  void Fail(RunState& r, const std::string& kind, const std::string& reason);
+  void Fail(RunState& r, FailureKind kind, const std::string& reason);
   void Forget(RunState& r, const std::string& why);
   int FreeGpus() const;
   int FreeCpuSlots() const;

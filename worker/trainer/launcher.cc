@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/trainer_protocol.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -34,7 +35,7 @@ struct Rank {
   std::string partial;
   bool exited = false;
   int status = 0;
-  json failed;  // the rank's own "failed" event, if any
+  std::optional<FailedEvent> failed;  // the rank's own "failed" event, if any
 };
 
 std::string Describe(const Rank& r) {
@@ -43,7 +44,7 @@ std::string Describe(const Rank& r) {
                         strsignal(WTERMSIG(r.status)), ")");
   }
   std::string s = absl::StrCat("rank ", r.rank, " exited with code ", WEXITSTATUS(r.status));
-  if (!r.failed.is_null()) s += ": " + r.failed.value("reason", "");
+  if (r.failed) s += ": " + r.failed->reason;
   return s;
 }
 
@@ -59,9 +60,9 @@ void Drain(Rank& r, bool forward) {
     while ((nl = r.partial.find('\n')) != std::string::npos) {
       const std::string line = r.partial.substr(0, nl);
       r.partial.erase(0, nl + 1);
-      const json e = json::parse(line, nullptr, false);
-      if (!e.is_discarded() && e.is_object() && e.value("event", "") == "failed") {
-        r.failed = e;
+      const absl::StatusOr<std::optional<TrainerEvent>> e = ParseEventLine(line);
+      if (e.ok() && *e && std::holds_alternative<FailedEvent>(**e)) {
+        r.failed = std::get<FailedEvent>(**e);
         continue;  // the launcher reports failures itself
       }
       if (forward) std::cout << line << std::endl;
@@ -174,14 +175,16 @@ int LaunchLocalRanks(const LaunchOptions& o) {
   for (auto& r : ranks) ::close(r.out_fd);
 
   if (!first_failure) return 0;
-  const bool interrupted = WIFEXITED(first_failure->status) && WEXITSTATUS(first_failure->status) == 4;
-  if (interrupted) return 4;
-  json e = {{"event", "failed"},
-            {"kind", first_failure->failed.is_null() ? "internal" : first_failure->failed.value("kind", "internal")},
-            {"rank", first_failure->rank},
-            {"reason", Describe(*first_failure)}};
-  std::cout << e.dump() << std::endl;
-  std::cerr << "wrpn-train: " << e["reason"].get<std::string>() << "\n";
+  const bool exited = WIFEXITED(first_failure->status);
+  if (exited && WEXITSTATUS(first_failure->status) == kExitInterrupted) return kExitInterrupted;
+  FailedEvent e;
+  e.kind = first_failure->failed ? first_failure->failed->kind
+           : exited ? FailureKindForExit(WEXITSTATUS(first_failure->status), 0)
+                    : FailureKind::kInternal;
+  e.rank = first_failure->rank;
+  e.reason = Describe(*first_failure);
+  std::cout << ToJson(e).dump() << std::endl;
+  std::cerr << "wrpn-train: " << e.reason << "\n";
   if (WIFEXITED(first_failure->status) && WEXITSTATUS(first_failure->status) != 0) {
     return WEXITSTATUS(first_failure->status);
   }

@@ -35,33 +35,33 @@ std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
 
-void PrintHuman(const json& e) {
-  const std::string kind = e.value("event", "");
-  if (kind == "epoch") {
+// The human-readable line for one event, on stderr.
+struct PrintHuman {
+  void operator()(const EpochEvent& e) const {
     std::cerr << absl::StrFormat(
         "epoch %d/%d  train_loss %.4f  test_loss %.4f  top1 %.2f  top5 %.2f  %.0f img/s  lr %.4g\n",
-        e["epoch"].get<int>() + 1, e["epochs"].get<int>(), e["train_loss"].get<double>(),
-        e["test_loss"].get<double>(), e["top1"].get<double>(), e["top5"].get<double>(),
-        e["images_per_sec"].get<double>(), e["lr"].get<double>());
-  } else if (kind == "failed") {
-    std::cerr << "wrpn-train: " << e["kind"].get<std::string>()
-              << " error: " << e["reason"].get<std::string>() << "\n";
-  } else if (kind == "finished") {
+        e.epoch + 1, e.epochs, e.train_loss, e.test_loss, e.top1, e.top5, e.images_per_sec, e.lr);
+  }
+  void operator()(const FailedEvent& e) const {
+    std::cerr << "wrpn-train: " << FailureKindName(e.kind) << " error: " << e.reason << "\n";
+  }
+  void operator()(const FinishedEvent& e) const {
     std::cerr << absl::StrFormat("finished: top1 %.2f  top5 %.2f  cost %.3f (uniform) %.3f "
                                  "(first/last fp32)\n",
-                                 e["top1"].get<double>(), e["top5"].get<double>(),
-                                 e["cost_uniform"].get<double>(),
-                                 e["cost_first_last_fp32"].get<double>());
-  } else if (kind == "interrupted") {
-    std::cerr << "interrupted at epoch " << e["epoch"] << " step " << e["step"] << "\n";
+                                 e.top1, e.top5, e.cost_uniform, e.cost_first_last_fp32);
   }
-}
+  void operator()(const InterruptedEvent& e) const {
+    std::cerr << "interrupted at epoch " << e.epoch << " step " << e.step << "\n";
+  }
+  void operator()(const StartedEvent&) const {}
+  void operator()(const CheckpointEvent&) const {}
+};
 
 int FailConfig(const std::string& reason) {
-  json e = {{"event", "failed"}, {"kind", "config"}, {"reason", reason}};
-  std::cout << e.dump() << std::endl;
-  PrintHuman(e);
-  return trainer::kExitBadConfig;
+  const TrainerEvent e = FailedEvent{FailureKind::kConfig, reason};
+  std::cout << ToJson(e).dump() << std::endl;
+  std::visit(PrintHuman{}, e);
+  return kExitBadConfig;
 }
 
 std::string FormatCount(double v) {
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
   train->footer(
       "Example: wrpn-train train --network lenet5 --width 2 --wbits 2 --abits 4 --epochs 5\n"
       "Exit codes: 0 ok, 1 internal failure, 2 bad config, 3 data error, 4 interrupted "
-      "(checkpointed).");
+      "(checkpointed), 5 rendezvous (a rank never arrived).");
 
   try {
     app.parse(argc, argv);
@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     if (rc == 0) return 0;  // --help, --version
     if (train->parsed()) FailConfig(e.what());  // the agent reads stdout only
-    return trainer::kExitBadConfig;
+    return kExitBadConfig;
   }
 
   if (*prepare->app) return trainer::RunPrepareCommand(*prepare);
@@ -230,24 +230,24 @@ int main(int argc, char** argv) {
       if (!(in >> input.channels >> x1 >> input.height >> x2 >> input.width) || x1 != 'x' ||
           x2 != 'x' || !in.eof()) {
         std::cerr << "wrpn-train: --input: expected CxHxW (e.g. 3x224x224), got '" << d_input << "'\n";
-        return trainer::kExitBadConfig;
+        return kExitBadConfig;
       }
     }
     if (d_classes != 0) input.classes = d_classes;
     auto spec = DescribeNetwork(d_network, d_width, input);
     if (!spec.ok()) {
       std::cerr << "wrpn-train: " << spec.status().message() << "\n";
-      return trainer::kExitBadConfig;
+      return kExitBadConfig;
     }
     auto cost = ComputeCost(d_network, d_width, d_wbits, d_abits, input);
     if (!cost.ok()) {
       std::cerr << "wrpn-train: " << cost.status().message() << "\n";
-      return trainer::kExitBadConfig;
+      return kExitBadConfig;
     }
     for (int b : d_batches) {
       if (b < 1) {
         std::cerr << "wrpn-train: --batch: every batch size must be >= 1, got " << b << "\n";
-        return trainer::kExitBadConfig;
+        return kExitBadConfig;
       }
     }
     if (d_measure) {
@@ -418,7 +418,7 @@ int main(int argc, char** argv) {
       *trial,
       [](const json& e) {
         std::cout << e.dump() << std::endl;
-        PrintHuman(e);
+        if (const absl::StatusOr<TrainerEvent> t = ParseEvent(e); t.ok()) std::visit(PrintHuman{}, *t);
       },
       options);
 }

@@ -35,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 // An error with the exit code it maps to.
 struct TrialError {
   int code;
-  std::string kind;
+  FailureKind kind;
   std::string reason;
 };
 
@@ -141,13 +141,13 @@ class Trial {
     try {
       return RunOrThrow();
     } catch (const TrialError& e) {
-      Emit({{"event", "failed"}, {"kind", e.kind}, {"reason", e.reason}});
+      Emit(FailedEvent{e.kind, e.reason});
       return e.code;
     } catch (const c10::Error& e) {
-      Emit({{"event", "failed"}, {"kind", "internal"}, {"reason", e.what_without_backtrace()}});
+      Emit(FailedEvent{FailureKind::kInternal, e.what_without_backtrace()});
       return kExitInternal;
     } catch (const std::exception& e) {
-      Emit({{"event", "failed"}, {"kind", "internal"}, {"reason", e.what()}});
+      Emit(FailedEvent{FailureKind::kInternal, e.what()});
       return kExitInternal;
     }
   }
@@ -155,11 +155,12 @@ class Trial {
  private:
   bool leader() const { return !comm_ || comm_->rank() == 0; }
   int world() const { return comm_ ? comm_->world_size() : 1; }
-  void Emit(json j) const {
-    if (leader() || j["event"] == "failed") {
-      if (comm_ && j["event"] == "failed") j["rank"] = comm_->rank();
-      sink_(j);
-    }
+  // Every rank reports its own failure (with its rank); only the leader reports the rest.
+  void Emit(TrainerEvent e) const {
+    auto* failed = std::get_if<FailedEvent>(&e);
+    if (!leader() && !failed) return;
+    if (failed && comm_) failed->rank = comm_->rank();
+    sink_(ToJson(e));
   }
   // Sums a few scalars over ranks (a no-op on one rank).
   std::vector<double> SumOverRanks(std::vector<double> v) {
@@ -176,24 +177,24 @@ class Trial {
     return all;
   }
 
-  [[noreturn]] static void Fail(int code, const std::string& kind, const std::string& reason) {
+  [[noreturn]] static void Fail(int code, FailureKind kind, const std::string& reason) {
     throw TrialError{code, kind, reason};
   }
 
   void Setup() {
     const DistributedOptions& dist = options_.distributed;
     if (c_.batch_size % dist.world_size != 0) {
-      Fail(kExitBadConfig, "config", absl::StrCat("batch_size: ", c_.batch_size,
+      Fail(kExitBadConfig, FailureKind::kConfig, absl::StrCat("batch_size: ", c_.batch_size,
                                                   " is not divisible by the world size ", dist.world_size));
     }
     if (c_.device != "cpu") {
       if (!torch::cuda::is_available()) {
-        Fail(kExitBadConfig, "config", "device: '" + c_.device + "' requested but CUDA is not available");
+        Fail(kExitBadConfig, FailureKind::kConfig, "device: '" + c_.device + "' requested but CUDA is not available");
       }
       // One process per GPU: plain "cuda" means this rank's local GPU.
       device_ = c_.device == "cuda" ? torch::Device(torch::kCUDA, dist.local_rank) : torch::Device(c_.device);
       if (device_.index() >= static_cast<int>(torch::cuda::device_count())) {
-        Fail(kExitBadConfig, "config", "device: '" + c_.device + "' does not exist");
+        Fail(kExitBadConfig, FailureKind::kConfig, "device: '" + c_.device + "' does not exist");
       }
     }
     // Intra-op threads: as configured, else this machine's cores shared among its local ranks.
@@ -203,21 +204,21 @@ class Trial {
     loader_threads_ = c_.num_workers >= 0 ? c_.num_workers : DefaultLoaderThreads(rank_cores, device_.is_cuda());
     if (dist.world_size > 1) {
       auto comm = Connect(dist, device_.is_cuda());
-      if (!comm.ok()) Fail(kExitInternal, "rendezvous", std::string(comm.status().message()));
+      if (!comm.ok()) Fail(kExitRendezvous, FailureKind::kRendezvous, std::string(comm.status().message()));
       comm_ = std::move(*comm);
     }
 
     auto data = OpenDataset(c_.dataset);
-    if (!data.ok()) Fail(kExitDataError, "data", std::string(data.status().message()));
+    if (!data.ok()) Fail(kExitDataError, FailureKind::kData, std::string(data.status().message()));
     data_ = std::move(*data);
     input_ = InputShape{data_.train->channels(), data_.train->height(), data_.train->width(),
                         data_.train->classes()};
-    if (data_.train->size() < 2) Fail(kExitDataError, "data", "training split has fewer than 2 samples");
-    if (data_.test->size() < 1) Fail(kExitDataError, "data", "test split is empty");
+    if (data_.train->size() < 2) Fail(kExitDataError, FailureKind::kData, "training split has fewer than 2 samples");
+    if (data_.test->size() < 1) Fail(kExitDataError, FailureKind::kData, "test split is empty");
 
     torch::manual_seed(c_.seed);
     auto net = BuildNetwork(c_.network, c_.width, input_, Precision{c_.wbits, c_.abits, c_.weight_scale});
-    if (!net.ok()) Fail(kExitBadConfig, "config", std::string(net.status().message()));
+    if (!net.ok()) Fail(kExitBadConfig, FailureKind::kConfig, std::string(net.status().message()));
     model_ = *net;
     model_->to(device_);
     if (c_.channels_last) {
@@ -228,10 +229,10 @@ class Trial {
     optimizer_ = MakeOptimizer(c_, model_->parameters());
     if (device_.is_cuda()) fast_sgd_ = dynamic_cast<torch::optim::SGD*>(optimizer_.get());
     auto cost = ComputeCost(c_.network, c_.width, c_.wbits, c_.abits, input_);
-    if (!cost.ok()) Fail(kExitBadConfig, "config", std::string(cost.status().message()));
+    if (!cost.ok()) Fail(kExitBadConfig, FailureKind::kConfig, std::string(cost.status().message()));
     cost_ = *cost;
     global_batch_ = std::min<int64_t>(c_.batch_size, data_.train->size() / world() * world());
-    if (global_batch_ < world()) Fail(kExitDataError, "data", "fewer training samples than ranks");
+    if (global_batch_ < world()) Fail(kExitDataError, FailureKind::kData, "fewer training samples than ranks");
     batch_ = global_batch_ / world();
     steps_per_epoch_ = data_.train->size() / global_batch_;
   }
@@ -247,7 +248,7 @@ class Trial {
     const std::string path = CheckpointPath(c_.checkpoint_dir);
     std::error_code ec;
     fs::create_directories(c_.checkpoint_dir, ec);
-    if (ec) Fail(kExitInternal, "internal", "checkpoint_dir: cannot create " + c_.checkpoint_dir + ": " + ec.message());
+    if (ec) Fail(kExitInternal, FailureKind::kInternal, "checkpoint_dir: cannot create " + c_.checkpoint_dir + ": " + ec.message());
     torch::serialize::OutputArchive archive;
     for (const auto& p : model_->named_parameters()) archive.write("model." + p.key(), p.value().detach().to(torch::kCPU));
     for (const auto& b : model_->named_buffers()) archive.write("model." + b.key(), b.value().to(torch::kCPU), true);
@@ -265,8 +266,8 @@ class Trial {
     const std::string tmp = path + ".tmp";
     archive.save_to(tmp);
     fs::rename(tmp, path, ec);
-    if (ec) Fail(kExitInternal, "internal", "checkpoint: cannot rename " + tmp + ": " + ec.message());
-    Emit({{"event", "checkpoint"}, {"epoch", pos.epoch}, {"step", pos.step}, {"path", path}});
+    if (ec) Fail(kExitInternal, FailureKind::kInternal, "checkpoint: cannot rename " + tmp + ": " + ec.message());
+    Emit(CheckpointEvent{pos.epoch, pos.step, path});
   }
 
   // Returns the position to continue from (epoch 0, step 0 when there is no checkpoint).
@@ -279,16 +280,16 @@ class Trial {
     try {
       archive.load_from(path, device_);
     } catch (const c10::Error& e) {
-      Fail(kExitBadConfig, "config", "resume: cannot read checkpoint " + path + ": " + e.what_without_backtrace());
+      Fail(kExitBadConfig, FailureKind::kConfig, "resume: cannot read checkpoint " + path + ": " + e.what_without_backtrace());
     }
     torch::Tensor meta_t;
     archive.read("meta", meta_t);
     const json meta = json::parse(TensorBytes(meta_t), nullptr, false);
-    if (meta.is_discarded()) Fail(kExitBadConfig, "config", "resume: checkpoint " + path + " has corrupt metadata");
+    if (meta.is_discarded()) Fail(kExitBadConfig, FailureKind::kConfig, "resume: checkpoint " + path + " has corrupt metadata");
     const json want = Identity();
     for (const auto& [key, value] : want.items()) {
       if (!meta["identity"].contains(key) || meta["identity"][key] != value) {
-        Fail(kExitBadConfig, "config",
+        Fail(kExitBadConfig, FailureKind::kConfig,
              absl::StrCat("resume: checkpoint ", path, " is for ", key, " = ",
                           meta["identity"].value(key, json()).dump(), ", this trial has ", value.dump()));
       }
@@ -340,7 +341,7 @@ class Trial {
     const int64_t k = std::min<int64_t>(5, input_.classes);
     while (true) {
       auto b = loader.Next();
-      if (!b.ok()) Fail(kExitDataError, "data", std::string(b.status().message()));
+      if (!b.ok()) Fail(kExitDataError, FailureKind::kData, std::string(b.status().message()));
       if (!*b) break;
       auto [x, y] = ToDevice(*b);
       torch::Tensor logits = model_->forward(x).to(torch::kFloat);
@@ -409,19 +410,20 @@ class Trial {
       for (const auto& p : model_->parameters()) n += p.numel();
       return n;
     }();
-    Emit({{"event", "started"},
-          {"config", TrialConfigToJson(c_)},
-          {"parameters", params},
-          {"train_size", data_.train->size()},
-          {"test_size", data_.test->size()},
-          {"steps_per_epoch", steps_per_epoch_},
-          {"start_epoch", pos.epoch},
-          {"start_step", pos.step},
-          {"device", device_.str()},
-          {"world_size", world()},
-          {"backend", comm_ ? comm_->backend() : "none"},
-          {"cost_uniform", cost_.cost_uniform},
-          {"cost_first_last_fp32", cost_.cost_first_last_fp32}});
+    StartedEvent started;
+    started.config = TrialConfigToJson(c_);
+    started.parameters = params;
+    started.train_size = data_.train->size();
+    started.test_size = data_.test->size();
+    started.steps_per_epoch = steps_per_epoch_;
+    started.start_epoch = pos.epoch;
+    started.start_step = pos.step;
+    started.device = device_.str();
+    started.world_size = world();
+    started.backend = comm_ ? comm_->backend() : "none";
+    started.cost_uniform = cost_.cost_uniform;
+    started.cost_first_last_fp32 = cost_.cost_first_last_fp32;
+    Emit(started);
     model_->train();
     EvalResult last;
     double images = 0, train_seconds = 0;
@@ -439,7 +441,7 @@ class Trial {
       const int64_t step0 = pos.step;
       while (pos.step < steps_per_epoch_) {
         auto b = loader.Next();
-        if (!b.ok()) Fail(kExitDataError, "data", std::string(b.status().message()));
+        if (!b.ok()) Fail(kExitDataError, FailureKind::kData, std::string(b.status().message()));
         const double lr = LearningRate(c_, pos.epoch + static_cast<double>(pos.step) / steps_per_epoch_);
         for (auto& g : optimizer_->param_groups()) g.options().set_lr(lr);
         auto [x, y] = ToDevice(*b);
@@ -464,8 +466,7 @@ class Trial {
         ++pos.step;
         if (StopRequested()) {
           if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
-          Emit({{"event", "interrupted"}, {"epoch", pos.epoch}, {"step", pos.step},
-                {"checkpointed", !c_.checkpoint_dir.empty()}});
+          Emit(InterruptedEvent{pos.epoch, pos.step, !c_.checkpoint_dir.empty()});
           return kExitInterrupted;
         }
       }
@@ -483,46 +484,47 @@ class Trial {
       images += static_cast<double>(seen);
       const double train_loss = seen ? train_sums[0] / seen : 0;
       if (!std::isfinite(train_loss)) {
-        Fail(kExitInternal, "internal", absl::StrCat("training diverged: loss is ", train_loss, " in epoch ", pos.epoch));
+        Fail(kExitInternal, FailureKind::kInternal, absl::StrCat("training diverged: loss is ", train_loss, " in epoch ", pos.epoch));
       }
-      Emit({{"event", "epoch"},
-            {"epoch", pos.epoch},
-            {"epochs", c_.epochs},
-            {"train_loss", train_loss},
-            {"train_top1", seen ? 100.0 * train_sums[1] / seen : 0},
-            {"test_loss", last.loss},
-            {"top1", last.top1},
-            {"top5", last.top5},
-            {"lr", LearningRate(c_, pos.epoch + 1.0 - 1e-9)},
-            {"images_per_sec", secs > 0 ? seen / secs : 0},
-            {"seconds", secs},
-            {"gpu_memory_bytes", GpuMemoryBytes(device_)},
-            // Time per step spent waiting for gradient all-reduces not hidden behind backward.
-            {"allreduce_wait_ms_per_step",
-             reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0},
-            // Time per step the training thread waited for its batch (this rank's loader).
-            {"data_wait_ms_per_step", data_wait_ms}});
+      EpochEvent ev;
+      ev.epoch = pos.epoch;
+      ev.epochs = c_.epochs;
+      ev.train_loss = train_loss;
+      ev.train_top1 = seen ? 100.0 * train_sums[1] / seen : 0;
+      ev.test_loss = last.loss;
+      ev.top1 = last.top1;
+      ev.top5 = last.top5;
+      ev.lr = LearningRate(c_, pos.epoch + 1.0 - 1e-9);
+      ev.images_per_sec = secs > 0 ? seen / secs : 0;
+      ev.seconds = secs;
+      ev.gpu_memory_bytes = GpuMemoryBytes(device_);
+      // Time per step spent waiting for gradient all-reduces not hidden behind backward.
+      ev.allreduce_wait_ms_per_step =
+          reducer && pos.step > step0 ? 1e3 * (reducer->wait_seconds() - wait0) / (pos.step - step0) : 0.0;
+      // Time per step the training thread waited for its batch (this rank's loader).
+      ev.data_wait_ms_per_step = data_wait_ms;
+      Emit(ev);
       ++pos.epoch;
       pos.step = 0;
       if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
       const bool budget_done = c_.stop_after_epochs > 0 && pos.epoch - first_epoch >= c_.stop_after_epochs;
       if ((budget_done || StopRequested()) && pos.epoch < c_.epochs) {
-        Emit({{"event", "interrupted"}, {"epoch", pos.epoch}, {"step", 0},
-              {"checkpointed", !c_.checkpoint_dir.empty()}});
+        Emit(InterruptedEvent{pos.epoch, 0, !c_.checkpoint_dir.empty()});
         return kExitInterrupted;
       }
     }
     if (pos.epoch == first_epoch) last = Evaluate();  // resumed a finished trial
-    Emit({{"event", "finished"},
-          {"top1", last.top1},
-          {"top5", last.top5},
-          {"test_loss", last.loss},
-          {"best_top1", std::max(pos.best_top1, last.top1)},
-          {"epochs", c_.epochs},
-          {"images_per_sec", train_seconds > 0 ? images / train_seconds : 0},
-          {"cost_uniform", cost_.cost_uniform},
-          {"cost_first_last_fp32", cost_.cost_first_last_fp32},
-          {"fma_ratio", cost_.fma_ratio}});
+    FinishedEvent fin;
+    fin.top1 = last.top1;
+    fin.top5 = last.top5;
+    fin.test_loss = last.loss;
+    fin.best_top1 = std::max(pos.best_top1, last.top1);
+    fin.epochs = c_.epochs;
+    fin.images_per_sec = train_seconds > 0 ? images / train_seconds : 0;
+    fin.cost_uniform = cost_.cost_uniform;
+    fin.cost_first_last_fp32 = cost_.cost_first_last_fp32;
+    fin.fma_ratio = cost_.fma_ratio;
+    Emit(fin);
     if (comm_) comm_->Barrier();  // rank 0 hosts the store: leave together
     return kExitOk;
   }

@@ -8,22 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/trainer_protocol.h"  // exit codes, failure kinds, events
 #include "common/trial_config.h"
 #include "worker/trainer/communicator.h"
 
 namespace wrpn::trainer {
 
-// Process exit codes of `wrpn-train`.
-enum ExitCode : int {
-  kExitOk = 0,
-  kExitInternal = 1,     // a bug or a LibTorch/CUDA failure
-  kExitBadConfig = 2,    // the config (or a flag) is invalid; retrying will not help
-  kExitDataError = 3,    // the dataset is missing, truncated or corrupt
-  kExitInterrupted = 4,  // stopped by SIGTERM/SIGINT or stop_after_epochs, after a checkpoint
-};
-
-// Receives events ({"event": "started" | "epoch" | "checkpoint" | "finished" | "interrupted" |
-// "failed", ...}); called from the training thread only.
+// Receives events (common/trainer_protocol.h, as JSON); called from the training thread only.
 using EventSink = std::function<void(const nlohmann::json&)>;
 
 struct RunOptions {

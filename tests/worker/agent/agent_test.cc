@@ -305,6 +305,62 @@ TEST_F(AgentTest, ExitZeroWithoutAResultIsAFailure) {
             "trainer rank 0 exited 0 without a finished event");
 }
 
+// Each kind the trainer can report reaches the coordinator as that kind (enum and name), and the
+// fake client, which validates like the server, accepts every one of them.
+TEST_F(AgentTest, EveryFailureKindTheTrainerReportsIsSentAsThatKind) {
+  const std::pair<FailureKind, int> cases[] = {
+      {FailureKind::kConfig, kExitBadConfig}, {FailureKind::kData, kExitDataError},
+      {FailureKind::kRendezvous, kExitRendezvous}, {FailureKind::kInternal, kExitInternal},
+      {FailureKind::kInterrupted, kExitInterrupted}};
+  static_assert(std::size(cases) == kAllFailureKinds.size());
+  for (const auto& [kind, code] : cases) {
+    SCOPED_TRACE(std::string(FailureKindName(kind)));
+    const size_t n = launcher_.count();
+    client_.leases.push_back(MakeLease(static_cast<int64_t>(20 + n)));
+    Steps(1, 2s);
+    ASSERT_EQ(launcher_.count(), n + 1);
+    launcher_.at(n)->Print(ToJson(FailedEvent{kind, "the trainer's reason"}).dump());
+    launcher_.at(n)->ExitWith(code);
+    Steps(1);
+    ASSERT_EQ(client_.completions.size(), n + 1);
+    const pb::TrialFailure& f = client_.completions.back().failure();
+    EXPECT_EQ(f.failure_kind(), static_cast<pb::FailureKind>(kind));
+    EXPECT_EQ(f.kind(), FailureKindName(kind));
+    EXPECT_THAT(f.reason(), HasSubstr("the trainer's reason"));
+  }
+  EXPECT_THAT(client_.rejected, testing::IsEmpty());
+}
+
+// Without a "failed" event the exit code decides the kind: 5 is a rendezvous failure.
+TEST_F(AgentTest, TheExitCodeDecidesTheKindWhenTheTrainerSaidNothing) {
+  client_.leases.push_back(MakeLease(4));
+  agent().Step();
+  launcher_.at(0)->Print(R"({"event":"failed","kind":"oom","reason":"not a kind"})");
+  launcher_.at(0)->ExitWith(kExitRendezvous);
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].failure().failure_kind(), pb::FAILURE_KIND_RENDEZVOUS);
+  EXPECT_EQ(client_.completions[0].failure().reason(), "trainer rank 0 exit code 5");
+}
+
+// The fake client refuses what the real server refuses (server/validate.cc), so a test cannot
+// pass on a request that production would reject.
+TEST_F(AgentTest, TheFakeClientRefusesWhatTheServerRefuses) {
+  pb::CompleteTrialRequest req;
+  req.mutable_lease()->set_lease_id("l-1-0");
+  req.mutable_lease()->set_fencing_token(1);
+  req.mutable_failure()->set_kind("oom");
+  const absl::Status s = client_.CompleteTrial(req);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s, server::ValidateRequest(req));
+  EXPECT_TRUE(client_.completions.empty());
+  ASSERT_EQ(client_.rejected.size(), 1u);
+  EXPECT_THAT(client_.rejected[0], HasSubstr("failure.kind: unknown kind 'oom'"));
+  pb::HeartbeatRequest hb;  // no worker_id
+  EXPECT_EQ(client_.Heartbeat(hb).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(client_.heartbeats.empty());
+}
+
 TEST_F(AgentTest, CancelSendsSigtermThenSigkillAfterTheGracePeriodAndReportsNothing) {
   client_.leases.push_back(MakeLease(5));
   agent().Step();
