@@ -44,7 +44,7 @@ TEST(TrainerProtocolTest, EveryEventRoundTrips) {
   EXPECT_EQ(e.top1, 91.5);
   EXPECT_EQ(e.lr, 0.01);
   EXPECT_TRUE(std::isnan(e.train_loss)) << "an unmeasured metric stays absent";
-  ASSERT_EQ(e.Metrics().size(), 10u);
+  ASSERT_EQ(e.Metrics().size(), 11u);
   EXPECT_EQ(e.Metrics()[3].first, metric::kTop1);
 
   const auto c = std::get<CheckpointEvent>(RoundTrip(CheckpointEvent{4, 0, "/ckpt/last.pt"}));
