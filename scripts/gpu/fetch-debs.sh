@@ -9,6 +9,6 @@ mkdir -p "$dir"
 cd "$dir"
 apt-get download \
   libabsl-dev libabsl20220623 nlohmann-json3-dev libyaml-cpp-dev libyaml-cpp0.7 libcli11-dev \
-  libgtest-dev libgmock-dev libpng-dev libpng16-16 zlib1g-dev libturbojpeg0-dev libturbojpeg0 libjpeg62-turbo-dev libjpeg62-turbo \
+  libgtest-dev libgmock-dev libpng-dev libpng16-16 zlib1g-dev libturbojpeg0-dev libturbojpeg0 \
   libjpeg62-turbo-dev libjpeg62-turbo 2>&1 | tail -n 2
 ls | wc -l
