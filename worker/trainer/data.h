@@ -59,6 +59,10 @@ Normalization ImageNetNormalization();
                                            int width, int height, int size, bool train,
                                            uint64_t seed, const Normalization& norm, float* out);
 
+// The same sample from raw HWC RGB pixels (a packed file's raw records): no decode.
+void LoadRawSample(const uint8_t* rgb, int width, int height, int size, bool train, uint64_t seed,
+                   const Normalization& norm, float* out);
+
 // Which resampler LoadImageSample uses, process-wide: the fast path (DCT-scaled decode, then
 // the fixed-point CropResize) or the reference (full decode, then ReferenceCropResize), kept to
 // measure and check the fast one against (bench/data_bench, the accuracy comparison in
@@ -120,10 +124,14 @@ struct Batch {
   std::vector<float> images;  // size x C x H x W
   std::vector<int64_t> labels;
 };
+class BatchPool;
 
 // Builds the batches of `indices` (in order, `batch_size` each, the last one short unless
 // drop_last) on `workers` threads, at most `prefetch` batches ahead of the consumer. With zero
-// workers batches are built by Next() itself. Next() is for one consumer thread.
+// workers batches are built by Next() itself. Next() is for one consumer thread. A batch the
+// consumer lets go of (its last shared_ptr) is recycled for a later one of the loader: a batch of
+// 64 ImageNet crops is 38 MB, which malloc maps afresh each time (page faults and zeroing cost
+// about as much as the resampling).
 class BatchLoader {
  public:
   BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, int64_t batch_size,
@@ -150,6 +158,7 @@ class BatchLoader {
   const bool augment_;
   const uint64_t seed_;
   const int prefetch_;
+  const std::shared_ptr<BatchPool> pool_;
   double wait_seconds_ = 0;  // the consumer thread's only
 
   std::mutex mu_;

@@ -38,7 +38,7 @@ class PackedTest : public ::testing::Test {
   PackedInput Record(int label, int w, int h, uint64_t seed) {
     Image img = GeneratePhoto(w, h, label, seed);
     PackedInput r;
-    r.jpeg = *EncodeJpeg(img, 85);
+    r.bytes = *EncodeJpeg(img, 85);
     r.label = label;
     r.width = w;
     r.height = h;
@@ -70,7 +70,7 @@ TEST_F(PackedTest, RoundTripsRecordsLabelsSizesAndClassNames) {
     const PackedSplit s = i < 3 ? PackedSplit::kTrain : PackedSplit::kVal;
     auto r = (*f)->Read(s, i < 3 ? i : i - 3);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->bytes, recs[i].jpeg);
+    EXPECT_EQ(r->bytes, recs[i].bytes);
     EXPECT_EQ(r->label, recs[i].label);
     EXPECT_EQ(r->width, recs[i].width);
     EXPECT_EQ(r->height, recs[i].height);
