@@ -133,6 +133,7 @@ void CropResizeWith(ResampleKernel kernel, const uint8_t* rgb, int width, int he
              (avx2 ? resample::VerticalAvx2 : resample::VerticalScalar)(ha, hb, a, b, shift, size, plane,
                                                                         out + int64_t{y} * size);
            });
+  if (UseAvx2(kernel, width)) resample::StoreFenceAvx2();
 }
 
 ResampleKernel DefaultResampleKernel() {

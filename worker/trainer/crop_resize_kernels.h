@@ -20,5 +20,6 @@ bool Avx2Available();  // the CPU has AVX2 and FMA
 void HorizontalAvx2(const uint8_t* src, const int32_t* idx, const int32_t* w, int out_w, float* h);
 void VerticalAvx2(const float* ha, const float* hb, const float* a, const float* b,
                   const float* shift, int out_w, int64_t plane, float* out);
+void StoreFenceAvx2();  // after the last VerticalAvx2 of an output (its stores may stream)
 
 }  // namespace wrpn::trainer::resample

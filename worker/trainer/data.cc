@@ -533,11 +533,14 @@ absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& c) {
   return d;
 }
 
-// Released batches of one loader, kept for its next ones (at most `keep`); it lives as long as the
-// loader or any batch it handed out.
+// Released batches of a dataset's loaders, kept for their next ones (at most `keep`); it lives as
+// long as the dataset or any batch it handed out.
 class BatchPool : public std::enable_shared_from_this<BatchPool> {
  public:
-  explicit BatchPool(size_t keep) : keep_(keep) {}
+  void Keep(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    keep_ = std::max(keep_, n);
+  }
   std::shared_ptr<Batch> Get() {
     std::unique_ptr<Batch> b;
     {
@@ -557,10 +560,17 @@ class BatchPool : public std::enable_shared_from_this<BatchPool> {
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < keep_) free_.push_back(std::move(b));
   }
-  const size_t keep_;
   std::mutex mu_;
+  size_t keep_ = 0;
   std::vector<std::unique_ptr<Batch>> free_;
 };
+
+std::shared_ptr<BatchPool> Dataset::batch_pool(size_t keep) const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (!pool_) pool_ = std::make_shared<BatchPool>();
+  pool_->Keep(keep);
+  return pool_;
+}
 
 int DefaultLoaderThreads(int rank_cores, bool cuda) {
   return std::clamp(cuda ? rank_cores - 1 : rank_cores, 1, 64);
@@ -577,7 +587,7 @@ BatchLoader::BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, i
       augment_(augment),
       seed_(seed),
       prefetch_(std::max(1, prefetch)),
-      pool_(std::make_shared<BatchPool>(static_cast<size_t>(prefetch_ + workers + 2))),
+      pool_(dataset.batch_pool(static_cast<size_t>(prefetch_ + workers + 2))),
       next_to_build_(first_batch),
       next_to_return_(first_batch) {
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
