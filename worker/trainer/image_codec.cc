@@ -183,23 +183,6 @@ bool DecodeRegionJpeg(JpegDecoder* d, std::string_view bytes, const BoxChooser& 
   return true;
 }
 
-bool ReadJpegHeader(JpegDecoder* d, std::string_view bytes, ImageSize* s) {
-  jpeg_decompress_struct& c = d->c;
-  if (setjmp(d->err.jump)) {
-    jpeg_abort_decompress(&c);
-    return false;
-  }
-  jpeg_mem_src(&c, Bytes(bytes), static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&c, TRUE);
-  *s = ImageSize{static_cast<int>(c.image_width), static_cast<int>(c.image_height), true};
-  jpeg_abort_decompress(&c);
-  if (int64_t{s->width} * s->height > kMaxPixels) {
-    std::snprintf(d->err.message, sizeof d->err.message, "%dx%d pixels is too large", s->width, s->height);
-    return false;
-  }
-  return true;
-}
-
 absl::Status DecodeRegion(std::string_view bytes, const std::string& name, const BoxChooser& choose,
                           int need_w, int need_h, ImageRegion* r, CropBox* box) {
   if (!IsJpeg(bytes)) {
@@ -249,11 +232,19 @@ absl::Status DecodeImageRegion(std::string_view bytes, const std::string& name, 
 
 absl::StatusOr<ImageSize> ReadImageSize(std::string_view bytes, const std::string& name) {
   if (IsJpeg(bytes)) {
-    JpegDecoder* d = ThreadDecoder();
-    if (!d) return DataError(name, "cannot initialise the JPEG decoder");
-    ImageSize s;
-    if (!ReadJpegHeader(d, bytes, &s)) return DataError(name, std::string("unreadable JPEG header: ") + d->err.message);
-    return s;
+    // The region decode, stopped by its chooser once the header is read.
+    ImageSize s{0, 0, true};
+    ImageRegion r;
+    CropBox box;
+    const absl::Status st = DecodeRegion(bytes, name,
+                                         [&](int w, int h, CropBox*) {
+                                           s.width = w;
+                                           s.height = h;
+                                           return absl::CancelledError("header read");
+                                         },
+                                         1, 1, &r, &box);
+    if (s.width > 0 && absl::IsCancelled(st)) return s;
+    return st;
   }
   if (IsPng(bytes)) {
     png_image png{};

@@ -48,6 +48,22 @@ class PackedTest : public ::testing::Test {
     r.height = h;
     return r;
   }
+  // `file` with header byte `at` set to `v` and the header's CRC-32 redone.
+  static std::string WithHeaderByte(std::string file, size_t at, char v) {
+    file[at] = v;
+    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(file.data()), 60));
+    std::memcpy(file.data() + 60, &crc, 4);
+    return file;
+  }
+  static PhotoTreeOptions SmallTree(int classes, int train, int val, int min_side, int max_side) {
+    PhotoTreeOptions t;
+    t.classes = classes;
+    t.train_per_class = train;
+    t.val_per_class = val;
+    t.min_side = min_side;
+    t.max_side = max_side;
+    return t;
+  }
   // 3 train records and 2 val records of 2 classes.
   std::vector<PackedInput> WriteSmall(const std::string& path) {
     std::vector<PackedInput> recs = {Record(0, 40, 30, 1), Record(1, 33, 50, 2), Record(1, 64, 64, 3),
@@ -187,11 +203,7 @@ TEST_F(PackedTest, RawRecordsRoundTripAndBadSizesNameTheRecord) {
             std::string::npos)
       << b.status();
   // An unknown encoding (header re-checksummed so that only the encoding is wrong).
-  std::string enc = good;
-  enc[56] = 7;
-  const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(enc.data()), 60));
-  std::memcpy(enc.data() + 60, &crc, 4);
-  Spit(Path("enc.wrpnpak"), enc);
+  Spit(Path("enc.wrpnpak"), WithHeaderByte(good, 56, 7));
   auto e = PackedFile::Open(Path("enc.wrpnpak"));
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("unknown record encoding 7"), std::string::npos) << e.status();
@@ -199,34 +211,22 @@ TEST_F(PackedTest, RawRecordsRoundTripAndBadSizesNameTheRecord) {
 
 TEST_F(PackedTest, VersionOneFilesStillRead) {
   const auto recs = WriteSmall(Path("a.wrpnpak"));
-  std::string v1 = Slurp(Path("a.wrpnpak"));
-  v1[8] = 1;  // version 1: JPEG records, byte 56 zero
-  const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(v1.data()), 60));
-  std::memcpy(v1.data() + 60, &crc, 4);
-  Spit(Path("v1.wrpnpak"), v1);
+  const std::string v2 = Slurp(Path("a.wrpnpak"));
+  Spit(Path("v1.wrpnpak"), WithHeaderByte(v2, 8, 1));  // version 1: JPEG records, byte 56 zero
   auto f = PackedFile::Open(Path("v1.wrpnpak"));
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ((*f)->encoding(), PackedEncoding::kJpeg);
   auto r = (*f)->Read(PackedSplit::kTrain, 2);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->bytes, recs[2].bytes);
-  v1[8] = 3;
-  const uint32_t crc3 = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(v1.data()), 60));
-  std::memcpy(v1.data() + 60, &crc3, 4);
-  Spit(Path("v3.wrpnpak"), v1);
+  Spit(Path("v3.wrpnpak"), WithHeaderByte(v2, 8, 3));
   auto g = PackedFile::Open(Path("v3.wrpnpak"));
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("format version 3 (this build reads 1 and 2)"), std::string::npos) << g.status();
 }
 
 TEST_F(PackedTest, PrepareRawStoresTheResizedPixelsAndTrainsFromThemWithoutDecoding) {
-  PhotoTreeOptions t;
-  t.classes = 2;
-  t.train_per_class = 3;
-  t.val_per_class = 2;
-  t.min_side = 60;
-  t.max_side = 100;
-  ASSERT_TRUE(WritePhotoTree(Path("tree"), t).ok());
+  ASSERT_TRUE(WritePhotoTree(Path("tree"), SmallTree(2, 3, 2, 60, 100)).ok());
   PrepareOptions o;
   o.imagefolder = Path("tree");
   o.out = Path("raw.wrpnpak");
@@ -274,13 +274,7 @@ TEST_F(PackedTest, PrepareRawStoresTheResizedPixelsAndTrainsFromThemWithoutDecod
 }
 
 TEST_F(PackedTest, PrepareResizesReencodesAndOpensAsTheDatasetKind) {
-  PhotoTreeOptions t;
-  t.classes = 3;
-  t.train_per_class = 4;
-  t.val_per_class = 2;
-  t.min_side = 60;
-  t.max_side = 120;
-  ASSERT_TRUE(WritePhotoTree(Path("tree"), t).ok());
+  ASSERT_TRUE(WritePhotoTree(Path("tree"), SmallTree(3, 4, 2, 60, 120)).ok());
   // A PNG among the JPEGs, smaller than --max-side: kept at its size.
   Spit(Path("tree/train/c1/small.png"), *EncodePng(GeneratePhoto(40, 30, 1, 9)));
   PrepareOptions o;
