@@ -8,8 +8,10 @@
 //   packed-raw the same with raw RGB records (prepare --encoding raw): no decode
 //   jpeg-ref   the reference path (full decode + double bilinear): the anchor, what the image
 //              folder cost before the DCT-scaled decode and fixed-point resampler
-// Every case runs the whole per-sample work a training step gets (read, decode, crop, resample,
-// normalise into the float batch). Two per-core figures: images/s / min(threads, cores) (wall
+// Each case first runs one untimed epoch (--warmup-epochs): what the figures describe is a
+// training run's steady state, not its first epoch (packed records' CRC-32 checks, allocating
+// the batch buffers). Every case runs the whole per-sample work a training step gets (read,
+// decode, crop, resample, normalise into the float batch). Two per-core figures: images/s / min(threads, cores) (wall
 // clock: meaningful only on a quiet machine) and images per CPU-second of this process (user +
 // system time of all its threads: what a core's worth of loader work yields, robust to other
 // load on a shared machine as long as the cores are not oversubscribed to the point of cache
@@ -99,6 +101,20 @@ double Measure(const Case& c, int threads, int batch, double seconds, double* cp
   return images / elapsed;
 }
 
+void WarmUp(const Case& c, int batch) {
+  SetResamplePath(c.path);
+  const int64_t n = c.dataset->size();
+  BatchLoader loader(*c.dataset, EpochOrder(n, 1, -1), std::min<int64_t>(batch, n), true, c.augment, 3, 1);
+  while (true) {
+    auto b = loader.Next();
+    if (!b.ok()) {
+      std::cerr << "data_bench: " << b.status().message() << "\n";
+      std::exit(1);
+    }
+    if (!*b) break;
+  }
+}
+
 // The tree is reused when `root` already holds one made with the same options.
 void EnsureTree(const fs::path& root, const PhotoTreeOptions& o) {
   const std::string stamp = absl::StrCat(o.classes, " ", o.train_per_class, " ", o.val_per_class, " ",
@@ -140,6 +156,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads_arg, "loader thread counts, e.g. 1,2 (default 1..cores)");
   app.add_option("--cases", cases_arg, "comma-separated subset of the cases (default all)");
   app.add_option("--seconds", seconds, "minimum seconds per measurement")->capture_default_str();
+  int warmup_epochs = 1;
+  app.add_option("--warmup-epochs", warmup_epochs, "untimed epochs per case before measuring")->capture_default_str();
   app.add_option("--batch", batch, "batch size")->capture_default_str();
   app.add_option("--size", size, "crop size")->capture_default_str();
   app.add_option("--max-side", max_side, "packed file: longer side")->capture_default_str();
@@ -239,6 +257,9 @@ int main(int argc, char** argv) {
                                "img/s/core", "speedup", "cpu ms/img", "img/cpu-s");
   std::vector<Result> results;
   for (const Case& c : cases) {
+    // One untimed epoch first, as a training run's later epochs see it: every packed record's
+    // CRC-32 checked once, the dataset's batch buffers allocated, the page cache warm.
+    for (int w = 0; w < warmup_epochs; ++w) WarmUp(c, batch);
     double one = 0;
     for (int t : thread_counts) {
       double cpu = 0;
