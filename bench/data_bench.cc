@@ -11,8 +11,8 @@
 // Each case first runs one untimed epoch (--warmup-epochs): what the figures describe is a
 // training run's steady state, not its first epoch (packed records' CRC-32 checks, allocating
 // the batch buffers). Every case runs the whole per-sample work a training step gets (read,
-// decode, crop, resample, normalise into the float batch). Two per-core figures: images/s / min(threads, cores) (wall
-// clock: meaningful only on a quiet machine) and images per CPU-second of this process (user +
+// decode, crop, resample, normalise into the float batch). Two per-core figures:
+// images/s / min(threads, cores) (wall clock: meaningful only on a quiet machine) and images per CPU-second of this process (user +
 // system time of all its threads: what a core's worth of loader work yields, robust to other
 // load on a shared machine as long as the cores are not oversubscribed to the point of cache
 // thrashing). The load average is printed at the start and the end; the goals use the latter.
