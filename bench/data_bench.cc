@@ -72,6 +72,16 @@ double CpuSeconds() {
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
+// The loader's next batch (null after the last); a data error ends the benchmark.
+std::shared_ptr<Batch> NextOrExit(BatchLoader& loader) {
+  auto b = loader.Next();
+  if (!b.ok()) {
+    std::cerr << "data_bench: " << b.status().message() << "\n";
+    std::exit(1);
+  }
+  return *std::move(b);
+}
+
 // Images/s of `c` with `threads` loader threads: whole epochs (shuffled) until `seconds` pass.
 double Measure(const Case& c, int threads, int batch, double seconds, double* cpu_per_image) {
   SetResamplePath(c.path);
@@ -84,14 +94,8 @@ double Measure(const Case& c, int threads, int batch, double seconds, double* cp
   for (int64_t epoch = 0; elapsed < seconds; ++epoch) {
     BatchLoader loader(*c.dataset, EpochOrder(n, 1, epoch), batch, true, c.augment,
                        MixSeed(7, static_cast<uint64_t>(epoch)), threads, std::max(4, 2 * threads));
-    while (true) {
-      auto b = loader.Next();
-      if (!b.ok()) {
-        std::cerr << "data_bench: " << b.status().message() << "\n";
-        std::exit(1);
-      }
-      if (!*b) break;
-      images += (*b)->size;
+    while (std::shared_ptr<Batch> b = NextOrExit(loader)) {
+      images += b->size;
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (elapsed >= seconds && images >= 4 * batch) break;
     }
@@ -105,13 +109,7 @@ void WarmUp(const Case& c, int batch) {
   SetResamplePath(c.path);
   const int64_t n = c.dataset->size();
   BatchLoader loader(*c.dataset, EpochOrder(n, 1, -1), std::min<int64_t>(batch, n), true, c.augment, 3, 1);
-  while (true) {
-    auto b = loader.Next();
-    if (!b.ok()) {
-      std::cerr << "data_bench: " << b.status().message() << "\n";
-      std::exit(1);
-    }
-    if (!*b) break;
+  while (NextOrExit(loader)) {
   }
 }
 
