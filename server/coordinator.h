@@ -28,6 +28,7 @@
 #include "server/event_history.h"
 #include "server/lease_table.h"
 #include "server/metrics.h"
+#include "server/paper_tables.h"
 #include "server/record_proto.h"
 #include "server/retry_backoff.h"
 #include "server/scheduler.h"
@@ -198,6 +199,7 @@ class Coordinator {
   EventHistory events_ ABSL_GUARDED_BY(mu_);
   TrialLogs logs_ ABSL_GUARDED_BY(mu_);  // not persisted
   PaperTables paper_ ABSL_GUARDED_BY(mu_);
+  PaperIndex paper_index_ ABSL_GUARDED_BY(mu_);  // of paper_
   int64_t next_sweep_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_trial_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;

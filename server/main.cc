@@ -44,8 +44,11 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--db", f.db_path, "SQLite database file")->capture_default_str();
   app.add_option("--token-file", f.token_file, "bearer tokens: one `<role> <token>` per line");
-  app.add_option("--tls-cert", f.server.tls_cert, "PEM certificate chain for gRPC TLS");
-  app.add_option("--tls-key", f.server.tls_key, "PEM private key for gRPC TLS");
+  app.add_option("--tls-cert", f.server.tls_cert,
+                 "PEM certificate chain: gRPC and the HTTP port then serve TLS only");
+  app.add_option("--tls-key", f.server.tls_key, "PEM private key for --tls-cert");
+  app.add_flag("--http-plain", f.server.http_plain,
+               "keep the HTTP port plain with --tls-cert (TLS ends in a proxy in front of it)");
   app.add_option("--lease-ttl", f.lease_ttl_s, "seconds a lease lives without a heartbeat")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -105,7 +108,8 @@ absl::Status OpenStore(const std::string& db_path, std::unique_ptr<DbLock>* lock
 void LogStarted(const Flags& f, const CoordinatorServer& running, const Authenticator& auth) {
   std::cerr << "wrpn-coordinator: gRPC on " << f.server.grpc_listen << " (port "
             << running.grpc_port() << ")";
-  if (!f.server.http_listen.empty()) std::cerr << ", HTTP on port " << running.http_port();
+  if (!f.server.http_listen.empty())
+    std::cerr << ", HTTP on port " << running.http_port() << (running.http_tls() ? " (HTTPS only)" : "");
   std::cerr << ", db " << f.db_path << ", lease TTL " << f.lease_ttl_s << " s\n";
   if (const wrpn::CrashPointSetting crash = wrpn::ActiveCrashPoint(); !crash.point.empty()) {
     std::cerr << "wrpn-coordinator: WARNING: WRPN_CRASH_AT is set: this process SIGKILLs itself "
