@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/best_top1.h"
+#include "common/network_report.h"
 #include "common/network_spec.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
@@ -406,7 +408,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     auto key = std::make_tuple(p.network, p.width, p.wbits, p.abits);
     auto cit = costs.find(key);
     if (cit == costs.end()) {
-      auto c = ComputeCost(p.network, p.width, p.wbits, p.abits, DefaultInput(p.network));
+      auto c = TrialCost(MakeTrialConfig(*spec, p));  // the dataset's input shape
       cit = costs.emplace(key, c.ok() ? *c : CostReport{}).first;
     }
     t.fma_ratio = cit->second.fma_ratio;
@@ -1164,8 +1166,7 @@ absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
     }
     m.metrics.push_back({t.rec.id, l->attempt, p.name(), p.step(), p.value(),
                          p.wall_ms() ? p.wall_ms() : NowMs()});
-    if (p.name() == metric::kTop1 && std::isfinite(p.value()) && (!best || p.value() > *best))
-      best = p.value();
+    if (p.name() == metric::kTop1) best = BestTop1(best, p.value());
   }
   TrialRecord r = t.rec;
   if (best != r.best_top1) {
@@ -1315,7 +1316,7 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
     r.final_top1 = res.top1();
     r.final_top5 = res.top5();
     r.images_per_sec = res.images_per_sec();
-    if (!r.best_top1 || res.top1() > *r.best_top1) r.best_top1 = res.top1();
+    r.best_top1 = BestTop1(r.best_top1, res.top1());
     EndAttemptLocked(t, AttemptOutcome::kSucceeded, "", false, lease_id, m);
     RETURN_IF_ERROR(CommitLocked(m));  // on failure the state is reloaded from the store
   } else {
