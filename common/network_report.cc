@@ -93,7 +93,12 @@ InputShape TrialInputShape(const TrialConfig& c) {
 }
 
 absl::StatusOr<CostReport> TrialCost(const TrialConfig& c) {
-  return ComputeCost(c.network, c.width, c.wbits, c.abits, TrialInputShape(c));
+  absl::StatusOr<CostReport> cost = ComputeCost(c.network, c.width, c.wbits, c.abits,
+                                                TrialInputShape(c));
+  if (cost.ok() || !IsValidBits(c.wbits) || !IsValidBits(c.abits)) return cost;
+  // An input the network cannot take (AlexNet on 28x28): the trainer refuses the trial; the
+  // grid still shows the network's cost at its own input.
+  return ComputeCost(c.network, c.width, c.wbits, c.abits, DefaultInput(c.network));
 }
 
 }  // namespace wrpn

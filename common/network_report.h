@@ -50,7 +50,8 @@ inline int LayerAbits(const LayerSpec& l, int abits) { return l.input_quantized 
 // names them (synthetic: its shape; mnist, fashion_mnist: 1x28x28, 10; cifar10: 3x32x32, 10;
 // imagefolder, packed: 3 x image_size (224 when 0) with the network's classes).
 InputShape TrialInputShape(const TrialConfig& c);
-// The trial's compute cost, computed once with TrialInputShape: what submit stores.
+// The trial's compute cost, computed once with TrialInputShape: what submit stores (the
+// network's default input when it cannot take the dataset's).
 [[nodiscard]] absl::StatusOr<CostReport> TrialCost(const TrialConfig& c);
 
 }  // namespace wrpn
