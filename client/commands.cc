@@ -26,6 +26,7 @@
 #include "client/output.h"
 #include "client/plot.h"
 #include "client/spec_file.h"
+#include "common/network_report.h"
 #include "common/network_spec.h"
 #include "common/sweep_spec.h"
 #include "common/yaml_json.h"
@@ -630,14 +631,9 @@ int Paper(Invocation& inv, const std::string& which, const std::string& file) {
 // ---- cost / footprint (local, the shared model) ----
 
 InputShape ParseInput(const std::string& network, const std::string& text) {
-  InputShape in = DefaultInput(network);
-  if (text.empty()) return in;
-  char x1 = 0, x2 = 0;
-  std::istringstream s(text);
-  if (!(s >> in.channels >> x1 >> in.height >> x2 >> in.width) || x1 != 'x' || x2 != 'x' || !s.eof() ||
-      in.channels < 1 || in.height < 1 || in.width < 1)
-    throw CliError{kExitUsage, "--input: expected CxHxW (e.g. 3x224x224), got '" + text + "'"};
-  return in;
+  absl::StatusOr<InputShape> in = ParseInputShape(network, text);
+  if (!in.ok()) throw CliError{kExitUsage, std::string(in.status().message())};
+  return *in;
 }
 
 void CheckModelArgs(const std::string& network, double width, int wbits, int abits) {
@@ -661,46 +657,32 @@ int Cost(Invocation& inv, const std::string& network, double width, int wbits, i
          const std::string& input_text, bool layers) {
   CheckModelArgs(network, width, wbits, abits);
   const InputShape input = ParseInput(network, input_text);
-  auto spec = DescribeNetwork(network, width, input);
-  if (!spec.ok()) throw CliError{kExitUsage, std::string(spec.status().message())};
-  auto cost = ComputeCost(network, width, wbits, abits, input);
-  if (!cost.ok()) throw CliError{kExitUsage, std::string(cost.status().message())};
+  absl::StatusOr<NetworkReport> r = BuildNetworkReport(network, width, wbits, abits, input);
+  if (!r.ok()) throw CliError{kExitUsage, std::string(r.status().message())};
+  const Format f = inv.format();
+  if (f == Format::kJson || f == Format::kYaml) {
+    inv.EmitJson(NetworkReportJson(*r));
+    return kExitOk;
+  }
   Table t;
   t.columns = {"LAYER", "KIND", "IN", "OUT", "K", "S", "OUTPUT", "PARAMS", "FMAS", "WBITS", "ABITS"};
   t.right = {false, false, true, true, true, true, true, true, true, true, true};
-  nlohmann::json jl = nlohmann::json::array();
-  for (const auto& l : spec->layers) {
-    const int wb = l.quantized ? wbits : 32, ab = l.input_quantized ? abits : 32;
+  for (const auto& l : r->spec.layers) {
     t.rows.push_back({l.name, l.kind == LayerKind::kConv ? "conv" : "linear", absl::StrCat(l.in_channels),
                       absl::StrCat(l.out_channels), absl::StrCat(l.kernel_h), absl::StrCat(l.stride),
                       absl::StrFormat("%dx%d", l.out_h, l.out_w), Count(l.ParamCount()), Count(l.Fmas()),
-                      absl::StrCat(wb), absl::StrCat(ab)});
-    jl.push_back({{"name", l.name}, {"kind", l.kind == LayerKind::kConv ? "conv" : "linear"},
-                  {"in_channels", l.in_channels}, {"out_channels", l.out_channels}, {"kernel", l.kernel_h},
-                  {"stride", l.stride}, {"params", l.ParamCount()}, {"fmas", l.Fmas()}, {"wbits", wb},
-                  {"abits_in", ab}});
-  }
-  const nlohmann::json j = {{"network", network}, {"width", width}, {"wbits", wbits}, {"abits", abits},
-                            {"input", {input.channels, input.height, input.width}},
-                            {"params", spec->ParamCount()}, {"fmas", cost->fmas},
-                            {"baseline_fmas", cost->baseline_fmas}, {"fma_ratio", cost->fma_ratio},
-                            {"cost_uniform", cost->cost_uniform},
-                            {"cost_first_last_fp32", cost->cost_first_last_fp32}, {"layers", jl}};
-  const Format f = inv.format();
-  if (f == Format::kJson || f == Format::kYaml) {
-    inv.EmitJson(j);
-    return kExitOk;
+                      absl::StrCat(LayerWbits(l, wbits)), absl::StrCat(LayerAbits(l, abits))});
   }
   Table s;
   s.title = absl::StrFormat("%s %s, weights %d bits, activations %d bits, input %dx%dx%d", network,
                             WidthLabel(width), wbits, abits, input.channels, input.height, input.width);
   s.columns = {"QUANTITY", "VALUE"};
   s.right = {false, true};
-  s.rows = {{"parameters", Count(spec->ParamCount())},
-            {"FMAs per image", Count(cost->fmas)},
-            {"FMAs vs 1x", Fixed(cost->fma_ratio, 3)},
-            {"compute cost vs 1x 32/32 (uniform)", Fixed(cost->cost_uniform, 3)},
-            {"compute cost vs 1x 32/32 (first/last FP32)", Fixed(cost->cost_first_last_fp32, 3)}};
+  s.rows = {{"parameters", Count(r->spec.ParamCount())},
+            {"FMAs per image", Count(r->cost.fmas)},
+            {"FMAs vs 1x", Fixed(r->cost.fma_ratio, 3)},
+            {"compute cost vs 1x 32/32 (uniform)", Fixed(r->cost.cost_uniform, 3)},
+            {"compute cost vs 1x 32/32 (first/last FP32)", Fixed(r->cost.cost_first_last_fp32, 3)}};
   if (f == Format::kCsv) {
     inv.out() << RenderCsv(layers ? t : s);
     return kExitOk;

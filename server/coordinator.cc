@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/best_top1.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
 #include "common/trainer_protocol.h"
@@ -727,7 +728,7 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
     r.final_top1 = res.top1();
     r.final_top5 = res.top5();
     r.images_per_sec = res.images_per_sec();
-    if (!r.best_top1 || res.top1() > *r.best_top1) r.best_top1 = res.top1();
+    r.best_top1 = BestTop1(r.best_top1, res.top1());
     EndAttemptLocked(t, AttemptOutcome::kSucceeded, "", false, lease_id, m);
   } else {
     const pb::TrialFailure& f = req.failure();

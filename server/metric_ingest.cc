@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/best_top1.h"
 #include "common/trainer_protocol.h"
 
 namespace wrpn::server {
@@ -32,8 +33,7 @@ FreshPoints SelectFresh(const pb::ReportMetricsRequest& req, const NewestPoints&
     }
     out.records.push_back(
         {trial_id, attempt, p.name(), p.step(), p.value(), p.wall_ms() ? p.wall_ms() : now_ms});
-    if (p.name() == metric::kTop1 && std::isfinite(p.value()) && (!best || p.value() > *best))
-      best = p.value();
+    if (p.name() == metric::kTop1) best = BestTop1(best, p.value());
   }
   out.best_top1 = best;
   return out;

@@ -6,6 +6,7 @@
 #include <string>
 #include <tuple>
 
+#include "common/network_report.h"
 #include "common/network_spec.h"
 #include "nlohmann/json.hpp"
 
@@ -14,11 +15,13 @@ namespace {
 
 using CostKey = std::tuple<std::string, double, int, int>;
 
-const CostReport& CostOf(const TrialPoint& p, std::map<CostKey, CostReport>& costs) {
+// The cost with the dataset's real input shape (the spec has one dataset), once per cell.
+const CostReport& CostOf(const SweepSpec& spec, const TrialPoint& p,
+                         std::map<CostKey, CostReport>& costs) {
   auto key = std::make_tuple(p.network, p.width, p.wbits, p.abits);
   auto it = costs.find(key);
   if (it == costs.end()) {
-    auto c = ComputeCost(p.network, p.width, p.wbits, p.abits, DefaultInput(p.network));
+    auto c = TrialCost(MakeTrialConfig(spec, p));
     it = costs.emplace(key, c.ok() ? *c : CostReport{}).first;
   }
   return it->second;
@@ -58,7 +61,7 @@ PlannedSweep PlanSweep(const SweepSpec& spec) {
     t.config_json = TrialConfigJson(spec, p).dump();
     t.gpus_per_node = spec.resources.gpus_per_node;
     t.nodes = spec.resources.nodes;
-    const CostReport& c = CostOf(p, costs);
+    const CostReport& c = CostOf(spec, p, costs);
     t.fma_ratio = c.fma_ratio;
     t.cost_uniform = c.cost_uniform;
     t.cost_first_last_fp32 = c.cost_first_last_fp32;
