@@ -14,19 +14,14 @@
 #include "common/status.h"
 #include "common/sweep_spec.h"
 #include "common/trainer_protocol.h"
-#include "server/metric_ingest.h"
 #include "server/grid_builder.h"
-#include "server/list_query.h"
 #include "server/paper_tables.h"
 #include "server/sweep_submission.h"
 #include "server/trial_transitions.h"
 #include "server/validate.h"  // FailureKindOf
-#include "nlohmann/json.hpp"
 
 namespace wrpn::server {
 namespace {
-
-using nlohmann::json;
 
 int64_t ToMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -78,65 +73,6 @@ absl::Status Coordinator::LoadPaperTables() {
 }
 
 
-absl::Status Coordinator::LoadLocked() {
-  ASSIGN_OR_RETURN(Snapshot snap, store_->Load());
-  sweeps_.clear();
-  trials_.clear();
-  leases_.Clear();
-  held_.Clear();
-  scheduler_ = std::make_unique<PriorityScheduler>();
-  const SteadyTime now = clock_->SteadyNow();
-  workers_.Load(std::move(snap.workers), now);  // silent workers get a full TTL from the restart
-  LoadTrialsLocked(snap);
-  for (auto& a : snap.attempts) {
-    next_token_ = std::max(next_token_, a.fencing_token + 1);
-    auto it = trials_.find(a.trial_id);
-    if (it == trials_.end()) continue;
-    if (a.outcome == AttemptOutcome::kRunning && it->second.rec.state == TrialState::kRunning)
-      RestoreLeasesLocked(a, now);
-    it->second.attempts.push_back(std::move(a));
-  }
-  RequeueLoadedLocked(now);
-  events_.ContinueAfter(snap.max_event_seq);
-  return absl::OkStatus();
-}
-
-void Coordinator::LoadTrialsLocked(Snapshot& snap) {
-  for (auto& s : snap.sweeps) {
-    next_sweep_id_ = std::max(next_sweep_id_, s.id + 1);
-    sweeps_[s.id].rec = std::move(s);
-  }
-  for (auto& t : snap.trials) {
-    next_trial_id_ = std::max(next_trial_id_, t.id + 1);
-    auto sit = sweeps_.find(t.sweep_id);
-    if (sit == sweeps_.end()) continue;  // foreign keys make this impossible
-    sit->second.trial_ids.push_back(t.id);
-    sit->second.counts[static_cast<int>(t.state)]++;
-    TrialEntry& e = trials_[t.id];
-    e.rec = std::move(t);
-  }
-}
-
-// Leases that were live at the restart get their full TTL again from now.
-void Coordinator::RestoreLeasesLocked(const AttemptRecord& a, SteadyTime now) {
-  const int gpus = trials_.at(a.trial_id).rec.gpus_per_node;
-  for (LeaseEntry& l : AttemptLeases(a, gpus, now + options_.lease_ttl)) {
-    l.delivered = true;
-    leases_.Add(std::move(l));
-  }
-}
-
-void Coordinator::RequeueLoadedLocked(SteadyTime now) {
-  const int64_t now_ms = NowMs();
-  for (auto& [id, t] : trials_) {
-    if (t.rec.state != TrialState::kQueued) continue;
-    // A backoff that was running at the restart runs on from the failed attempt's end.
-    const int64_t left_ms =
-        t.attempts.empty() ? 0 : t.attempts.back().ended_ms + RetryDelayOf(t).count() - now_ms;
-    QueueLocked(t.rec, now + std::chrono::milliseconds(std::max<int64_t>(0, left_ms)));
-  }
-}
-
 int64_t Coordinator::NowMs() const { return ToMs(clock_->Now()); }
 
 absl::Status Coordinator::CommitLocked(Mutation& m) {
@@ -172,18 +108,6 @@ QueuedTrial Coordinator::QueuedOf(const TrialRecord& t) const {
   auto sit = sweeps_.find(t.sweep_id);
   return {t.id, sit == sweeps_.end() ? 0 : sit->second.rec.priority, t.sweep_id, t.index,
           t.gpus_per_node, t.nodes};
-}
-
-std::string Coordinator::PendingReason(const TrialRecord& t) const {
-  if (t.state != TrialState::kQueued) return "";
-  if (const auto until = held_.Until(t.id)) {
-    const double s = std::chrono::duration<double>(*until - clock_->SteadyNow()).count();
-    return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
-                           std::max(0.0, std::ceil(s)));
-  }
-  std::string why = scheduler_->Unplaceable(QueuedOf(t), workers_.Views(leases_, "", 0, false));
-  if (!why.empty()) return why;
-  return "waiting for a free worker";
 }
 
 absl::StatusOr<Coordinator::SweepEntry*> Coordinator::FindSweepLocked(int64_t id) {
@@ -253,32 +177,6 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
   return resp;
 }
 
-absl::StatusOr<pb::GetSweepResponse> Coordinator::GetSweep(const pb::GetSweepRequest& req) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const SweepEntry* s, FindSweepLocked(req.sweep_id()));
-  pb::GetSweepResponse resp;
-  *resp.mutable_sweep() = SweepMessage(s->rec, s->counts, true);
-  return resp;
-}
-
-absl::StatusOr<pb::ListSweepsResponse> Coordinator::ListSweeps(const pb::ListSweepsRequest& req) {
-  const int page = PageSize(req.page_size());
-  ASSIGN_OR_RETURN(int64_t from, PageStart(req.page_token()));
-  absl::MutexLock lock(&mu_);
-  pb::ListSweepsResponse resp;
-  for (auto it = sweeps_.lower_bound(from); it != sweeps_.end(); ++it) {
-    if (req.state() != pb::SWEEP_STATE_UNSPECIFIED &&
-        SweepStateOf(it->second.rec, it->second.counts) != req.state())
-      continue;
-    if (resp.sweeps_size() == page) {
-      resp.set_next_page_token(absl::StrCat(it->first));
-      break;
-    }
-    *resp.add_sweeps() = SweepMessage(it->second.rec, it->second.counts, false);
-  }
-  return resp;
-}
-
 absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
     const pb::CancelSweepRequest& req) {
   absl::MutexLock lock(&mu_);
@@ -337,63 +235,6 @@ absl::StatusOr<pb::RetrySweepResponse> Coordinator::RetrySweep(const pb::RetrySw
   return resp;
 }
 
-pb::Trial Coordinator::TrialMessageLocked(const TrialEntry& e) const {
-  pb::Trial m = TrialMessage(e.rec);
-  m.set_pending_reason(PendingReason(e.rec));
-  if (e.rec.state == TrialState::kRunning && !e.attempts.empty() &&
-      !e.attempts.back().lease_ids.empty()) {
-    if (const LeaseEntry* l = leases_.Find(e.attempts.back().lease_ids[0])) {
-      m.set_progress_epoch(l->progress_epoch);
-      m.set_progress_fraction(l->progress_fraction);
-    }
-  }
-  return m;
-}
-
-absl::StatusOr<pb::ListTrialsResponse> Coordinator::ListTrials(const pb::ListTrialsRequest& req) {
-  const int page = PageSize(req.page_size());
-  ASSIGN_OR_RETURN(int64_t from, PageStart(req.page_token()));
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const SweepEntry* s, FindSweepLocked(req.sweep_id()));
-  pb::ListTrialsResponse resp;
-  const auto& ids = s->trial_ids;
-  for (size_t i = static_cast<size_t>(from); i < ids.size(); ++i) {
-    const TrialEntry& t = trials_.at(ids[i]);
-    if (!TrialMatches(req, t.rec)) continue;
-    if (resp.trials_size() == page) {
-      resp.set_next_page_token(absl::StrCat(i));
-      break;
-    }
-    *resp.add_trials() = TrialMessageLocked(t);
-  }
-  return resp;
-}
-
-absl::StatusOr<pb::GetTrialResponse> Coordinator::GetTrial(const pb::GetTrialRequest& req) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(TrialEntry* t, FindTrialLocked(req.trial_id()));
-  pb::GetTrialResponse resp;
-  *resp.mutable_trial() = TrialMessageLocked(*t);
-  for (const AttemptRecord& a : t->attempts) *resp.add_attempts() = AttemptMessage(a);
-  if (t->last_metrics.empty() && t->rec.attempts > 0) {
-    // After a restart the latest values are rebuilt from the stored series.
-    ASSIGN_OR_RETURN(std::vector<MetricRecord> points, store_->Metrics(t->rec.id, ""));
-    for (const MetricRecord& p : points) KeepLatest(t->last_metrics, p);
-  }
-  for (const auto& [name, p] : t->last_metrics) *resp.add_last_metrics() = MetricValueMessage(p);
-  return resp;
-}
-
-absl::StatusOr<pb::GetTrialMetricsResponse> Coordinator::GetTrialMetrics(
-    const pb::GetTrialMetricsRequest& req) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(FindTrialLocked(req.trial_id()).status());
-  ASSIGN_OR_RETURN(auto points, store_->Metrics(req.trial_id(), req.name()));
-  pb::GetTrialMetricsResponse resp;
-  for (const MetricRecord& p : points) *resp.add_points() = MetricValueMessage(p);
-  return resp;
-}
-
 absl::StatusOr<pb::GetGridResponse> Coordinator::GetGrid(const pb::GetGridRequest& req) {
   ASSIGN_OR_RETURN(const PaperRef ref, ParsePaperRef(req.paper_ref()));
   absl::MutexLock lock(&mu_);
@@ -411,19 +252,6 @@ absl::StatusOr<pb::GetPaperTablesResponse> Coordinator::GetPaperTables(
   return PaperTablesMessage(paper_);
 }
 
-pb::Worker Coordinator::WorkerMessageLocked(const WorkerEntry& w) const {
-  std::set<int64_t> running;
-  for (const std::string& id : leases_.LeasesOf(w.rec.id)) running.insert(leases_.Find(id)->trial_id);
-  return WorkerMessage(w.rec, leases_.UsedBy(w.rec.id), running);
-}
-
-absl::StatusOr<pb::ListWorkersResponse> Coordinator::ListWorkers(const pb::ListWorkersRequest&) {
-  absl::MutexLock lock(&mu_);
-  pb::ListWorkersResponse resp;
-  for (const auto& [id, w] : workers_.all()) *resp.add_workers() = WorkerMessageLocked(w);
-  return resp;
-}
-
 absl::StatusOr<pb::DrainWorkerResponse> Coordinator::DrainWorker(
     const pb::DrainWorkerRequest& req) {
   absl::MutexLock lock(&mu_);
@@ -439,49 +267,6 @@ absl::StatusOr<pb::DrainWorkerResponse> Coordinator::DrainWorker(
   pb::DrainWorkerResponse resp;
   *resp.mutable_worker() = WorkerMessageLocked(*e);
   return resp;
-}
-
-absl::Status Coordinator::WatchSweep(const pb::WatchSweepRequest& req,
-                                     const std::function<bool(const pb::WatchSweepResponse&)>& send,
-                                     const std::function<bool()>& stop) {
-  int64_t after = 0;
-  pb::WatchSweepResponse first;
-  {
-    absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(const SweepEntry* s, FindSweepLocked(req.sweep_id()));
-    *first.mutable_sweep() = SweepMessage(s->rec, s->counts, false);
-    after = events_.LastSeq();
-  }
-  if (!send(first) || SweepFinished(first.sweep().state())) return absl::OkStatus();
-  for (;;) {
-    std::vector<pb::WatchSweepResponse> out;
-    bool done = false;
-    if (!NextWatchBatch(req.sweep_id(), &after, &out, &done)) return absl::OkStatus();
-    for (const auto& r : out) {
-      if (!send(r)) return absl::OkStatus();
-    }
-    if (done || stop()) return absl::OkStatus();
-  }
-}
-
-bool Coordinator::NextWatchBatch(int64_t sweep_id, int64_t* after,
-                                 std::vector<pb::WatchSweepResponse>* out, bool* done) {
-  absl::MutexLock lock(&mu_);
-  const absl::Time deadline = absl::Now() + absl::Milliseconds(200);
-  while (!shutdown_ && !events_.HasAfter(*after)) {
-    if (events_cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
-  }
-  if (shutdown_) return false;
-  for (const EventRecord& e : events_.SweepEventsAfter(sweep_id, after)) {
-    pb::WatchSweepResponse r;
-    *r.mutable_event() = EventMessage(e);
-    out->push_back(std::move(r));
-  }
-  const SweepEntry& s = sweeps_.at(sweep_id);
-  const pb::Sweep now = SweepMessage(s.rec, s.counts, false);
-  for (auto& r : *out) *r.mutable_sweep() = now;
-  *done = SweepFinished(now.state());
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,98 +404,6 @@ absl::StatusOr<LeaseEntry*> Coordinator::CheckLease(const pb::LeaseRef& ref) {
   leases_.Renew(*l, now + options_.lease_ttl);
   if (WorkerEntry* w = workers_.Find(l->worker_id)) w->last_seen = now;
   return l;
-}
-
-absl::StatusOr<pb::ReportMetricsResponse> Coordinator::ReportMetrics(
-    const pb::ReportMetricsRequest& req) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(TickLocked());
-  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
-  TrialEntry& t = trials_.at(l->trial_id);
-  if (!l->newest_point_known) {  // loaded at a restart: what did this attempt store already?
-    ASSIGN_OR_RETURN(std::vector<MetricRecord> stored, store_->Metrics(t.rec.id, ""));
-    l->newest_point = NewestOfAttempt(stored, l->attempt);
-    l->newest_point_known = true;
-  }
-  FreshPoints fresh =
-      SelectFresh(req, l->newest_point, t.rec.id, l->attempt, t.rec.best_top1, NowMs());
-  Mutation m;
-  m.op = "metrics";
-  m.metrics = std::move(fresh.records);
-  if (fresh.best_top1 != t.rec.best_top1) {
-    TrialRecord r = t.rec;
-    r.best_top1 = fresh.best_top1;
-    m.trials.push_back(r);
-  }
-  RETURN_IF_ERROR(CommitLocked(m));
-  t.rec.best_top1 = fresh.best_top1;
-  NoteRequest(l->newest_point, req);
-  for (const MetricRecord& p : m.metrics) KeepLatest(t.last_metrics, p);
-  metrics_.points_ingested->Inc({}, static_cast<double>(m.metrics.size()));
-  const WorkerEntry* w = workers_.Find(l->worker_id);
-  metrics_.RecordWorkerPoints(w != nullptr && !w->rec.name.empty() ? w->rec.name : l->worker_id,
-                              req);
-  pb::ReportMetricsResponse resp;
-  resp.set_accepted(static_cast<int64_t>(m.metrics.size()));
-  return resp;
-}
-
-absl::StatusOr<pb::ReportRendezvousResponse> Coordinator::ReportRendezvous(
-    const pb::ReportRendezvousRequest& req) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(TickLocked());
-  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
-  const TrialEntry& t = trials_.at(l->trial_id);
-  if (t.rec.nodes <= 1 || l->rank != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "lease '", l->lease_id, "' is not node rank 0 of a multi-node trial: it hosts no store"));
-  }
-  if (l->master_port != 0 && l->master_port != req.master_port()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "lease '", l->lease_id, "': rendezvous port already reported as ", l->master_port));
-  }
-  l->master_port = req.master_port();
-  return pb::ReportRendezvousResponse();
-}
-
-absl::StatusOr<pb::ReportLogsResponse> Coordinator::ReportLogs(const pb::ReportLogsRequest& req) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(TickLocked());
-  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
-  const int64_t now = NowMs();
-  for (const std::string& text : req.lines())
-    logs_.Append(l->trial_id, l->attempt, req.rank(), text, now);
-  pb::ReportLogsResponse resp;
-  resp.set_accepted(req.lines_size());
-  return resp;
-}
-
-absl::StatusOr<pb::GetTrialLogsResponse> Coordinator::GetTrialLogs(
-    const pb::GetTrialLogsRequest& req) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const TrialEntry* t, FindTrialLocked(req.trial_id()));
-  pb::GetTrialLogsResponse resp;
-  resp.set_trial_finished(Terminal(t->rec.state));
-  logs_.Read(req.trial_id(), req.after_seq(), req.limit(), &resp);
-  return resp;
-}
-
-absl::StatusOr<pb::ReportCheckpointResponse> Coordinator::ReportCheckpoint(
-    const pb::ReportCheckpointRequest& req) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(TickLocked());
-  ASSIGN_OR_RETURN(LeaseEntry * l, CheckLease(req.lease()));
-  TrialEntry& t = trials_.at(l->trial_id);
-  Mutation m;
-  m.op = "checkpoint";
-  TrialRecord r = t.rec;
-  r.checkpoint_path = req.path();
-  r.checkpoint_epoch = req.epoch();
-  m.trials.push_back(r);
-  m.checkpoints.push_back({r.id, l->attempt, req.epoch(), req.path(), NowMs()});
-  RETURN_IF_ERROR(CommitLocked(m));
-  t.rec = r;
-  return pb::ReportCheckpointResponse();
 }
 
 absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(

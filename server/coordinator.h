@@ -6,9 +6,11 @@
 // (retry backoff), the Scheduler (whom to dispatch to), EventHistory (what WatchSweep streams),
 // TrialLogs, the record <-> message converters (record_proto.h), PlanSweep (submission),
 // metric ingestion (metric_ingest.h) and CoordinatorMetrics. Requests and answers are the
-// wrpn.v1 messages; a request is validated once, at the edge (server/validate.h, by the gRPC and
-// HTTP handlers), and the core takes it as valid. Errors are absl::Status (converted to gRPC
-// codes at the RPC edge). Thread-safe: one mutex serialises every operation; the state it guards
+// wrpn.v1 messages. coordinator.cc has the state changes, coordinator_reports.cc what workers
+// report on a lease, coordinator_queries.cc the read-only calls, coordinator_load.cc restart
+// recovery, worker_restart.cc the restarted-worker rule. A request is validated once, at the
+// edge (server/validate.h, by the gRPC and HTTP handlers), and the core takes it as valid.
+// Errors are absl::Status (converted to gRPC codes at the RPC edge). Thread-safe: one mutex serialises every operation; the state it guards
 // is annotated. Time comes from the Clock seam; lease expiry happens in Tick(), which every
 // worker call runs first and the server runs periodically.
 #include <chrono>
