@@ -25,6 +25,7 @@
 #include "client/output.h"
 #include "client/plot.h"
 #include "client/spec_file.h"
+#include "client/worker_gpus.h"
 #include "common/network_spec.h"
 #include "common/sweep_spec.h"
 #include "common/yaml_json.h"
@@ -403,10 +404,7 @@ int TrialShow(Invocation& inv, int64_t id) {
             {"top-5 final", Opt(t.has_final_top5(), t.final_top5(), 2)},
             {"images/s", Opt(t.has_images_per_sec(), t.images_per_sec(), 0)},
             {"compute cost", absl::StrFormat("%.4f uniform, %.4f first/last FP32", t.cost_uniform(), t.cost_first_last_fp32())},
-            {"resources", t.gpus_per_node() == 0
-                              ? absl::StrFormat("CPU, %d node%s", std::max(1, t.nodes()), t.nodes() > 1 ? "s" : "")
-                              : absl::StrFormat("%d GPUs per node x %d node%s", t.gpus_per_node(),
-                                                std::max(1, t.nodes()), t.nodes() > 1 ? "s" : "")},
+            {"resources", TrialResources(t)},
             {"checkpoint", t.checkpoint_path().empty() ? "-" : absl::StrFormat("epoch %d: %s", t.checkpoint_epoch(), t.checkpoint_path())},
             {"queued / started / finished (UTC)", absl::StrCat(UtcTime(t.queued_ms()), " / ", UtcTime(t.started_ms()), " / ", UtcTime(t.finished_ms()))}};
   if (!t.pending_reason().empty()) d.rows.push_back({"pending", t.pending_reason()});
@@ -843,14 +841,14 @@ int WorkerList(Invocation& inv) {
   pb::ListWorkersResponse resp;
   c.Check(c.stub().ListWorkers(c.Context().get(), {}, &resp), "list workers");
   Table t;
-  t.columns = {"ID", "NAME", "STATE", "GPUS", "FREE GPUS", "CPUS", "RUNNING TRIALS", "ADDRESS", "LAST HEARTBEAT (UTC)"};
-  t.right = {false, false, false, true, true, true, false, false, false};
+  t.columns = {"ID", "NAME", "STATE", "GPUS", "FREE GPUS", "GPU SHARE (TRIALS)", "CPUS", "RUNNING TRIALS", "ADDRESS", "LAST HEARTBEAT (UTC)"};
+  t.right = {false, false, false, true, true, false, true, false, false, false};
   nlohmann::json j = nlohmann::json::array();
   for (const auto& w : resp.workers()) {
     std::vector<std::string> running;
     for (int64_t r : w.running_trials()) running.push_back(absl::StrCat(r));
     t.rows.push_back({w.id(), w.name(), Cell(w.state(), StateColor(w.state())), absl::StrCat(w.gpus_size()),
-                      absl::StrCat(w.free_gpus()), absl::StrCat(w.cpus()),
+                      absl::StrCat(w.free_gpus()), GpuSharesCell(w), absl::StrCat(w.cpus()),
                       running.empty() ? "-" : absl::StrJoin(running, ","), w.address(),
                       UtcTime(w.last_heartbeat_ms())});
     j.push_back(ProtoJson(w));

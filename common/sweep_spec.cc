@@ -477,6 +477,70 @@ void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = tr
   }
 }
 
+// The resources section: gpus_per_node (whole GPUs or a fraction 1/k, common/gpu_share.h), or
+// gpu_share (the canonical and proto spelling of a fraction), nodes and gpu_memory_gb.
+void ParseResources(const json& obj, Resources& res, Problems& problems) {
+  if (!CheckKeys(obj, "resources", {"gpus_per_node", "nodes", "gpu_share", "gpu_memory_gb"},
+                 problems))
+    return;
+  for (const char* key : {"gpus_per_node", "gpu_share"}) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) continue;
+    auto amount = ParseGpuAmount(*it, Field("resources", key));
+    if (!problems.Ok(amount.status())) continue;
+    if (std::string(key) == "gpu_share") {
+      if (!amount->fractional()) {
+        problems.Add(absl::StrCat("resources.gpu_share: ", it->dump(),
+                                  " must be a fraction 1/k of one GPU (k = 2..",
+                                  kMaxGpuShareDenominator, "); give whole GPUs as gpus_per_node"));
+        continue;
+      }
+      if (res.gpus_per_node > 0 || (res.gpu_denominator > 1 && res.gpu_denominator != amount->denominator)) {
+        problems.Add("resources: give either gpus_per_node or gpu_share, not both");
+        continue;
+      }
+    }
+    if (amount->fractional()) res.gpus_per_node = 0;
+    else res.gpus_per_node = amount->whole;
+    if (amount->fractional()) res.gpu_denominator = amount->denominator;
+  }
+  problems.Add(ReadInt(obj, "resources", "nodes", &res.nodes));
+  problems.Add(Read(obj, "resources", "gpu_memory_gb", AsDouble, &res.gpu_memory_gb));
+}
+
+// Rules of fractional GPUs and per-trial GPU memory.
+void CheckGpuShare(const Resources& res, Problems& problems) {
+  if (res.gpu_denominator != 0 &&
+      (res.gpu_denominator < 2 || res.gpu_denominator > kMaxGpuShareDenominator)) {
+    problems.Add(absl::StrCat("resources.gpus_per_node: 1/", res.gpu_denominator,
+                              " is not an allowed fraction (1/2 .. 1/", kMaxGpuShareDenominator, ")"));
+  }
+  if (res.gpu_denominator > 1 && res.gpus_per_node != 0) {
+    problems.Add("resources: give either gpus_per_node or gpu_share, not both");
+  }
+  if (res.gpu_denominator > 1 && res.nodes > 1) {
+    problems.Add(absl::StrCat("resources.nodes: ", res.nodes, " with gpus_per_node ",
+                              FormatShare(res.gpu_amount().gpus()),
+                              ": a gang (nodes > 1) takes whole GPUs only"));
+  }
+  const double mem = res.gpu_memory_gb;
+  if (!std::isfinite(mem) || mem < 0 || mem > kMaxGpuMemoryGb) {
+    problems.Add(OutOfRange("resources.gpu_memory_gb", Num(mem),
+                            absl::StrCat("is out of range [0, ", kMaxGpuMemoryGb, "]")));
+  } else if (mem > 0 && !res.uses_gpu()) {
+    problems.Add(absl::StrCat("resources.gpu_memory_gb: ", Num(mem),
+                              " needs a GPU trial (gpus_per_node > 0); CPU trials have no GPU memory"));
+  }
+}
+
+json ResourcesToJson(const Resources& res) {
+  json out = {{"nodes", res.nodes}};
+  if (res.gpu_denominator > 1) out["gpu_share"] = 1.0 / res.gpu_denominator;
+  else out["gpus_per_node"] = res.gpus_per_node;
+  if (res.gpu_memory_gb > 0) out["gpu_memory_gb"] = res.gpu_memory_gb;
+  return out;
+}
+
 // Reports every problem of the recipe (per network of the spec), resources and max_attempts.
 // `check_recipe` is false where the recipe could not be parsed (its problems are reported).
 void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = true) {
@@ -508,6 +572,7 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
   else if (spec.resources.nodes > 1 && spec.resources.gpus_per_node == 0)
     problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
                             "needs gpus_per_node >= 1 (multi-node trials run on GPUs)"));
+  CheckGpuShare(spec.resources, problems);
   if (spec.max_attempts < 1 || spec.max_attempts > 100)
     problems.Add(
         OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]"));
@@ -544,12 +609,7 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
     spec.axes.push_back(ParseAxes(*axes, "axes", problems));
   }
   if (!spec.axes.empty()) CheckAxes(spec, problems, /*report_empty=*/problems.size() == before_axes);
-  if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) {
-    if (CheckKeys(*it, "resources", {"gpus_per_node", "nodes"}, problems)) {
-      problems.Add(ReadInt(*it, "resources", "gpus_per_node", &spec.resources.gpus_per_node));
-      problems.Add(ReadInt(*it, "resources", "nodes", &spec.resources.nodes));
-    }
-  }
+  if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) ParseResources(*it, spec.resources, problems);
   problems.Add(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
   problems.Add(ReadInt(doc, "", "priority", &spec.priority));
   // The recipe is checked against the spec's first known network (network-dependent rules, e.g.
@@ -568,7 +628,7 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   auto dit = doc.find("dataset");
   const size_t before_base = problems.size();
   auto base = ParseBase(rit == doc.end() ? null_json : *rit, dit == doc.end() ? null_json : *dit,
-                        spec.resources.gpus_per_node, first_net, problems);
+                        spec.resources.uses_gpu() ? 1 : 0, first_net, problems);
   if (base) spec.base = *base;
   CheckRest(spec, problems, /*check_recipe=*/problems.size() == before_base);
   RETURN_IF_ERROR(problems.ToStatus());
@@ -635,8 +695,7 @@ json SweepSpecToJson(const SweepSpec& spec) {
                     {"seed", b.seeds}});
   }
   doc["axes"] = axes;
-  doc["resources"] = {{"gpus_per_node", spec.resources.gpus_per_node},
-                      {"nodes", spec.resources.nodes}};
+  doc["resources"] = ResourcesToJson(spec.resources);
   doc["max_attempts"] = spec.max_attempts;
   doc["priority"] = spec.priority;
   return doc;

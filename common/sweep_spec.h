@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "common/gpu_share.h"
 #include "common/trial_config.h"
 
 namespace wrpn {
@@ -38,8 +39,14 @@ struct AxesBlock {
 };
 
 struct Resources {
-  int gpus_per_node = 0;  // 0 = CPU trial
+  int gpus_per_node = 0;  // whole GPUs; 0 = CPU trial, or a fractional one (gpu_denominator)
   int nodes = 1;
+  // k > 1: each trial takes 1/k of one GPU (k <= 16; `gpus_per_node: 0.25` in a spec file,
+  // `gpu_share` in the canonical form); gpus_per_node is then 0 and nodes 1. 0 = whole GPUs.
+  int gpu_denominator = 0;
+  double gpu_memory_gb = 0;  // GPU memory each trial may use (the trainer caps itself); 0 = any
+  bool uses_gpu() const { return gpus_per_node > 0 || gpu_denominator > 1; }
+  GpuAmount gpu_amount() const { return {gpus_per_node, gpu_denominator}; }
 };
 
 struct SweepSpec {

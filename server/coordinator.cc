@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/gpu_share.h"
 #include "common/network_spec.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
@@ -125,6 +126,13 @@ pb::SweepState SweepStateOf(const SweepRecord& rec, const int64_t* c) {
   return pb::SWEEP_SUCCEEDED;
 }
 
+int64_t GpuMemoryBytes(double gib) { return static_cast<int64_t>(std::llround(gib * (1LL << 30))); }
+
+GpuLedger::Holding HoldingOf(const TrialRecord& t) {
+  return {t.id, t.sweep_id, t.gpu_share_units > 0 ? t.gpu_share_units : kGpuShareUnits,
+          t.gpu_memory_bytes};
+}
+
 }  // namespace
 
 Coordinator::Coordinator(Store* store, const Clock* clock, MetricsRegistry* registry,
@@ -161,6 +169,10 @@ Coordinator::Coordinator(Store* store, const Clock* clock, MetricsRegistry* regi
   worker_data_wait_gauge_ = registry->AddGauge(
       "wrpn_worker_data_wait_ms_per_step",
       "Time per training step a worker's trainer last waited for input data (ms).", {"worker"});
+  worker_gpu_share_gauge_ = registry->AddGauge(
+      "wrpn_worker_gpu_share",
+      "Share of each GPU held by the trials placed on it (0..1; 1 = a whole-GPU trial or full).",
+      {"worker", "gpu"});
   registry->AddCollectHook([this] { CollectMetrics(); });
 }
 
@@ -207,6 +219,7 @@ absl::Status Coordinator::LoadLocked() {
   expiry_.clear();
   held_.clear();
   workers_.clear();
+  gpu_ledger_ = GpuLedger();
   scheduler_ = std::make_unique<PriorityScheduler>();
   const Steady now = clock_->SteadyNow();
   for (auto& s : snap.sweeps) {
@@ -246,6 +259,7 @@ absl::Status Coordinator::LoadLocked() {
         l.rank = static_cast<int>(r);
         l.expires = now + options_.lease_ttl;
         l.delivered = true;
+        l.gpu_slots = r < a.gpu_slots.size() ? a.gpu_slots[r] : LoadedSlotsLocked(l);
         AddLease(std::move(l));
       }
     }
@@ -261,6 +275,15 @@ absl::Status Coordinator::LoadLocked() {
   }
   next_seq_ = std::max(next_seq_, snap.max_event_seq + 1);
   return absl::OkStatus();
+}
+
+std::vector<int> Coordinator::LoadedSlotsLocked(const LeaseEntry& l) const {
+  const TrialRecord& t = trials_.at(l.trial_id).rec;
+  auto w = workers_.find(l.worker_id);
+  if (w == workers_.end() || (t.gpus_per_node == 0 && t.gpu_share_units == 0)) return {};
+  // Attempts stored before GPU slots were: placed again, first fit.
+  return gpu_ledger_.FirstFit(l.worker_id, w->second.rec.gpus.size(),
+                              t.gpu_share_units > 0 ? 1 : t.gpus_per_node, HoldingOf(t));
 }
 
 int64_t Coordinator::NowMs() const { return ToMs(clock_->Now()); }
@@ -302,7 +325,8 @@ void Coordinator::AddLease(LeaseEntry lease) {
     wit->second.leases.insert(lease.lease_id);
     const TrialRecord& t = trials_[lease.trial_id].rec;
     if (t.gpus_per_node > 0) wit->second.used_gpus += t.gpus_per_node;
-    else wit->second.used_cpu_slots++;
+    else if (t.gpu_share_units == 0) wit->second.used_cpu_slots++;
+    if (!lease.gpu_slots.empty()) gpu_ledger_.Place(lease.worker_id, lease.gpu_slots, HoldingOf(t));
   }
   expiry_.insert({lease.expires, lease.lease_id});
   leases_[lease.lease_id] = std::move(lease);
@@ -317,7 +341,8 @@ void Coordinator::DropLease(const std::string& lease_id) {
     wit->second.leases.erase(lease_id);
     const TrialRecord& t = trials_[l.trial_id].rec;
     if (t.gpus_per_node > 0) wit->second.used_gpus -= t.gpus_per_node;
-    else wit->second.used_cpu_slots--;
+    else if (t.gpu_share_units == 0) wit->second.used_cpu_slots--;
+    gpu_ledger_.Release(l.worker_id, l.trial_id);
   }
   expiry_.erase({l.expires, lease_id});
   leases_.erase(it);
@@ -326,7 +351,7 @@ void Coordinator::DropLease(const std::string& lease_id) {
 QueuedTrial Coordinator::QueuedOf(const TrialRecord& t) const {
   auto sit = sweeps_.find(t.sweep_id);
   return {t.id, sit == sweeps_.end() ? 0 : sit->second.rec.priority, t.sweep_id, t.index,
-          t.gpus_per_node, t.nodes};
+          t.gpus_per_node, t.nodes, t.gpu_share_units, t.gpu_memory_bytes};
 }
 
 std::vector<WorkerView> Coordinator::WorkerViews(const std::string& requester,
@@ -341,6 +366,7 @@ std::vector<WorkerView> Coordinator::WorkerViews(const std::string& requester,
     if (id == requester && use_reported) v.free_gpus = std::min(v.free_gpus, reported_free_gpus);
     v.free_cpu_slots = std::max(0, w.rec.max_cpu_trials - w.used_cpu_slots);
     v.schedulable = !w.rec.draining && (id == requester || !w.rec.lost);
+    v.gpus = gpu_ledger_.Views(id, w.rec.gpus);
     if (auto it = w.rec.labels.find(kSlurmStepNodesLabel); it != w.rec.labels.end()) {
       if (!absl::SimpleAtoi(it->second, &v.step_nodes) || v.step_nodes < 1) v.step_nodes = 1;
     }
@@ -403,6 +429,8 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     t.config_json = TrialConfigJson(*spec, p).dump();
     t.gpus_per_node = spec->resources.gpus_per_node;
     t.nodes = spec->resources.nodes;
+    t.gpu_share_units = spec->resources.gpu_amount().share_units();
+    t.gpu_memory_bytes = GpuMemoryBytes(spec->resources.gpu_memory_gb);
     auto key = std::make_tuple(p.network, p.width, p.wbits, p.abits);
     auto cit = costs.find(key);
     if (cit == costs.end()) {
@@ -594,6 +622,8 @@ pb::Trial Coordinator::TrialMessage(const TrialEntry& e) const {
   m.set_trial_config_json(t.config_json);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
+  m.set_gpu_share(ShareOf(t.gpu_share_units));
+  m.set_gpu_memory_bytes(t.gpu_memory_bytes);
   if (t.state == TrialState::kRunning && !e.attempts.empty() &&
       !e.attempts.back().lease_ids.empty()) {
     auto lit = leases_.find(e.attempts.back().lease_ids[0]);
@@ -821,7 +851,10 @@ pb::Worker Coordinator::WorkerMessage(const WorkerEntry& w) const {
   m.set_state(w.rec.lost ? "lost" : w.rec.draining ? "draining" : "alive");
   m.set_registered_ms(w.rec.registered_ms);
   m.set_last_heartbeat_ms(w.rec.last_heartbeat_ms);
-  m.set_free_gpus(std::max(0, static_cast<int>(w.rec.gpus.size()) - w.used_gpus));
+  int idle = 0;  // GPUs nothing is placed on
+  for (const GpuView& g : gpu_ledger_.Views(w.rec.id, w.rec.gpus)) idle += g.free_units == kGpuShareUnits;
+  m.set_free_gpus(std::max(0, std::min(idle, static_cast<int>(w.rec.gpus.size()) - w.used_gpus)));
+  gpu_ledger_.Describe(w.rec.id, &m);
   std::set<int64_t> running;
   for (const auto& l : w.leases) running.insert(leases_.at(l).trial_id);
   for (int64_t t : running) m.add_running_trials(t);
@@ -1001,6 +1034,9 @@ pb::Lease Coordinator::LeaseMessage(const LeaseEntry& l, const TrialEntry& t) co
   m.set_resume_epoch(a.resume_epoch);
   m.set_gpus_per_node(t.rec.gpus_per_node);
   m.set_lease_ttl_ms(options_.lease_ttl.count());
+  m.set_gpu_share(ShareOf(t.rec.gpu_share_units));
+  m.set_gpu_memory_bytes(t.rec.gpu_memory_bytes);
+  for (int s : l.gpu_slots) m.add_gpu_slots(s);
   if (t.rec.nodes > 1) {
     pb::Rendezvous* r = m.mutable_rendezvous();
     const auto& rank0 = workers_.find(a.worker_ids[0]);
@@ -1080,6 +1116,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
     at.started_ms = now_ms;
     at.resume_checkpoint = r.checkpoint_path;
     at.resume_epoch = r.checkpoint_epoch;
+    at.gpu_slots = a->gpu_slots;
     queue_wait_->Observe({}, std::max<double>(0, (now_ms - r.queued_ms) / 1000.0));
     SetTrial(r);
     t.attempts.push_back(at);
@@ -1099,6 +1136,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
       l.expires = now + options_.lease_ttl;
       l.delivered = rank == 0;
       l.newest_point_known = true;  // a new attempt has stored nothing
+      if (rank < a->gpu_slots.size()) l.gpu_slots = a->gpu_slots[rank];
       AddLease(l);
       if (rank == 0) *resp.add_leases() = LeaseMessage(l, t);
     }
@@ -1508,6 +1546,11 @@ void Coordinator::CollectMetrics() {
   for (const auto& [k, v] : sums) top1[k] = v.first / v.second;
   for (const auto& [id, w] : workers_)
     workers[{w.rec.lost ? "lost" : w.rec.draining ? "draining" : "alive"}] += 1;
+  std::map<LabelValues, double> shares;
+  for (const auto& [id, w] : workers_) {
+    if (!w.rec.lost) gpu_ledger_.ShareGauge(id, w.rec.name.empty() ? id : w.rec.name, w.rec.gpus, &shares);
+  }
+  worker_gpu_share_gauge_->Replace(std::move(shares));
   sweeps_gauge_->Replace(std::move(sweeps));
   trials_gauge_->Replace(std::move(trials));
   workers_gauge_->Replace(std::move(workers));

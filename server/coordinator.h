@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "server/gpu_ledger.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/store.h"
@@ -128,6 +129,7 @@ class Coordinator {
     std::map<std::string, std::pair<int64_t, int64_t>> newest_point;
     bool newest_point_known = false;
     int master_port = 0;  // rank 0 of a multi-node attempt: its TCPStore port, once reported
+    std::vector<int> gpu_slots;  // the worker's GPUs the rank was placed on (gpu_ledger_)
   };
   struct WorkerEntry {
     WorkerRecord rec;
@@ -148,6 +150,8 @@ class Coordinator {
   void AddEvent(Mutation& m, const TrialRecord& t, const std::string& message);
   void SetTrial(const TrialRecord& t);  // installs a record, keeping sweep counts right
   void AddLease(LeaseEntry lease);
+  // GPU slots for a lease loaded from an attempt stored without them (first fit).
+  std::vector<int> LoadedSlotsLocked(const LeaseEntry& l) const;
   void DropLease(const std::string& lease_id);
   std::vector<WorkerView> WorkerViews(const std::string& requester, int reported_free_gpus,
                                       bool use_reported) const;
@@ -189,6 +193,7 @@ class Coordinator {
   std::set<std::pair<Steady, int64_t>> held_;
   std::map<std::string, WorkerEntry> workers_;
   std::unique_ptr<Scheduler> scheduler_;
+  GpuLedger gpu_ledger_;  // GPU placement of the live leases
   std::deque<EventRecord> recent_events_;  // newest last, bounded
   int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
   int64_t next_worker_ = 1;
@@ -212,6 +217,7 @@ class Coordinator {
   GaugeFamily* worker_images_gauge_;      // latest images/s a worker's trainer reported
   GaugeFamily* worker_data_wait_gauge_;   // latest data_wait_ms_per_step a worker's trainer reported
   GaugeFamily* worker_gpu_memory_gauge_;  // latest GPU memory in use a worker's trainer reported
+  GaugeFamily* worker_gpu_share_gauge_;   // share of each GPU placed trials hold now
 };
 
 }  // namespace wrpn::server

@@ -125,7 +125,8 @@ struct Agent::RunState {
   int node_rank = 0;
   int nproc = 1;
   int world_size = 1;
-  std::vector<int> gpus;  // local GPU indices held
+  std::vector<int> gpus;  // local GPU slots held
+  int64_t gpu_units = 0;  // share of each of them (GpuSlots units)
   std::string dir;        // attempt folder
   std::string ckpt_dir;
   std::vector<std::unique_ptr<Process>> procs;  // by local rank
@@ -181,7 +182,7 @@ Agent::Agent(CoordinatorClient* client, ProcessLauncher* launcher, const Clock* 
                          : options_.checkpoint_dir;
   std::error_code ec;
   checkpoint_root_ = fs::absolute(checkpoint_root_, ec).lexically_normal().string();
-  gpu_busy_.assign(options_.gpus.size(), false);
+  gpu_slots_ = GpuSlots(options_.gpus.size());
 }
 
 Agent::~Agent() {
@@ -200,13 +201,13 @@ pb::LeaseRef Agent::Ref(const RunState& r) const {
 }
 
 int Agent::FreeGpus() const {
-  return static_cast<int>(std::count(gpu_busy_.begin(), gpu_busy_.end(), false));
+  return gpu_slots_.Idle();
 }
 
 int Agent::FreeCpuSlots() const {
   int used = 0;
   for (const auto& r : runs_) {
-    if (r->lease.gpus_per_node() == 0) ++used;
+    if (r->lease.gpus_per_node() == 0 && r->lease.gpu_share() == 0) ++used;
   }
   return std::max(0, options_.max_cpu_trials - used);
 }
@@ -286,7 +287,7 @@ void Agent::Step() {
   if (registered() && next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
   for (auto& r : runs_) {
     if (!r->done) continue;
-    for (int g : r->gpus) gpu_busy_[g] = false;
+    gpu_slots_.Give(r->gpus, r->gpu_units);
     r->gpus.clear();
   }
   runs_.erase(std::remove_if(runs_.begin(), runs_.end(),
@@ -360,7 +361,7 @@ void Agent::Heartbeat() {
 void Agent::Acquire() {
   next_acquire_ = clock_->SteadyNow() + options_.acquire_interval;
   const int free_gpus = FreeGpus();
-  const int want = free_gpus + FreeCpuSlots();
+  const int want = gpu_slots_.Wanted() + FreeCpuSlots();
   if (want <= 0) return;
   pb::AcquireTrialRequest req;
   req.set_worker_id(worker_id_);
@@ -443,7 +444,7 @@ void Agent::Forget(RunState& r, const std::string& why) {
   Log(absl::StrCat(DescribeLease(r.lease), ": dropped (", why, ")"));
   Note(r, absl::StrCat("lease dropped: ", why, "\n"));
   WriteLogs(r);
-  for (int g : r.gpus) gpu_busy_[g] = false;
+  gpu_slots_.Give(r.gpus, r.gpu_units);
   r.gpus.clear();
   r.done = true;
 }
@@ -458,7 +459,10 @@ void Agent::Start(const pb::Lease& lease) {
   const bool gang = lease.has_rendezvous() && lease.rendezvous().nnodes() > 1;
   r.node_rank = gang ? lease.rendezvous().node_rank() : 0;
   const int nnodes = gang ? lease.rendezvous().nnodes() : 1;
-  r.nproc = lease.gpus_per_node() > 0 ? lease.gpus_per_node() : std::max(1, options_.cpu_ranks);
+  const bool on_gpu = lease.gpus_per_node() > 0 || lease.gpu_share() > 0;
+  r.nproc = lease.gpus_per_node() > 0 ? lease.gpus_per_node()
+            : on_gpu                  ? 1  // a fraction of one GPU
+                                      : std::max(1, options_.cpu_ranks);
   r.world_size = nnodes * r.nproc;
   Log(absl::StrCat("leased ", DescribeLease(lease), gang ? absl::StrCat(", node ", r.node_rank, "/", nnodes) : "",
                    ", ", r.nproc, " rank(s)",
@@ -466,17 +470,14 @@ void Agent::Start(const pb::Lease& lease) {
                        ? ""
                        : absl::StrCat(", resuming from ", lease.resume_checkpoint())));
 
-  if (lease.gpus_per_node() > 0) {
-    for (size_t i = 0; i < gpu_busy_.size() && static_cast<int>(r.gpus.size()) < r.nproc; ++i) {
-      if (!gpu_busy_[i]) r.gpus.push_back(static_cast<int>(i));
-    }
-    if (static_cast<int>(r.gpus.size()) < r.nproc) {
-      r.gpus.clear();
-      Fail(r, FailureKind::kInternal, absl::StrCat("worker ", options_.name, " has ", FreeGpus(),
-                                       " free GPUs, the trial needs ", r.nproc));
+  if (on_gpu) {
+    auto slots = gpu_slots_.Take(lease, r.nproc);
+    if (!slots.ok()) {
+      Fail(r, FailureKind::kInternal, absl::StrCat("worker ", options_.name, ": ", slots.status().message()));
       return;
     }
-    for (int g : r.gpus) gpu_busy_[g] = true;
+    r.gpus = *std::move(slots);
+    r.gpu_units = GpuSlots::UnitsOf(lease);
   }
 
   json config = json::parse(lease.trial_config_json(), nullptr, false);
@@ -560,14 +561,13 @@ void Agent::Start(const pb::Lease& lease) {
       }
     }
   }
-  if (lease.gpus_per_node() == 0) config["device"] = "cpu";
+  if (!on_gpu) config["device"] = "cpu";
   // Share the cores among the ranks of every trial this worker may run at once.
-  const int concurrent =
-      lease.gpus_per_node() == 0
-          ? std::max(1, options_.max_cpu_trials)
-          : std::max<int>(1, static_cast<int>(options_.gpus.size()) / lease.gpus_per_node());
-  const int rank_cores = std::max(1, options_.cpus / (r.nproc * concurrent));
-  if (config.value("device", std::string()) == "cpu" && config.value("threads", 0) == 0) {
+  const int rank_cores = RankCores(options_.cpus, static_cast<int>(options_.gpus.size()),
+                                   lease.gpu_share() > 0 ? lease.gpu_share() : lease.gpus_per_node(),
+                                   options_.max_cpu_trials, r.nproc);
+  if ((config.value("device", std::string()) == "cpu" || lease.gpu_share() > 0) &&
+      config.value("threads", 0) == 0) {
     config["threads"] = rank_cores;
   }
   if (config.value("cpu_cores", 0) == 0) config["cpu_cores"] = rank_cores;  // the loader's threads
@@ -649,13 +649,9 @@ void Agent::Start(const pb::Lease& lease) {
       spec.env["GROUP_RANK"] = std::to_string(r.node_rank);
       spec.env["NODE_RANK"] = std::to_string(r.node_rank);
     }
-    if (lease.gpus_per_node() > 0) {
-      std::vector<std::string> ids;
-      for (int g : r.gpus) ids.push_back(std::to_string(options_.gpus[g].index()));
-      spec.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(ids, ",");
-    } else {
-      spec.env["CUDA_VISIBLE_DEVICES"] = "";
-    }
+    TrialPlacement place{{}, lease.gpu_share(), lease.gpu_memory_bytes(), options_.mps};
+    for (int g : r.gpus) place.device_indices.push_back(options_.gpus[g].index());
+    for (auto& [k, v] : TrialEnvironment(place)) spec.env[k] = v;
     spec.env["WRPN_TRIAL_ID"] = std::to_string(lease.trial_id());
     spec.env["WRPN_ATTEMPT"] = std::to_string(lease.attempt());
     auto p = launcher_->Launch(spec);
@@ -818,7 +814,7 @@ void Agent::Finish(RunState& r) {
       QueueLog(r, r.node_rank * r.nproc + static_cast<int>(&p - r.procs.data()), std::move(line));
   }
   WriteLogs(r);
-  for (int g : r.gpus) gpu_busy_[g] = false;
+  gpu_slots_.Give(r.gpus, r.gpu_units);
   r.gpus.clear();
   if (r.stop == StopKind::kCancel || r.stop == StopKind::kForget ||
       r.stop == StopKind::kLeaseLost) {

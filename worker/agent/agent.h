@@ -20,7 +20,9 @@
 #include "common/clock.h"
 #include "common/trainer_protocol.h"
 #include "worker/agent/coordinator_client.h"
+#include "worker/agent/gpu_slots.h"
 #include "worker/agent/process_launcher.h"
+#include "worker/agent/trial_env.h"
 
 namespace wrpn::agent {
 
@@ -60,6 +62,7 @@ struct AgentOptions {
   std::chrono::hours retention{24 * 7};  // attempt folders and stale checkpoints older than this go
   size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
   bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
+  MpsDirs mps;  // GPU trials run as clients of this MPS daemon (--mps); empty = no MPS
 };
 
 // OK when `path`, made absolute and normalised (`..` resolved lexically), lies in one of
@@ -133,7 +136,7 @@ class Agent {
   std::atomic<bool> drain_requested_{false};
   bool drain_applied_ = false;
   std::vector<std::unique_ptr<RunState>> runs_;
-  std::vector<bool> gpu_busy_;
+  GpuSlots gpu_slots_{0};  // share of each GPU the runs hold
   std::map<std::string, Steady> last_logged_;
   bool logs_supported_ = true;
   bool heartbeat_failing_ = false;  // false after the coordinator answered ReportLogs UNIMPLEMENTED

@@ -163,6 +163,16 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--srun-arg", srun.extra_args,
                  "extra argument for the srun of a gang step (repeatable; --srun-arg=--partition=gpu)");
+  bool mps = false;
+  double fake_gpu_memory_gb = 0;
+  app.add_flag("--mps", mps,
+               "run GPU trials as clients of an NVIDIA MPS control daemon this worker starts "
+               "(nvidia-cuda-mps-control must be installed; fractional trials get their share "
+               "of the SMs as CUDA_MPS_ACTIVE_THREAD_PERCENTAGE); off by default");
+  app.add_option("--gpu-memory-gb", fake_gpu_memory_gb,
+                 "memory of each GPU given by a count in --gpus (GiB; 0 = unknown: trials' "
+                 "gpu_memory_gb is not checked against it)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   bool show_capabilities = false;
   app.add_flag("--show-capabilities", show_capabilities,
                "print what the worker would register (GPUs, CPUs, labels) and exit");
@@ -213,6 +223,7 @@ int main(int argc, char** argv) {
       pb::Gpu g;
       g.set_index(i);
       g.set_name("gpu");
+      g.set_memory_bytes(static_cast<int64_t>(std::llround(fake_gpu_memory_gb * (1LL << 30))));
       opt.gpus.push_back(g);
     }
   }
@@ -245,6 +256,21 @@ int main(int argc, char** argv) {
   opt.acquire_interval = std::chrono::milliseconds(static_cast<int64_t>(acquire_s * 1000));
   opt.retention = std::chrono::hours(static_cast<int64_t>(std::max(1.0, retention_h)));
   opt.log_tail_bytes = static_cast<size_t>(log_tail_kib) * 1024;
+  std::string mps_control;
+  if (mps) {
+    mps_control = FindMpsControl();
+    if (mps_control.empty()) {
+      std::cerr << "wrpn-worker: --mps: nvidia-cuda-mps-control is not on PATH (install the "
+                   "NVIDIA driver's MPS tools or run without --mps)\n";
+      return 2;
+    }
+    auto dirs = StartMpsDaemon(mps_control, (fs::path(opt.work_dir) / "mps").string());
+    if (!dirs.ok()) {
+      std::cerr << "wrpn-worker: " << dirs.status().message() << "\n";
+      return 2;
+    }
+    opt.mps = *dirs;
+  }
 
   GrpcClientOptions copt;
   copt.target = coordinator;
@@ -302,6 +328,7 @@ int main(int argc, char** argv) {
   agent.Run(g_stop, std::chrono::milliseconds(static_cast<int64_t>(poll_s * 1000)));
   finished.store(true);
   watchdog.join();
+  StopMpsDaemon(mps_control, opt.mps);
   std::cerr << "wrpn-worker: stopped\n";
   return 0;
 }
