@@ -285,6 +285,9 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* sql = R"sql(
+      ALTER TABLE attempts DROP COLUMN gpu_slots;
+      ALTER TABLE trials DROP COLUMN gpu_share_units;
+      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
       ALTER TABLE attempts DROP COLUMN failure_kind;
       DROP TABLE metrics;
       CREATE TABLE metrics(
@@ -330,6 +333,9 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* sql = R"sql(
+      ALTER TABLE attempts DROP COLUMN gpu_slots;
+      ALTER TABLE trials DROP COLUMN gpu_share_units;
+      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
       DROP TABLE metrics;
       CREATE TABLE metrics(
         id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
@@ -421,6 +427,42 @@ TEST(SqliteStoreTest, UnopenablePathIsAnError) {
   auto s = SqliteStore::Open("/nonexistent-dir/x/y.db");
   EXPECT_FALSE(s.ok());
   EXPECT_NE(std::string(s.status().message()).find("/nonexistent-dir/x/y.db"), std::string::npos);
+}
+
+// Migration 4 (fractional GPUs): trials and attempts of schema 3 read back as whole-GPU ones.
+TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
+  const std::string path = TempDb("migrate4");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql = R"sql(
+      ALTER TABLE attempts DROP COLUMN gpu_slots;
+      ALTER TABLE trials DROP COLUMN gpu_share_units;
+      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
+      DELETE FROM schema_migrations WHERE version >= 4;
+      INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 4);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0].gpu_share_units, 0);
+  EXPECT_EQ(snap->trials[0].gpu_memory_bytes, 0);
+  ASSERT_EQ(snap->attempts.size(), 1u);
+  EXPECT_TRUE(snap->attempts[0].gpu_slots.empty());
 }
 
 }  // namespace
