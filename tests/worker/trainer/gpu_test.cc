@@ -199,19 +199,20 @@ TEST_F(Gpu, AGpuMemoryCapTooSmallFailsTheTrialAsResources) {
     std::cerr << "capped run: " << last << "\n";
     return std::make_pair(code, last);
   };
-  testing::FLAGS_gtest_death_test_style = "threadsafe";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
-        auto [code, last] = run_capped(8LL << 20, "small", 4);  // 8 MiB
-        const bool ok = code == kExitResources && last.find("\"resources\"") != std::string::npos &&
-                        last.find("resources.gpu_memory_gb") != std::string::npos;
-        std::_Exit(ok ? 0 : 100 + code);
+        const auto r = run_capped(8LL << 20, "small", 4);  // 8 MiB
+        const bool ok = r.first == kExitResources &&
+                        r.second.find("\"resources\"") != std::string::npos &&
+                        r.second.find("resources.gpu_memory_gb") != std::string::npos;
+        std::_Exit(ok ? 0 : 100 + r.first);
       },
       testing::ExitedWithCode(0), "");
   EXPECT_EXIT(
       {
-        auto [code, last] = run_capped(4LL << 30, "roomy", 1);  // 4 GiB
-        std::_Exit(code == kExitOk ? 0 : 100 + code);
+        const auto r = run_capped(4LL << 30, "roomy", 1);  // 4 GiB
+        std::_Exit(r.first == kExitOk ? 0 : 100 + r.first);
       },
       testing::ExitedWithCode(0), "");
   fs::remove_all(dir);
