@@ -62,6 +62,8 @@ absl::StatusOr<GpuAmount> ParseGpuAmount(const nlohmann::json& v, const std::str
   return a;
 }
 
+int ShareDenominatorOf(double share) { return DenominatorOf(share); }
+
 double ShareOf(int64_t share_units) {
   return static_cast<double>(share_units) / static_cast<double>(kGpuShareUnits);
 }

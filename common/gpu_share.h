@@ -36,6 +36,8 @@ struct GpuAmount {
 // fractions allowed, e.g. `resources.gpus_per_node: 0.3 is neither a whole number of GPUs nor a
 // fraction 1/k of one (allowed: 0.5, 0.333, 0.25, ... 0.0625 = 1/2 .. 1/16)`.
 absl::StatusOr<GpuAmount> ParseGpuAmount(const nlohmann::json& v, const std::string& field);
+// k when `share` is within 1% of 1/k (k = 2..16); 0 otherwise.
+int ShareDenominatorOf(double share);
 // The share of a fractional amount as a number ("gpu_share" in the canonical spec form).
 double ShareOf(int64_t share_units);
 // Share units of `share` (a fraction 1/k, k = 2..16); 0 when it is not one.

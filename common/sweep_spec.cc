@@ -315,29 +315,130 @@ AxesBlock ParseAxes(const json& obj, const std::string& path, Problems& problems
 }
 
 const std::vector<std::string>& RecipeKeys() {
-  static const std::vector<std::string> keys = {
-      "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
-      "schedule", "warmup_epochs", "step_epochs", "gamma", "device", "amp", "channels_last",
-      "num_workers", "threads", "weight_scale"};
+  static const std::vector<std::string> keys = TrialConfigKeys(FieldSection::kRecipe);
   return keys;
 }
 const std::vector<std::string>& DatasetKeys() {
-  static const std::vector<std::string> keys = {
-      "kind", "path", "train_subset", "test_subset", "augment", "image_size",
-      "channels", "height", "width", "classes", "train_size", "test_size"};
+  static const std::vector<std::string> keys = TrialConfigKeys(FieldSection::kDataset);
   return keys;
 }
 
-// protobuf's JSON form prints int64 fields as strings; turn digit strings back into numbers.
-json IntsFromStrings(json obj, const std::vector<std::string>& keys) {
-  for (const auto& k : keys) {
-    auto it = obj.find(k);
+// protobuf's JSON form prints int64 fields as strings; turn digit strings of the section's
+// 64-bit fields back into numbers.
+json IntsFromStrings(json obj, FieldSection section) {
+  for (const FieldInfo& f : TrialConfigFields()) {
+    if (f.section != section || (f.type != FieldType::kInt64 && f.type != FieldType::kUint64))
+      continue;
+    auto it = obj.find(f.key);
     int64_t v;
     if (it != obj.end() && it->is_string() && absl::SimpleAtoi(it->get<std::string>(), &v)) {
       *it = v;
     }
   }
   return obj;
+}
+
+// ---- the resources section, from the field table (trial_config_fields.inc)
+
+using ResourcesRow = fields::FieldRow<Resources>;
+
+struct NodesNeedGpus {
+  std::string operator()(int v, const Resources& r) const {
+    if (v < 1 || v > 1024) return absl::StrCat(v, " is out of range [1, 1024]");
+    if (v > 1 && r.gpu_share > 0) {
+      return absl::StrCat(v, " with gpu_share ", FormatShare(r.gpu_share),
+                          ": a gang (nodes > 1) takes whole GPUs only");
+    }
+    if (v > 1 && r.gpus_per_node == 0) {
+      return absl::StrCat(v, " needs gpus_per_node >= 1 (multi-node trials run on GPUs)");
+    }
+    return "";
+  }
+};
+
+// 0 (whole GPUs) or a fraction 1/k of one GPU, and not with whole GPUs too.
+struct GpuShareFraction {
+  std::string operator()(double v, const Resources& r) const {
+    if (v == 0) return "";
+    if (ShareDenominatorOf(v) == 0) {
+      return absl::StrCat(Num(v), " must be a fraction 1/k of one GPU (k = 2..",
+                          kMaxGpuShareDenominator, "); give whole GPUs as gpus_per_node");
+    }
+    if (r.gpus_per_node > 0) return "give either gpus_per_node or gpu_share, not both";
+    return "";
+  }
+};
+
+struct GpuMemoryNeedsGpu {
+  std::string operator()(double v, const Resources& r) const {
+    if (!std::isfinite(v) || v < 0 || v > kMaxGpuMemoryGb) {
+      return absl::StrCat(Num(v), " is out of range [0, ", kMaxGpuMemoryGb, "]");
+    }
+    if (v > 0 && !r.uses_gpu()) {
+      return absl::StrCat(Num(v), " needs a GPU trial (gpus_per_node > 0); CPU trials have no "
+                                  "GPU memory");
+    }
+    return "";
+  }
+};
+
+const std::vector<ResourcesRow>& ResourcesRows() {
+  static const std::vector<ResourcesRow>* rows = [] {
+    using namespace fields;  // the checks the table names
+    auto* v = new std::vector<ResourcesRow>();
+#define WRPN_RESOURCES_FIELD(type, name, def, help, check)                                  \
+  v->push_back(MakeRow<Resources, type>(                                                    \
+      FieldInfo{#name, "resources." #name, FieldSection::kResources, FieldType::kInt, "", help}, \
+      Parse::kLenient, [](auto& r) -> auto& { return r.name; }, check));
+#include "common/trial_config_fields.inc"
+    return v;
+  }();
+  return *rows;
+}
+
+std::vector<std::string> ResourcesKeys() {
+  std::vector<std::string> keys;
+  for (const ResourcesRow& r : ResourcesRows()) keys.emplace_back(r.info.key);
+  return keys;
+}
+
+// True for what the gpus_per_node row reads itself: null, a whole number, a digit string.
+bool WholeGpus(const json& v) {
+  int64_t n;
+  return v.is_null() || v.is_number_integer() || v.is_number_unsigned() ||
+         (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) ||
+         (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n));
+}
+
+// `gpus_per_node: 0.25` (or "1/4") is spelled gpu_share in the canonical form: the section
+// with such a value moved there, or the error naming gpus_per_node (the fractions allowed).
+json FractionAsShare(json section, Problems& problems) {
+  auto it = section.find("gpus_per_node");
+  if (it == section.end() || WholeGpus(*it)) return section;
+  absl::StatusOr<GpuAmount> amount = ParseGpuAmount(*it, "resources.gpus_per_node");
+  section.erase("gpus_per_node");
+  if (!problems.Ok(amount.status())) return section;
+  if (!amount->fractional()) {
+    section["gpus_per_node"] = amount->whole;
+    return section;
+  }
+  auto given = section.find("gpu_share");
+  if (given != section.end() && given->is_number() &&
+      ShareDenominatorOf(given->get<double>()) != amount->denominator) {
+    problems.Add("resources: give either gpus_per_node or gpu_share, not both");
+  }
+  section["gpu_share"] = 1.0 / amount->denominator;
+  return section;
+}
+
+void ParseResources(const json& given, Resources& out, Problems& problems) {
+  if (!CheckKeys(given, "resources", ResourcesKeys(), problems)) return;
+  const json section = FractionAsShare(given, problems);
+  for (const ResourcesRow& r : ResourcesRows()) {
+    if (auto it = section.find(r.info.key); it != section.end()) problems.Add(r.read(out, *it));
+  }
+  // 0.333 is 1/3: one spelling of each fraction from here on.
+  if (const int k = ShareDenominatorOf(out.gpu_share); k > 0) out.gpu_share = 1.0 / k;
 }
 
 // Field errors from the trial-config parser are reported under recipe.* / dataset.*.
@@ -358,7 +459,8 @@ std::optional<TrialConfig> ParseBase(const json& recipe, const json& dataset, in
   const size_t before = problems.size();
   json merged = cfg;
   if (!recipe.is_null() && CheckKeys(recipe, "recipe", RecipeKeys(), problems)) {
-    for (auto it = recipe.begin(); it != recipe.end(); ++it) {
+    const json r = IntsFromStrings(recipe, FieldSection::kRecipe);
+    for (auto it = r.begin(); it != r.end(); ++it) {
       if (!OneOfKeys(it.key(), RecipeKeys())) continue;
       json one = cfg;
       one[it.key()] = it.value();
@@ -368,7 +470,7 @@ std::optional<TrialConfig> ParseBase(const json& recipe, const json& dataset, in
     }
   }
   if (!dataset.is_null() && CheckKeys(dataset, "dataset", DatasetKeys(), problems)) {
-    json d = IntsFromStrings(dataset, {"train_subset", "test_subset", "train_size", "test_size"});
+    json d = IntsFromStrings(dataset, FieldSection::kDataset);
     json ds = cfg["dataset"];
     for (auto it = d.begin(); it != d.end(); ++it) {
       if (OneOfKeys(it.key(), DatasetKeys())) ds[it.key()] = it.value();
@@ -477,70 +579,6 @@ void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = tr
   }
 }
 
-// The resources section: gpus_per_node (whole GPUs or a fraction 1/k, common/gpu_share.h), or
-// gpu_share (the canonical and proto spelling of a fraction), nodes and gpu_memory_gb.
-void ParseResources(const json& obj, Resources& res, Problems& problems) {
-  if (!CheckKeys(obj, "resources", {"gpus_per_node", "nodes", "gpu_share", "gpu_memory_gb"},
-                 problems))
-    return;
-  for (const char* key : {"gpus_per_node", "gpu_share"}) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) continue;
-    auto amount = ParseGpuAmount(*it, Field("resources", key));
-    if (!problems.Ok(amount.status())) continue;
-    if (std::string(key) == "gpu_share") {
-      if (!amount->fractional()) {
-        problems.Add(absl::StrCat("resources.gpu_share: ", it->dump(),
-                                  " must be a fraction 1/k of one GPU (k = 2..",
-                                  kMaxGpuShareDenominator, "); give whole GPUs as gpus_per_node"));
-        continue;
-      }
-      if (res.gpus_per_node > 0 || (res.gpu_denominator > 1 && res.gpu_denominator != amount->denominator)) {
-        problems.Add("resources: give either gpus_per_node or gpu_share, not both");
-        continue;
-      }
-    }
-    if (amount->fractional()) res.gpus_per_node = 0;
-    else res.gpus_per_node = amount->whole;
-    if (amount->fractional()) res.gpu_denominator = amount->denominator;
-  }
-  problems.Add(ReadInt(obj, "resources", "nodes", &res.nodes));
-  problems.Add(Read(obj, "resources", "gpu_memory_gb", AsDouble, &res.gpu_memory_gb));
-}
-
-// Rules of fractional GPUs and per-trial GPU memory.
-void CheckGpuShare(const Resources& res, Problems& problems) {
-  if (res.gpu_denominator != 0 &&
-      (res.gpu_denominator < 2 || res.gpu_denominator > kMaxGpuShareDenominator)) {
-    problems.Add(absl::StrCat("resources.gpus_per_node: 1/", res.gpu_denominator,
-                              " is not an allowed fraction (1/2 .. 1/", kMaxGpuShareDenominator, ")"));
-  }
-  if (res.gpu_denominator > 1 && res.gpus_per_node != 0) {
-    problems.Add("resources: give either gpus_per_node or gpu_share, not both");
-  }
-  if (res.gpu_denominator > 1 && res.nodes > 1) {
-    problems.Add(absl::StrCat("resources.nodes: ", res.nodes, " with gpus_per_node ",
-                              FormatShare(res.gpu_amount().gpus()),
-                              ": a gang (nodes > 1) takes whole GPUs only"));
-  }
-  const double mem = res.gpu_memory_gb;
-  if (!std::isfinite(mem) || mem < 0 || mem > kMaxGpuMemoryGb) {
-    problems.Add(OutOfRange("resources.gpu_memory_gb", Num(mem),
-                            absl::StrCat("is out of range [0, ", kMaxGpuMemoryGb, "]")));
-  } else if (mem > 0 && !res.uses_gpu()) {
-    problems.Add(absl::StrCat("resources.gpu_memory_gb: ", Num(mem),
-                              " needs a GPU trial (gpus_per_node > 0); CPU trials have no GPU memory"));
-  }
-}
-
-json ResourcesToJson(const Resources& res) {
-  json out = {{"nodes", res.nodes}};
-  if (res.gpu_denominator > 1) out["gpu_share"] = 1.0 / res.gpu_denominator;
-  else out["gpus_per_node"] = res.gpus_per_node;
-  if (res.gpu_memory_gb > 0) out["gpu_memory_gb"] = res.gpu_memory_gb;
-  return out;
-}
-
 // Reports every problem of the recipe (per network of the spec), resources and max_attempts.
 // `check_recipe` is false where the recipe could not be parsed (its problems are reported).
 void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = true) {
@@ -563,16 +601,10 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
       problems.Add(absl::StrCat(SectionMessage(st), " (network ", net, ")"));
     }
   }
-  if (spec.resources.gpus_per_node < 0 || spec.resources.gpus_per_node > 64)
-    problems.Add(OutOfRange("resources.gpus_per_node", absl::StrCat(spec.resources.gpus_per_node),
-                            "is out of range [0, 64]"));
-  if (spec.resources.nodes < 1 || spec.resources.nodes > 1024)
-    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                            "is out of range [1, 1024]"));
-  else if (spec.resources.nodes > 1 && spec.resources.gpus_per_node == 0)
-    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                            "needs gpus_per_node >= 1 (multi-node trials run on GPUs)"));
-  CheckGpuShare(spec.resources, problems);
+  for (const ResourcesRow& r : ResourcesRows()) {
+    if (std::string what = r.check(spec.resources); !what.empty())
+      problems.Add(absl::StrCat(r.info.name, ": ", what));
+  }
   if (spec.max_attempts < 1 || spec.max_attempts > 100)
     problems.Add(
         OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]"));
@@ -586,6 +618,12 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
 }
 
 }  // namespace
+
+std::vector<FieldInfo> ResourcesFields() {
+  std::vector<FieldInfo> out;
+  for (const ResourcesRow& r : ResourcesRows()) out.push_back(r.info);
+  return out;
+}
 
 absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   Problems problems;
@@ -609,7 +647,9 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
     spec.axes.push_back(ParseAxes(*axes, "axes", problems));
   }
   if (!spec.axes.empty()) CheckAxes(spec, problems, /*report_empty=*/problems.size() == before_axes);
-  if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) ParseResources(*it, spec.resources, problems);
+  if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) {
+    ParseResources(*it, spec.resources, problems);
+  }
   problems.Add(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
   problems.Add(ReadInt(doc, "", "priority", &spec.priority));
   // The recipe is checked against the spec's first known network (network-dependent rules, e.g.
@@ -695,7 +735,9 @@ json SweepSpecToJson(const SweepSpec& spec) {
                     {"seed", b.seeds}});
   }
   doc["axes"] = axes;
-  doc["resources"] = ResourcesToJson(spec.resources);
+  doc["resources"] = json::object();
+  for (const ResourcesRow& r : ResourcesRows())
+    doc["resources"][std::string(r.info.key)] = r.write(spec.resources);
   doc["max_attempts"] = spec.max_attempts;
   doc["priority"] = spec.priority;
   return doc;

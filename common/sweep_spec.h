@@ -38,16 +38,16 @@ struct AxesBlock {
   std::vector<int64_t> seeds{0};
 };
 
+// The `resources` section; its fields are rows of the field table (trial_config_fields.inc).
 struct Resources {
-  int gpus_per_node = 0;  // whole GPUs; 0 = CPU trial, or a fractional one (gpu_denominator)
-  int nodes = 1;
-  // k > 1: each trial takes 1/k of one GPU (k <= 16; `gpus_per_node: 0.25` in a spec file,
-  // `gpu_share` in the canonical form); gpus_per_node is then 0 and nodes 1. 0 = whole GPUs.
-  int gpu_denominator = 0;
-  double gpu_memory_gb = 0;  // GPU memory each trial may use (the trainer caps itself); 0 = any
-  bool uses_gpu() const { return gpus_per_node > 0 || gpu_denominator > 1; }
-  GpuAmount gpu_amount() const { return {gpus_per_node, gpu_denominator}; }
+#define WRPN_RESOURCES_FIELD(type, name, def, help, check) type name = def;
+#include "common/trial_config_fields.inc"
+  // gpu_share is exactly 1.0 / k once parsed (common/gpu_share.h).
+  bool uses_gpu() const { return gpus_per_node > 0 || gpu_share > 0; }
+  GpuAmount gpu_amount() const { return {gpus_per_node, ShareDenominatorOf(gpu_share)}; }
 };
+// The rows of the resources section, in the table's order.
+std::vector<FieldInfo> ResourcesFields();
 
 struct SweepSpec {
   std::string name;

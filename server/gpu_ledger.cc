@@ -69,9 +69,12 @@ std::vector<GpuView> GpuLedger::Views(const std::string& worker,
 
 void GpuLedger::Describe(const std::string& worker, pb::Worker* m) const {
   auto w = held_.find(worker);
+  int idle = 0;
   for (int s = 0; s < m->gpus_size(); ++s) {
     pb::Gpu* g = m->mutable_gpus(s);
-    g->set_share_used(std::min(1.0, ShareOf(UsedUnits(worker, s))));
+    const int64_t used = UsedUnits(worker, s);
+    idle += used == 0;
+    g->set_share_used(std::min(1.0, ShareOf(used)));
     if (w == held_.end()) continue;
     auto it = w->second.find(s);
     if (it == w->second.end()) continue;
@@ -82,6 +85,7 @@ void GpuLedger::Describe(const std::string& worker, pb::Worker* m) const {
     }
     g->set_memory_reserved_bytes(reserved);
   }
+  m->set_free_gpus(std::min(m->free_gpus(), idle));
 }
 
 void GpuLedger::ShareGauge(const std::string& worker, const std::string& name,

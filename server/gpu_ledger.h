@@ -36,7 +36,8 @@ class GpuLedger {
                             const Holding& h) const;
   // One view per registered GPU of `worker`, slot order.
   std::vector<GpuView> Views(const std::string& worker, const std::vector<GpuRecord>& gpus) const;
-  // Sets share_used, memory_reserved_bytes and trials on each of `m`'s GPUs.
+  // Sets share_used, memory_reserved_bytes and trials on each of `m`'s GPUs, and caps its
+  // free_gpus at the GPUs nothing is placed on (a GPU holding fractions is not free).
   void Describe(const std::string& worker, pb::Worker* m) const;
   // Share in use per (worker name, GPU index) for the gauge.
   void ShareGauge(const std::string& worker, const std::string& name,

@@ -63,34 +63,34 @@ TEST(GpuShareTest, SpecTakesFractionsAndMemory) {
   auto s = ParseSweepSpec(Spec("{gpus_per_node: 0.25, gpu_memory_gb: 2.5}"));
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->resources.gpus_per_node, 0);
-  EXPECT_EQ(s->resources.gpu_denominator, 4);
+  EXPECT_DOUBLE_EQ(s->resources.gpu_share, 0.25);
   EXPECT_DOUBLE_EQ(s->resources.gpu_memory_gb, 2.5);
   EXPECT_TRUE(s->resources.uses_gpu());
   EXPECT_EQ(s->base.device, "cuda") << "a fractional trial is a GPU trial";
   // The canonical form spells the fraction gpu_share and parses back to the same spec.
   const json doc = SweepSpecToJson(*s);
   EXPECT_DOUBLE_EQ(doc["resources"]["gpu_share"].get<double>(), 0.25);
-  EXPECT_FALSE(doc["resources"].contains("gpus_per_node"));
+  EXPECT_EQ(doc["resources"]["gpus_per_node"], 0) << "every row of the field table is written";
   auto back = SweepSpecFromJson(doc);
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->resources.gpu_denominator, 4);
+  EXPECT_DOUBLE_EQ(back->resources.gpu_share, 0.25);
   EXPECT_DOUBLE_EQ(back->resources.gpu_memory_gb, 2.5);
   auto whole = ParseSweepSpec(Spec("{gpus_per_node: 2}"));
   ASSERT_TRUE(whole.ok());
   EXPECT_EQ(SweepSpecToJson(*whole)["resources"]["gpus_per_node"], 2);
-  EXPECT_FALSE(SweepSpecToJson(*whole)["resources"].contains("gpu_memory_gb"));
+  EXPECT_EQ(SweepSpecToJson(*whole)["resources"]["gpu_memory_gb"], 0.0);
 }
 
 TEST(GpuShareTest, RulesNameTheField) {
   EXPECT_THAT(ErrorOf("{gpus_per_node: 0.5, nodes: 2}"),
-              HasSubstr("resources.nodes: 2 with gpus_per_node 0.5: a gang (nodes > 1) takes "
+              HasSubstr("resources.nodes: 2 with gpu_share 0.5: a gang (nodes > 1) takes "
                         "whole GPUs only"));
   EXPECT_THAT(ErrorOf("{gpus_per_node: 0, gpu_memory_gb: 4}"),
               HasSubstr("resources.gpu_memory_gb: 4 needs a GPU trial"));
   EXPECT_THAT(ErrorOf("{gpus_per_node: 1, gpu_memory_gb: -1}"),
               HasSubstr("resources.gpu_memory_gb: -1 is out of range [0, 4096]"));
   EXPECT_THAT(ErrorOf("{gpus_per_node: 1, gpu_share: 0.5}"),
-              HasSubstr("resources: give either gpus_per_node or gpu_share, not both"));
+              HasSubstr("resources.gpu_share: give either gpus_per_node or gpu_share, not both"));
   EXPECT_THAT(ErrorOf("{gpu_share: 2}"), HasSubstr("resources.gpu_share: 2 must be a fraction"));
   EXPECT_THAT(ErrorOf("{gpus_per_node: 0.25, gpu_memroy_gb: 1}"),
               HasSubstr("unknown key 'gpu_memroy_gb' in resources (did you mean 'gpu_memory_gb'?)"));
@@ -105,7 +105,7 @@ TEST(GpuShareTest, TheResNet20ReproductionExampleParses) {
   auto s = ParseSweepSpec(ss.str());
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(CountTrials(*s), 26);
-  EXPECT_EQ(s->resources.gpu_denominator, 4);
+  EXPECT_DOUBLE_EQ(s->resources.gpu_share, 0.25);
   EXPECT_DOUBLE_EQ(s->resources.gpu_memory_gb, 8);
 }
 

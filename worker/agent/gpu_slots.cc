@@ -13,6 +13,16 @@ int64_t GpuSlots::UnitsOf(const ::wrpn::v1::Lease& lease) {
 }
 
 absl::StatusOr<std::vector<int>> GpuSlots::Take(const ::wrpn::v1::Lease& lease, int ranks) {
+  absl::StatusOr<std::vector<int>> slots = Pick(lease, ranks);
+  if (slots.ok()) Hold(*slots, UnitsOf(lease));
+  return slots;
+}
+
+void GpuSlots::Hold(const std::vector<int>& slots, int64_t units) {
+  for (int s : slots) used_.at(static_cast<size_t>(s)) += units;
+}
+
+absl::StatusOr<std::vector<int>> GpuSlots::Pick(const ::wrpn::v1::Lease& lease, int ranks) const {
   const int64_t units = UnitsOf(lease);
   std::vector<int> slots(lease.gpu_slots().begin(), lease.gpu_slots().end());
   if (slots.empty()) {
@@ -45,7 +55,6 @@ absl::StatusOr<std::vector<int>> GpuSlots::Take(const ::wrpn::v1::Lease& lease, 
           " of its share free; the trial needs ", FormatShare(ShareOf(units))));
     }
   }
-  for (int s : slots) used_[s] += units;
   return slots;
 }
 

@@ -20,6 +20,10 @@ class GpuSlots {
   // (older coordinators) the lowest idle GPUs, or for a fraction the fullest GPU it fits on.
   // FAILED_PRECONDITION naming the GPU when a slot is unknown or would be overfilled.
   absl::StatusOr<std::vector<int>> Take(const ::wrpn::v1::Lease& lease, int ranks);
+  // The slots Take would take, taking nothing.
+  absl::StatusOr<std::vector<int>> Pick(const ::wrpn::v1::Lease& lease, int ranks) const;
+  // Holds `units` of each of `slots` (picked by Pick).
+  void Hold(const std::vector<int>& slots, int64_t units);
   void Give(const std::vector<int>& slots, int64_t units);
   // GPUs nothing runs on.
   int Idle() const;
