@@ -5,10 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "client/worker_gpus.h"
 #include "client/command_groups.h"
 #include "client/grid.h"
 #include "client/output.h"
+#include "client/worker_gpus.h"
 
 namespace wrpn::client {
 namespace {
