@@ -9,6 +9,7 @@
 #include "client/grid.h"
 #include "client/output.h"
 #include "client/proto_json.h"
+#include "client/worker_gpus.h"
 
 namespace wrpn::client {
 namespace {
@@ -121,10 +122,7 @@ int TrialShow(Invocation& inv, int64_t id) {
             {"top-5 final", Opt(t.has_final_top5(), t.final_top5(), 2)},
             {"images/s", Opt(t.has_images_per_sec(), t.images_per_sec(), 0)},
             {"compute cost", absl::StrFormat("%.4f uniform, %.4f first/last FP32", t.cost_uniform(), t.cost_first_last_fp32())},
-            {"resources", t.gpus_per_node() == 0
-                              ? absl::StrFormat("CPU, %d node%s", std::max(1, t.nodes()), t.nodes() > 1 ? "s" : "")
-                              : absl::StrFormat("%d GPUs per node x %d node%s", t.gpus_per_node(),
-                                                std::max(1, t.nodes()), t.nodes() > 1 ? "s" : "")},
+            {"resources", TrialResources(t)},
             {"checkpoint", t.checkpoint_path().empty() ? "-" : absl::StrFormat("epoch %d: %s", t.checkpoint_epoch(), t.checkpoint_path())},
             {"queued / started / finished (UTC)", absl::StrCat(UtcTime(t.queued_ms()), " / ", UtcTime(t.started_ms()), " / ", UtcTime(t.finished_ms()))}};
   if (!t.pending_reason().empty()) d.rows.push_back({"pending", t.pending_reason()});

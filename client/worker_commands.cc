@@ -7,6 +7,7 @@
 #include "client/grid.h"
 #include "client/output.h"
 #include "client/proto_json.h"
+#include "client/worker_gpus.h"
 
 namespace wrpn::client {
 namespace {
@@ -16,14 +17,14 @@ int WorkerList(Invocation& inv) {
   pb::ListWorkersResponse resp;
   c.Check(c.stub().ListWorkers(c.Context().get(), {}, &resp), "list workers");
   Table t;
-  t.columns = {"ID", "NAME", "STATE", "GPUS", "FREE GPUS", "CPUS", "RUNNING TRIALS", "ADDRESS", "LAST HEARTBEAT (UTC)"};
-  t.right = {false, false, false, true, true, true, false, false, false};
+  t.columns = {"ID", "NAME", "STATE", "GPUS", "FREE GPUS", "GPU SHARE (TRIALS)", "CPUS", "RUNNING TRIALS", "ADDRESS", "LAST HEARTBEAT (UTC)"};
+  t.right = {false, false, false, true, true, false, true, false, false, false};
   nlohmann::json j = nlohmann::json::array();
   for (const auto& w : resp.workers()) {
     std::vector<std::string> running;
     for (int64_t r : w.running_trials()) running.push_back(absl::StrCat(r));
     t.rows.push_back({w.id(), w.name(), Cell(w.state(), StateColor(w.state())), absl::StrCat(w.gpus_size()),
-                      absl::StrCat(w.free_gpus()), absl::StrCat(w.cpus()),
+                      absl::StrCat(w.free_gpus()), GpuSharesCell(w), absl::StrCat(w.cpus()),
                       running.empty() ? "-" : absl::StrJoin(running, ","), w.address(),
                       UtcTime(w.last_heartbeat_ms())});
     j.push_back(ProtoJson(w));

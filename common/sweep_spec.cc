@@ -345,8 +345,38 @@ using ResourcesRow = fields::FieldRow<Resources>;
 struct NodesNeedGpus {
   std::string operator()(int v, const Resources& r) const {
     if (v < 1 || v > 1024) return absl::StrCat(v, " is out of range [1, 1024]");
+    if (v > 1 && r.gpu_share > 0) {
+      return absl::StrCat(v, " with gpu_share ", FormatShare(r.gpu_share),
+                          ": a gang (nodes > 1) takes whole GPUs only");
+    }
     if (v > 1 && r.gpus_per_node == 0) {
       return absl::StrCat(v, " needs gpus_per_node >= 1 (multi-node trials run on GPUs)");
+    }
+    return "";
+  }
+};
+
+// 0 (whole GPUs) or a fraction 1/k of one GPU, and not with whole GPUs too.
+struct GpuShareFraction {
+  std::string operator()(double v, const Resources& r) const {
+    if (v == 0) return "";
+    if (ShareDenominatorOf(v) == 0) {
+      return absl::StrCat(Num(v), " must be a fraction 1/k of one GPU (k = 2..",
+                          kMaxGpuShareDenominator, "); give whole GPUs as gpus_per_node");
+    }
+    if (r.gpus_per_node > 0) return "give either gpus_per_node or gpu_share, not both";
+    return "";
+  }
+};
+
+struct GpuMemoryNeedsGpu {
+  std::string operator()(double v, const Resources& r) const {
+    if (!std::isfinite(v) || v < 0 || v > kMaxGpuMemoryGb) {
+      return absl::StrCat(Num(v), " is out of range [0, ", kMaxGpuMemoryGb, "]");
+    }
+    if (v > 0 && !r.uses_gpu()) {
+      return absl::StrCat(Num(v), " needs a GPU trial (gpus_per_node > 0); CPU trials have no "
+                                  "GPU memory");
     }
     return "";
   }
@@ -372,11 +402,43 @@ std::vector<std::string> ResourcesKeys() {
   return keys;
 }
 
-void ParseResources(const json& section, Resources& out, Problems& problems) {
-  if (!CheckKeys(section, "resources", ResourcesKeys(), problems)) return;
+// True for what the gpus_per_node row reads itself: null, a whole number, a digit string.
+bool WholeGpus(const json& v) {
+  int64_t n;
+  return v.is_null() || v.is_number_integer() || v.is_number_unsigned() ||
+         (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) ||
+         (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n));
+}
+
+// `gpus_per_node: 0.25` (or "1/4") is spelled gpu_share in the canonical form: the section
+// with such a value moved there, or the error naming gpus_per_node (the fractions allowed).
+json FractionAsShare(json section, Problems& problems) {
+  auto it = section.find("gpus_per_node");
+  if (it == section.end() || WholeGpus(*it)) return section;
+  absl::StatusOr<GpuAmount> amount = ParseGpuAmount(*it, "resources.gpus_per_node");
+  section.erase("gpus_per_node");
+  if (!problems.Ok(amount.status())) return section;
+  if (!amount->fractional()) {
+    section["gpus_per_node"] = amount->whole;
+    return section;
+  }
+  auto given = section.find("gpu_share");
+  if (given != section.end() && given->is_number() &&
+      ShareDenominatorOf(given->get<double>()) != amount->denominator) {
+    problems.Add("resources: give either gpus_per_node or gpu_share, not both");
+  }
+  section["gpu_share"] = 1.0 / amount->denominator;
+  return section;
+}
+
+void ParseResources(const json& given, Resources& out, Problems& problems) {
+  if (!CheckKeys(given, "resources", ResourcesKeys(), problems)) return;
+  const json section = FractionAsShare(given, problems);
   for (const ResourcesRow& r : ResourcesRows()) {
     if (auto it = section.find(r.info.key); it != section.end()) problems.Add(r.read(out, *it));
   }
+  // 0.333 is 1/3: one spelling of each fraction from here on.
+  if (const int k = ShareDenominatorOf(out.gpu_share); k > 0) out.gpu_share = 1.0 / k;
 }
 
 // Field errors from the trial-config parser are reported under recipe.* / dataset.*.
@@ -606,7 +668,7 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   auto dit = doc.find("dataset");
   const size_t before_base = problems.size();
   auto base = ParseBase(rit == doc.end() ? null_json : *rit, dit == doc.end() ? null_json : *dit,
-                        spec.resources.gpus_per_node, first_net, problems);
+                        spec.resources.uses_gpu() ? 1 : 0, first_net, problems);
   if (base) spec.base = *base;
   CheckRest(spec, problems, /*check_recipe=*/problems.size() == before_base);
   RETURN_IF_ERROR(problems.ToStatus());

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "common/gpu_share.h"
 #include "common/trial_config.h"
 
 namespace wrpn {
@@ -41,6 +42,9 @@ struct AxesBlock {
 struct Resources {
 #define WRPN_RESOURCES_FIELD(type, name, def, help, check) type name = def;
 #include "common/trial_config_fields.inc"
+  // gpu_share is exactly 1.0 / k once parsed (common/gpu_share.h).
+  bool uses_gpu() const { return gpus_per_node > 0 || gpu_share > 0; }
+  GpuAmount gpu_amount() const { return {gpus_per_node, ShareDenominatorOf(gpu_share)}; }
 };
 // The rows of the resources section, in the table's order.
 std::vector<FieldInfo> ResourcesFields();

@@ -189,6 +189,7 @@ absl::string_view FailureKindName(FailureKind k) {
     case FailureKind::kRendezvous: return "rendezvous";
     case FailureKind::kInternal: return "internal";
     case FailureKind::kInterrupted: return "interrupted";
+    case FailureKind::kResources: return "resources";
   }
   return "internal";
 }
@@ -207,6 +208,7 @@ FailureKind FailureKindForExit(int exit_code, int signal) {
     case kExitDataError: return FailureKind::kData;
     case kExitInterrupted: return FailureKind::kInterrupted;
     case kExitRendezvous: return FailureKind::kRendezvous;
+    case kExitResources: return FailureKind::kResources;
     default: return FailureKind::kInternal;
   }
 }

@@ -28,6 +28,7 @@ enum ExitCode : int {
   kExitDataError = 3,    // the dataset is missing, truncated or corrupt
   kExitInterrupted = 4,  // stopped by SIGTERM/SIGINT or stop_after_epochs, after a checkpoint
   kExitRendezvous = 5,   // not every rank of a multi-rank trial arrived within the timeout
+  kExitResources = 6,    // the GPU ran out of memory (the trial's cap or a crowded GPU)
 };
 
 // Why an attempt failed. The numbers are the wire values of wrpn.v1.FailureKind.
@@ -37,12 +38,13 @@ enum class FailureKind : int {
   kRendezvous = 3,   // a rank of a multi-rank trial never arrived
   kInternal = 4,     // a bug, a LibTorch/CUDA failure, a crash, a stall
   kInterrupted = 5,  // stopped on purpose (drain, SIGTERM) after a checkpoint
+  kResources = 6,    // out of GPU memory: retried after the backoff (its neighbours may be gone)
 };
-inline constexpr std::array<FailureKind, 5> kAllFailureKinds = {
-    FailureKind::kConfig, FailureKind::kData, FailureKind::kRendezvous, FailureKind::kInternal,
-    FailureKind::kInterrupted};
+inline constexpr std::array<FailureKind, 6> kAllFailureKinds = {
+    FailureKind::kConfig,   FailureKind::kData,        FailureKind::kRendezvous,
+    FailureKind::kInternal, FailureKind::kInterrupted, FailureKind::kResources};
 
-// "config", "data", "rendezvous", "internal", "interrupted".
+// "config", "data", "rendezvous", "internal", "interrupted", "resources".
 absl::string_view FailureKindName(FailureKind k);
 // The kind named `name`; nullopt when no kind has that name.
 std::optional<FailureKind> FailureKindFromName(absl::string_view name);

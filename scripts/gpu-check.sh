@@ -5,6 +5,7 @@
 # run the training benchmark next to the PyTorch eager reference, and write logs and
 # results.json to OUT_DIR. Budget: under 8 minutes.
 # Usage: scripts/gpu-check.sh OUT_DIR [DEBS_DIR]   (DEBS_DIR from scripts/gpu/fetch-debs.sh)
+# The fractional-GPU goal of issue 19 (the service on one GPU) is scripts/gpu/fractional-goal.sh.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [DEBS_DIR]}
 debs=${2:-.gpu-debs}

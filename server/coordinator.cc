@@ -107,7 +107,7 @@ void Coordinator::SetTrial(const TrialRecord& t) {
 QueuedTrial Coordinator::QueuedOf(const TrialRecord& t) const {
   auto sit = sweeps_.find(t.sweep_id);
   return {t.id, sit == sweeps_.end() ? 0 : sit->second.rec.priority, t.sweep_id, t.index,
-          t.gpus_per_node, t.nodes};
+          t.gpus_per_node, t.nodes, t.gpu_share_units, t.gpu_memory_bytes};
 }
 
 absl::StatusOr<Coordinator::SweepEntry*> Coordinator::FindSweepLocked(int64_t id) {
@@ -380,7 +380,8 @@ void Coordinator::DeliverWaitingLeasesLocked(const std::string& worker, int free
 void Coordinator::GrantLocked(const Assignment& a, SteadyTime now, int64_t now_ms, Mutation& m,
                               pb::AcquireTrialResponse& resp) {
   TrialEntry& t = trials_.at(a.trial_id);
-  const StartedAttempt started = StartAttempt(t.rec, next_token_++, a.worker_ids, now_ms);
+  StartedAttempt started = StartAttempt(t.rec, next_token_++, a.worker_ids, now_ms);
+  started.attempt.gpu_slots = a.gpu_slots;
   const TrialRecord& r = started.trial;
   metrics_.queue_wait->Observe({}, std::max<double>(0, (now_ms - r.queued_ms) / 1000.0));
   SetTrial(r);
@@ -389,7 +390,7 @@ void Coordinator::GrantLocked(const Assignment& a, SteadyTime now, int64_t now_m
   m.attempts.push_back(started.attempt);
   AddEvent(m, r, AttemptStartedMessage(started.attempt));
   m.op = "lease_grant";
-  for (LeaseEntry& l : AttemptLeases(started.attempt, r.gpus_per_node, now + options_.lease_ttl)) {
+  for (LeaseEntry& l : AttemptLeases(started.attempt, r, now + options_.lease_ttl)) {
     l.delivered = l.rank == 0;
     l.newest_point_known = true;  // a new attempt has stored nothing
     if (l.rank == 0) *resp.add_leases() = LeaseMessageLocked(l, t);
@@ -546,7 +547,10 @@ void Coordinator::CollectMetrics() {
     if (s.counts[static_cast<int>(TrialState::kSucceeded)] == 0) continue;
     for (int64_t tid : s.trial_ids) gauges.AddTrial(trials_.at(tid).rec);
   }
-  for (const auto& [id, w] : workers_.all()) gauges.AddWorker(w.rec);
+  for (const auto& [id, w] : workers_.all()) {
+    gauges.AddWorker(w.rec);
+    gauges.AddWorkerGpus(w.rec, leases_.gpus());
+  }
   gauges.PublishTo(metrics_);
 }
 

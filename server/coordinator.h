@@ -129,6 +129,8 @@ class Coordinator {
   void LoadTrialsLocked(Snapshot& snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RestoreLeasesLocked(const AttemptRecord& a, SteadyTime now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<int> FirstFitSlotsLocked(const LeaseEntry& l, const TrialRecord& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequeueLoadedLocked(SteadyTime now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadPaperTables() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `m`; on failure reloads the in-memory state from the store so both agree again.

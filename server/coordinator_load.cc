@@ -4,6 +4,7 @@
 // attempt's end. Runs under the coordinator's mutex.
 #include <algorithm>
 
+#include "common/gpu_share.h"
 #include "common/status.h"
 #include "server/coordinator.h"
 
@@ -50,11 +51,24 @@ void Coordinator::LoadTrialsLocked(Snapshot& snap) {
 
 // Leases that were live at the restart get their full TTL again from now.
 void Coordinator::RestoreLeasesLocked(const AttemptRecord& a, SteadyTime now) {
-  const int gpus = trials_.at(a.trial_id).rec.gpus_per_node;
-  for (LeaseEntry& l : AttemptLeases(a, gpus, now + options_.lease_ttl)) {
+  const TrialRecord& t = trials_.at(a.trial_id).rec;
+  for (LeaseEntry& l : AttemptLeases(a, t, now + options_.lease_ttl)) {
     l.delivered = true;
+    if (l.gpu_slots.empty()) l.gpu_slots = FirstFitSlotsLocked(l, t);
     leases_.Add(std::move(l));
   }
+}
+
+// GPU slots for a lease of an attempt stored before attempts recorded them (migration 4): the
+// lowest GPUs of its worker the trial fits on now.
+std::vector<int> Coordinator::FirstFitSlotsLocked(const LeaseEntry& l, const TrialRecord& t) const {
+  const WorkerEntry* w = workers_.Find(l.worker_id);
+  if (w == nullptr || (t.gpus_per_node == 0 && t.gpu_share_units == 0)) return {};
+  const GpuLedger::Holding h{t.id, t.sweep_id,
+                             t.gpu_share_units > 0 ? t.gpu_share_units : kGpuShareUnits,
+                             t.gpu_memory_bytes};
+  return leases_.gpus().FirstFit(l.worker_id, w->rec.gpus.size(),
+                                 t.gpu_share_units > 0 ? 1 : t.gpus_per_node, h);
 }
 
 void Coordinator::RequeueLoadedLocked(SteadyTime now) {

@@ -43,6 +43,10 @@ CoordinatorMetrics::CoordinatorMetrics(MetricsRegistry* registry) {
   worker_data_wait = registry->AddGauge(
       "wrpn_worker_data_wait_ms_per_step",
       "Time per training step a worker's trainer last waited for input data (ms).", {"worker"});
+  worker_gpu_share = registry->AddGauge(
+      "wrpn_worker_gpu_share",
+      "Share of each GPU held by the trials placed on it (0..1; 1 = a whole-GPU trial or full).",
+      {"worker", "gpu"});
 }
 
 void CoordinatorMetrics::RecordWorkerPoints(const std::string& worker,
@@ -77,6 +81,10 @@ void StateGauges::AddTrial(const TrialRecord& t) {
 
 void StateGauges::AddWorker(const WorkerRecord& w) { workers_[{WorkerStateName(w)}] += 1; }
 
+void StateGauges::AddWorkerGpus(const WorkerRecord& w, const GpuLedger& gpus) {
+  if (!w.lost) gpus.ShareGauge(w.id, w.name.empty() ? w.id : w.name, w.gpus, &gpu_shares_);
+}
+
 void StateGauges::PublishTo(CoordinatorMetrics& m) {
   std::map<LabelValues, double> top1;
   for (const auto& [k, v] : top1_sums_) top1[k] = v.first / v.second;
@@ -84,6 +92,7 @@ void StateGauges::PublishTo(CoordinatorMetrics& m) {
   m.trials->Replace(std::move(trials_));
   m.workers->Replace(std::move(workers_));
   m.top1->Replace(std::move(top1));
+  m.worker_gpu_share->Replace(std::move(gpu_shares_));
 }
 
 }  // namespace wrpn::server

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "server/gpu_ledger.h"
 #include "server/metrics.h"
 #include "server/record_proto.h"
 #include "server/store.h"
@@ -33,6 +34,7 @@ struct CoordinatorMetrics {
   GaugeFamily* worker_images;      // latest images/s a worker's trainer reported
   GaugeFamily* worker_data_wait;   // latest data_wait_ms_per_step a worker's trainer reported
   GaugeFamily* worker_gpu_memory;  // latest GPU memory in use a worker's trainer reported
+  GaugeFamily* worker_gpu_share;   // share of each GPU the trials placed on it hold now
 };
 
 // Sweeps, trials and workers by state, and the mean final top-1 of succeeded trials per
@@ -43,10 +45,12 @@ class StateGauges {
   void AddSweep(const SweepRecord& s, const TrialCounts& counts);
   void AddTrial(const TrialRecord& t);  // counts toward top-1 only when succeeded with a result
   void AddWorker(const WorkerRecord& w);
+  // The share of each of `w`'s GPUs its leases hold (`gpus`); lost workers are left out.
+  void AddWorkerGpus(const WorkerRecord& w, const GpuLedger& gpus);
   void PublishTo(CoordinatorMetrics& m);
 
  private:
-  std::map<LabelValues, double> sweeps_, trials_, workers_;
+  std::map<LabelValues, double> sweeps_, trials_, workers_, gpu_shares_;
   std::map<LabelValues, std::pair<double, int>> top1_sums_;
 };
 

@@ -114,7 +114,9 @@ absl::StatusOr<pb::GetTrialMetricsResponse> Coordinator::GetTrialMetrics(
 pb::Worker Coordinator::WorkerMessageLocked(const WorkerEntry& w) const {
   std::set<int64_t> running;
   for (const std::string& id : leases_.LeasesOf(w.rec.id)) running.insert(leases_.Find(id)->trial_id);
-  return WorkerMessage(w.rec, leases_.UsedBy(w.rec.id), running);
+  pb::Worker m = WorkerMessage(w.rec, leases_.UsedBy(w.rec.id), running);
+  leases_.gpus().Describe(w.rec.id, &m);
+  return m;
 }
 
 absl::StatusOr<pb::ListWorkersResponse> Coordinator::ListWorkers(const pb::ListWorkersRequest&) {

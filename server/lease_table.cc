@@ -1,10 +1,21 @@
 #include "server/lease_table.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/gpu_share.h"
 
 namespace wrpn::server {
 
-std::vector<LeaseEntry> AttemptLeases(const AttemptRecord& a, int gpus, SteadyTime expires) {
+namespace {
+
+GpuLedger::Holding HoldingOf(const LeaseEntry& l) {
+  return {l.trial_id, l.sweep_id, l.gpu_share_units > 0 ? l.gpu_share_units : kGpuShareUnits,
+          l.gpu_memory_bytes};
+}
+
+}  // namespace
+
+std::vector<LeaseEntry> AttemptLeases(const AttemptRecord& a, const TrialRecord& t,
+                                      SteadyTime expires) {
   std::vector<LeaseEntry> out(a.lease_ids.size());
   for (size_t r = 0; r < out.size(); ++r) {
     LeaseEntry& l = out[r];
@@ -14,7 +25,11 @@ std::vector<LeaseEntry> AttemptLeases(const AttemptRecord& a, int gpus, SteadyTi
     l.token = a.fencing_token;
     l.worker_id = r < a.worker_ids.size() ? a.worker_ids[r] : "";
     l.rank = static_cast<int>(r);
-    l.gpus = gpus;
+    l.gpus = t.gpus_per_node;
+    l.sweep_id = t.sweep_id;
+    l.gpu_share_units = t.gpu_share_units;
+    l.gpu_memory_bytes = t.gpu_memory_bytes;
+    if (r < a.gpu_slots.size()) l.gpu_slots = a.gpu_slots[r];
     l.expires = expires;
   }
   return out;
@@ -24,7 +39,8 @@ void LeaseTable::Add(LeaseEntry lease) {
   Held& h = by_worker_[lease.worker_id];
   h.leases.insert(lease.lease_id);
   if (lease.gpus > 0) h.used.gpus += lease.gpus;
-  else h.used.cpu_slots++;
+  else if (lease.gpu_share_units == 0) h.used.cpu_slots++;
+  if (!lease.gpu_slots.empty()) gpus_.Place(lease.worker_id, lease.gpu_slots, HoldingOf(lease));
   expiry_.insert({lease.expires, lease.lease_id});
   const std::string id = lease.lease_id;
   leases_[id] = std::move(lease);
@@ -38,9 +54,10 @@ void LeaseTable::Drop(const std::string& lease_id) {
   if (h != by_worker_.end()) {
     h->second.leases.erase(lease_id);
     if (l.gpus > 0) h->second.used.gpus -= l.gpus;
-    else h->second.used.cpu_slots--;
+    else if (l.gpu_share_units == 0) h->second.used.cpu_slots--;
     if (h->second.leases.empty()) by_worker_.erase(h);
   }
+  gpus_.Release(l.worker_id, l.trial_id);
   expiry_.erase({l.expires, lease_id});
   leases_.erase(it);
 }
@@ -49,6 +66,7 @@ void LeaseTable::Clear() {
   leases_.clear();
   expiry_.clear();
   by_worker_.clear();
+  gpus_ = GpuLedger();
 }
 
 LeaseEntry* LeaseTable::Find(const std::string& lease_id) {

@@ -1,6 +1,7 @@
 #pragma once
 // LeaseTable: the live leases, the order they expire in and what each worker's leases occupy
-// (GPUs, CPU slots). Pure bookkeeping: no clock, no store, no lock; the Coordinator owns one and
+// (GPUs, CPU slots, and the GPU slots each lease was placed on with its share: the GpuLedger the
+// scheduler's per-GPU view is read from). Pure bookkeeping: no clock, no store, no lock; the Coordinator owns one and
 // calls it under its mutex. A lease is removed only by Drop (its attempt ended) or Clear.
 #include <chrono>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/gpu_ledger.h"
 #include "server/metric_ingest.h"
 #include "server/store.h"
 #include "wrpn/v1/coordinator.pb.h"
@@ -28,7 +30,11 @@ struct LeaseEntry {
   int64_t token = 0;
   std::string worker_id;
   int rank = 0;
-  int gpus = 0;  // GPUs it holds on its worker; 0 = it takes one CPU slot
+  int gpus = 0;  // whole GPUs it holds on its worker; 0 = a CPU slot or a fraction of a GPU
+  int64_t sweep_id = 0;
+  int64_t gpu_share_units = 0;   // > 0: a fraction of one GPU (common/gpu_share.h); no CPU slot
+  int64_t gpu_memory_bytes = 0;  // the trial's GPU memory cap; 0 = none
+  std::vector<int> gpu_slots;    // the worker's GPUs it was placed on (empty: not placed)
   SteadyTime expires;
   bool delivered = false;
   int64_t progress_epoch = 0;  // from heartbeats
@@ -46,9 +52,11 @@ struct WorkerSlots {
   int cpu_slots = 0;
 };
 
-// One lease per node of attempt `a` (rank order), each holding `gpus` and expiring at `expires`;
-// not delivered, newest points not known: the caller says otherwise.
-std::vector<LeaseEntry> AttemptLeases(const AttemptRecord& a, int gpus, SteadyTime expires);
+// One lease per node of attempt `a` of trial `t` (rank order), each holding the trial's GPUs (or
+// share) on the GPU slots the attempt records for its rank, expiring at `expires`; not
+// delivered, newest points not known: the caller says otherwise.
+std::vector<LeaseEntry> AttemptLeases(const AttemptRecord& a, const TrialRecord& t,
+                                      SteadyTime expires);
 
 class LeaseTable {
  public:
@@ -74,6 +82,8 @@ class LeaseTable {
   // The ids of the leases held by `worker_id` (empty when none).
   const std::set<std::string>& LeasesOf(const std::string& worker_id) const;
   WorkerSlots UsedBy(const std::string& worker_id) const;
+  // Where the live leases sit on their workers' GPUs.
+  const GpuLedger& gpus() const { return gpus_; }
   size_t size() const { return leases_.size(); }
 
  private:
@@ -84,6 +94,7 @@ class LeaseTable {
   std::unordered_map<std::string, LeaseEntry> leases_;
   std::set<std::pair<SteadyTime, std::string>> expiry_;  // (expires, lease id)
   std::map<std::string, Held> by_worker_;
+  GpuLedger gpus_;
 };
 
 }  // namespace wrpn::server

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/gpu_share.h"
+
 namespace wrpn::server {
 
 pb::SweepState SweepStateOf(const SweepRecord& rec, const TrialCounts& c) {
@@ -68,6 +70,8 @@ pb::Trial TrialMessage(const TrialRecord& t) {
   m.set_started_ms(t.started_ms);
   m.set_finished_ms(t.finished_ms);
   m.set_trial_config_json(t.config_json);
+  m.set_gpu_share(ShareOf(t.gpu_share_units));
+  m.set_gpu_memory_bytes(t.gpu_memory_bytes);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
   return m;
@@ -169,6 +173,9 @@ pb::Lease LeaseMessage(const LeaseEntry& l, const LeaseContext& ctx) {
   m.set_resume_epoch(a.resume_epoch);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_lease_ttl_ms(ctx.lease_ttl_ms);
+  m.set_gpu_share(ShareOf(t.gpu_share_units));
+  m.set_gpu_memory_bytes(t.gpu_memory_bytes);
+  for (int s : l.gpu_slots) m.add_gpu_slots(s);
   if (t.nodes > 1) {
     pb::Rendezvous* r = m.mutable_rendezvous();
     r->set_master_addr(ctx.master_addr);

@@ -6,7 +6,18 @@
 // gang-scheduled: the asking worker plus N-1 other schedulable workers that fit, all or nothing,
 // or the asking worker alone when it starts N-node gangs itself as one Slurm step (step_nodes).
 // A trial that fits the asking worker but not its gang is skipped (later, smaller trials may be
-// backfilled). Not thread-safe; the coordinator serialises calls.
+// backfilled).
+//
+// GPUs, when the worker view lists them (WorkerView::gpus): a whole-GPU trial takes empty GPUs
+// (lowest slots first); a fractional trial (a share 1/k of one GPU, common/gpu_share.h) goes to
+// the GPU of the asking worker where it fits best: within 1.0 of share and, when both are known,
+// within the GPU's memory, preferring a GPU that already holds trials of the same sweep, then the
+// one it leaves least room on (best fit), then the lowest slot.
+// No starvation of whole GPUs: the first whole-GPU or gang trial in dispatch order that does not
+// fit now, but would fit the asking worker once its GPUs are idle, reserves the G GPUs of that
+// worker closest to idle (least share in use, then lowest slot); trials behind it in dispatch
+// order are not placed on those GPUs, so they drain and it starts as soon as they have.
+// Not thread-safe; the coordinator serialises calls.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,6 +35,17 @@ struct QueuedTrial {
   int64_t index = 0;
   int gpus_per_node = 0;
   int nodes = 1;
+  int64_t share_units = 0;       // > 0: a fraction of one GPU (gpus_per_node is 0)
+  int64_t gpu_memory_bytes = 0;  // the trial's GPU memory; 0 = any
+};
+
+// One GPU of a worker as the coordinator has placed trials on it.
+struct GpuView {
+  int slot = 0;                  // position in the worker's registered GPUs
+  int64_t free_units = 0;        // of kGpuShareUnits; 0 when a whole-GPU trial holds it
+  int64_t memory_bytes = 0;      // 0 = unknown (not checked)
+  int64_t reserved_bytes = 0;    // memory of the fractional trials on it
+  std::set<int64_t> sweeps;      // sweeps with a trial on it
 };
 
 // What the scheduler needs to know about a worker.
@@ -34,11 +56,16 @@ struct WorkerView {
   int free_cpu_slots = 0;
   bool schedulable = true;  // alive and not draining
   int step_nodes = 1;       // gangs of up to this many nodes it runs alone (one Slurm step)
+  // Empty: only the counts above are known (whole-GPU trials only; no slots are assigned).
+  std::vector<GpuView> gpus;
 };
 
 struct Assignment {
   int64_t trial_id = 0;
   std::vector<std::string> worker_ids;  // node rank order; [0] is the asking worker
+  // Per node (worker_ids order): the GPU slots given to the trial; empty for CPU trials and
+  // workers whose view lists no GPUs.
+  std::vector<std::vector<int>> gpu_slots;
 };
 
 class Scheduler {
@@ -73,7 +100,8 @@ class PriorityScheduler final : public Scheduler {
  private:
   // Dispatch order: priority desc, sweep asc, index asc.
   using Key = std::tuple<int, int64_t, int64_t, int64_t>;  // (-priority, sweep, index, trial)
-  using Demand = std::pair<int, int>;                      // (gpus_per_node, nodes)
+  // (gpus_per_node, nodes, share_units, gpu_memory_bytes)
+  using Demand = std::tuple<int, int, int64_t, int64_t>;
   static Key KeyOf(const QueuedTrial& t) {
     return {-t.priority, t.sweep_id, t.index, t.trial_id};
   }

@@ -93,6 +93,13 @@ DROP INDEX metrics_trial;
 DROP TABLE metrics;
 ALTER TABLE metrics_by_trial RENAME TO metrics;
 )sql",
+      // 4: fractional GPUs (common/gpu_share.h): a trial's share of one GPU and GPU memory cap,
+      // and the GPU slots each rank of an attempt was placed on (JSON, one list per rank).
+      R"sql(
+ALTER TABLE trials ADD COLUMN gpu_share_units INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trials ADD COLUMN gpu_memory_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN gpu_slots TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return m;
 }
@@ -210,9 +217,10 @@ struct SqliteStore::Statements {
         upsert_trial(db, R"(INSERT INTO trials(id, sweep_id, idx, network, width, wbits, abits,
             seed, state, attempts, retry_base, error, checkpoint_path, checkpoint_epoch, best_top1,
             final_top1, final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32,
-            queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes)
+            queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes,
+            gpu_share_units, gpu_memory_bytes)
             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
-                   ?23,?24,?25,?26,?27)
+                   ?23,?24,?25,?26,?27,?28,?29)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,
             retry_base=excluded.retry_base, error=excluded.error,
             checkpoint_path=excluded.checkpoint_path, checkpoint_epoch=excluded.checkpoint_epoch,
@@ -222,12 +230,13 @@ struct SqliteStore::Statements {
             finished_ms=excluded.finished_ms)"),
         upsert_attempt(db, R"(INSERT INTO attempts(trial_id, attempt, fencing_token, outcome,
             lease_ids, worker_ids, started_ms, ended_ms, reason, resume_checkpoint, resume_epoch,
-            failure_kind)
-            VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
+            failure_kind, gpu_slots)
+            VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)
             ON CONFLICT(trial_id, attempt) DO UPDATE SET fencing_token=excluded.fencing_token,
             outcome=excluded.outcome, lease_ids=excluded.lease_ids, worker_ids=excluded.worker_ids,
             started_ms=excluded.started_ms, ended_ms=excluded.ended_ms, reason=excluded.reason,
             resume_checkpoint=excluded.resume_checkpoint, resume_epoch=excluded.resume_epoch,
+            gpu_slots=excluded.gpu_slots,
             failure_kind=excluded.failure_kind)"),
         upsert_worker(db, R"(INSERT INTO workers(id, name, address, gpus_json, cpus,
             max_cpu_trials, labels_json, registered_ms, last_heartbeat_ms, draining, lost)
@@ -417,7 +426,8 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(19, t.fma_ratio).Bind(20, t.cost_uniform)
                         .Bind(21, t.cost_first_last_fp32).Bind(22, t.queued_ms)
                         .Bind(23, t.started_ms).Bind(24, t.finished_ms).Bind(25, t.config_json)
-                        .Bind(26, t.gpus_per_node).Bind(27, t.nodes).Run());
+                        .Bind(26, t.gpus_per_node).Bind(27, t.nodes)
+                        .Bind(28, t.gpu_share_units).Bind(29, t.gpu_memory_bytes).Run());
   }
   for (const auto& a : m.attempts) {
     RETURN_IF_ERROR(st_->upsert_attempt.Bind(1, a.trial_id).Bind(2, a.attempt)
@@ -425,7 +435,8 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(5, json(a.lease_ids).dump()).Bind(6, json(a.worker_ids).dump())
                         .Bind(7, a.started_ms).Bind(8, a.ended_ms).Bind(9, a.reason)
                         .Bind(10, a.resume_checkpoint).Bind(11, a.resume_epoch)
-                        .Bind(12, a.failure_kind ? static_cast<int>(*a.failure_kind) : 0).Run());
+                        .Bind(12, a.failure_kind ? static_cast<int>(*a.failure_kind) : 0)
+                        .Bind(13, json(a.gpu_slots).dump()).Run());
   }
   for (const auto& w : m.workers) {
     json gpus = json::array();
@@ -477,8 +488,8 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
   Stmt q(db, "SELECT id, sweep_id, idx, network, width, wbits, abits, seed, state, attempts, "
               "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
               "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
-              "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes "
-              "FROM trials ORDER BY id");
+              "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, "
+              "gpu_share_units, gpu_memory_bytes FROM trials ORDER BY id");
   RETURN_IF_ERROR(q.error());
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -496,6 +507,7 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
     t.cost_first_last_fp32 = q.Double(20), t.queued_ms = q.Int(21), t.started_ms = q.Int(22);
     t.finished_ms = q.Int(23), t.config_json = q.Text(24);
     t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
+    t.gpu_share_units = q.Int(27), t.gpu_memory_bytes = q.Int(28);
     out->push_back(std::move(t));
   }
   return absl::OkStatus();
@@ -503,8 +515,8 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
 
 absl::Status LoadAttempts(sqlite3* db, std::vector<AttemptRecord>* out) {
   Stmt q(db, "SELECT trial_id, attempt, fencing_token, outcome, lease_ids, worker_ids, "
-              "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch, failure_kind "
-              "FROM attempts "
+              "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch, failure_kind, "
+              "gpu_slots FROM attempts "
               "ORDER BY trial_id, attempt");
   RETURN_IF_ERROR(q.error());
   for (;;) {
@@ -518,6 +530,7 @@ absl::Status LoadAttempts(sqlite3* db, std::vector<AttemptRecord>* out) {
     a.started_ms = q.Int(6), a.ended_ms = q.Int(7), a.reason = q.Text(8);
     a.resume_checkpoint = q.Text(9), a.resume_epoch = q.Int(10);
     if (const int64_t k = q.Int(11); k > 0) a.failure_kind = static_cast<FailureKind>(k);
+    a.gpu_slots = json::parse(q.Text(12)).get<std::vector<std::vector<int>>>();
     out->push_back(std::move(a));
   }
   return absl::OkStatus();

@@ -62,6 +62,8 @@ struct TrialRecord {
   std::string config_json;
   int gpus_per_node = 0;
   int nodes = 1;
+  int64_t gpu_share_units = 0;   // > 0: a fraction of one GPU (common/gpu_share.h)
+  int64_t gpu_memory_bytes = 0;  // the trial's GPU memory cap; 0 = none
   bool operator==(const TrialRecord&) const = default;
 };
 
@@ -78,6 +80,7 @@ struct AttemptRecord {
   std::string resume_checkpoint;
   int64_t resume_epoch = 0;
   std::optional<FailureKind> failure_kind;  // kFailed attempts only
+  std::vector<std::vector<int>> gpu_slots;  // per rank: the worker's GPU slots it was placed on
   bool operator==(const AttemptRecord&) const = default;
 };
 

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <tuple>
@@ -61,6 +62,8 @@ PlannedSweep PlanSweep(const SweepSpec& spec) {
     t.config_json = TrialConfigJson(spec, p).dump();
     t.gpus_per_node = spec.resources.gpus_per_node;
     t.nodes = spec.resources.nodes;
+    t.gpu_share_units = spec.resources.gpu_amount().share_units();
+    t.gpu_memory_bytes = static_cast<int64_t>(std::llround(spec.resources.gpu_memory_gb * (1LL << 30)));
     const CostReport& c = CostOf(spec, p, costs);
     t.fma_ratio = c.fma_ratio;
     t.cost_uniform = c.cost_uniform;

@@ -22,6 +22,7 @@ static_assert(static_cast<int>(FailureKind::kData) == pb::FAILURE_KIND_DATA);
 static_assert(static_cast<int>(FailureKind::kRendezvous) == pb::FAILURE_KIND_RENDEZVOUS);
 static_assert(static_cast<int>(FailureKind::kInternal) == pb::FAILURE_KIND_INTERNAL);
 static_assert(static_cast<int>(FailureKind::kInterrupted) == pb::FAILURE_KIND_INTERRUPTED);
+static_assert(static_cast<int>(FailureKind::kResources) == pb::FAILURE_KIND_RESOURCES);
 static_assert(kAllFailureKinds.size() == pb::FailureKind_ARRAYSIZE - 1);
 
 absl::Status Bad(absl::string_view field, absl::string_view what) {

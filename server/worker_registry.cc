@@ -88,6 +88,7 @@ std::vector<WorkerView> WorkerRegistry::Views(const LeaseTable& leases,
     if (id == requester && use_reported) v.free_gpus = std::min(v.free_gpus, reported_free_gpus);
     v.free_cpu_slots = std::max(0, w.rec.max_cpu_trials - used.cpu_slots);
     v.schedulable = !w.rec.draining && (id == requester || !w.rec.lost);
+    v.gpus = leases.gpus().Views(id, w.rec.gpus);
     if (auto it = w.rec.labels.find(kSlurmStepNodesLabel); it != w.rec.labels.end()) {
       if (!absl::SimpleAtoi(it->second, &v.step_nodes) || v.step_nodes < 1) v.step_nodes = 1;
     }

@@ -16,8 +16,11 @@
 //   WRPN_FAKE_FAULT_ATTEMPTS comma-separated attempts the two faults above apply to (default 1)
 //   WRPN_FAKE_FAULT_RANK     the RANK they apply to (default 0)
 //   WRPN_FAKE_PID_DIR        write an empty file <dir>/<pid> named after the process at start,
-//                            with "trial attempt rank" inside, so tests can find (and clean up)
+//                            with "trial attempt rank gpu=<CUDA_VISIBLE_DEVICES>
+//                            share=<WRPN_GPU_SHARE>" inside, so tests can find (and clean up)
 //                            every trainer they caused
+// A trial whose config asks for a GPU (device other than cpu) fails as a config error unless the
+// worker set CUDA_VISIBLE_DEVICES and WRPN_GPU_SHARE, as wrpn-train fails without a GPU.
 #include <signal.h>
 #include <unistd.h>
 
@@ -125,9 +128,19 @@ int main(int argc, char** argv) {
   const int attempt = static_cast<int>(EnvLong("WRPN_ATTEMPT", 1));
   const int64_t trial = EnvLong("WRPN_TRIAL_ID", 0);
   const bool leader = rank == 0;
+  // A GPU trial (device cuda) needs a GPU the worker gave it, as wrpn-train refuses one without.
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  const char* share = std::getenv("WRPN_GPU_SHARE");
+  if (c.value("device", std::string("cpu")) != "cpu" && (!visible || !*visible || !share)) {
+    Emit({{"event", "failed"}, {"kind", "config"},
+          {"reason", "device: '" + c.value("device", std::string()) +
+                         "' requested but the worker gave no GPU (CUDA_VISIBLE_DEVICES, WRPN_GPU_SHARE)"}});
+    return 2;
+  }
   if (const char* d = std::getenv("WRPN_FAKE_PID_DIR"); d && *d) {
     std::ofstream(fs::path(d) / std::to_string(::getpid()))
-        << trial << " " << attempt << " " << rank << "\n";
+        << trial << " " << attempt << " " << rank << " gpu=" << (visible ? visible : "")
+        << " share=" << (share ? share : "") << "\n";
   }
   const long epoch_ms = EnvLong("WRPN_FAKE_EPOCH_MS", 50);
   const bool fault = FaultApplies(attempt, rank);

@@ -103,6 +103,10 @@ TEST(TrainerProtocolTest, KindsHaveNamesAndExitCodes) {
   EXPECT_EQ(FailureKindForExit(kExitDataError, 0), FailureKind::kData);
   EXPECT_EQ(FailureKindForExit(kExitInterrupted, 0), FailureKind::kInterrupted);
   EXPECT_EQ(FailureKindForExit(kExitRendezvous, 0), FailureKind::kRendezvous);
+  EXPECT_EQ(FailureKindForExit(kExitResources, 0), FailureKind::kResources);
+  EXPECT_EQ(FailureKindName(FailureKind::kResources), "resources");
+  EXPECT_TRUE(FailureIsRetried(FailureKind::kResources));
+  EXPECT_TRUE(FailureBacksOff(FailureKind::kResources)) << "a crowded GPU may be free later";
   EXPECT_EQ(FailureKindForExit(kExitInternal, 0), FailureKind::kInternal);
   EXPECT_EQ(FailureKindForExit(0, 9), FailureKind::kInternal);
   EXPECT_FALSE(FailureIsRetried(FailureKind::kConfig));

@@ -111,7 +111,8 @@ TEST(TrialConfigFields, SweepSpecSectionsComeFromTheTable) {
   json doc = {{"axes", {{"network", "resnet20"}, {"width", 1.5}, {"precision", {{2, 4}}}}},
               {"recipe", json::object()},
               {"dataset", sample["dataset"]},
-              {"resources", {{"gpus_per_node", 2}, {"nodes", 3}}}};
+              {"resources",
+               {{"gpus_per_node", 2}, {"gpu_share", 0.0}, {"nodes", 3}, {"gpu_memory_gb", 0.0}}}};
   for (const FieldInfo& f : TrialConfigFields()) {
     if (f.section == FieldSection::kRecipe) doc["recipe"][std::string(f.key)] = ValueOf(sample, f);
   }

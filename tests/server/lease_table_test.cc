@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "common/gpu_share.h"
 
 namespace wrpn::server {
 namespace {
@@ -95,7 +96,11 @@ TEST(LeaseTable, AttemptLeasesAndTheRendezvousPort) {
   a.fencing_token = 9;
   a.lease_ids = {"l-9-0", "l-9-1"};
   a.worker_ids = {"w-1", "w-2"};
-  std::vector<LeaseEntry> ls = AttemptLeases(a, 2, kT0 + 5s);
+  a.gpu_slots = {{0, 1}, {2, 3}};
+  TrialRecord trial;
+  trial.id = 3;
+  trial.gpus_per_node = 2;
+  std::vector<LeaseEntry> ls = AttemptLeases(a, trial, kT0 + 5s);
   ASSERT_EQ(ls.size(), 2u);
   EXPECT_EQ(ls[1].lease_id, "l-9-1");
   EXPECT_EQ(ls[1].worker_id, "w-2");
@@ -103,6 +108,7 @@ TEST(LeaseTable, AttemptLeasesAndTheRendezvousPort) {
   EXPECT_EQ(ls[1].token, 9);
   EXPECT_EQ(ls[1].attempt, 2);
   EXPECT_EQ(ls[1].gpus, 2);
+  EXPECT_EQ(ls[1].gpu_slots, (std::vector<int>{2, 3})) << "the slots the attempt records for rank 1";
   EXPECT_FALSE(ls[1].delivered);
   LeaseTable t;
   for (const LeaseEntry& l : ls) t.Add(l);
@@ -114,6 +120,36 @@ TEST(LeaseTable, AttemptLeasesAndTheRendezvousPort) {
   EXPECT_EQ(t.RendezvousPort(other, a), 0);
   t.Drop("l-9-0");
   EXPECT_EQ(t.RendezvousPort(ls[1], a), 0);
+}
+
+// A fraction of a GPU takes neither a whole GPU nor a CPU slot: the ledger holds its share on the
+// slot it was placed on until the lease is dropped.
+TEST(LeaseTable, AFractionalLeaseHoldsItsShareOnItsGpuSlot) {
+  AttemptRecord a;
+  a.trial_id = 5;
+  a.attempt = 1;
+  a.fencing_token = 1;
+  a.lease_ids = {"l-1-0"};
+  a.worker_ids = {"w-1"};
+  a.gpu_slots = {{1}};
+  TrialRecord trial;
+  trial.id = 5;
+  trial.sweep_id = 2;
+  trial.gpu_share_units = kGpuShareUnits / 4;
+  trial.gpu_memory_bytes = 1LL << 30;
+  LeaseTable t;
+  t.Add(AttemptLeases(a, trial, kT0 + 5s).at(0));
+  EXPECT_EQ(t.UsedBy("w-1").gpus, 0);
+  EXPECT_EQ(t.UsedBy("w-1").cpu_slots, 0);
+  const std::vector<GpuRecord> gpus = {{0, 8LL << 30, "gpu"}, {1, 8LL << 30, "gpu"}};
+  std::vector<GpuView> v = t.gpus().Views("w-1", gpus);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].free_units, kGpuShareUnits);
+  EXPECT_EQ(v[1].free_units, kGpuShareUnits * 3 / 4);
+  EXPECT_EQ(v[1].reserved_bytes, 1LL << 30);
+  EXPECT_EQ(v[1].sweeps, (std::set<int64_t>{2}));
+  t.Drop("l-1-0");
+  EXPECT_EQ(t.gpus().Views("w-1", gpus)[1].free_units, kGpuShareUnits);
 }
 
 }  // namespace

@@ -254,7 +254,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 3);
+    EXPECT_EQ((*s)->schema_version(), 4);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -279,6 +279,12 @@ constexpr char kMetricsBeforeMigrationThree[] = R"sql(
         wall_ms INTEGER NOT NULL);
       CREATE INDEX metrics_trial ON metrics(trial_id, name);)sql";
 
+// Undoes migration 4 (fractional GPUs), for tests that go back to an older schema.
+constexpr char kDropMigrationFour[] = R"sql(
+      ALTER TABLE attempts DROP COLUMN gpu_slots;
+      ALTER TABLE trials DROP COLUMN gpu_share_units;
+      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;)sql";
+
 // Runs `sql` on the database at `path` outside the store (to write an older schema's rows).
 void ExecOutsideTheStore(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -300,7 +306,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 1, with attempts written by a coordinator of that schema
-    const std::string sql = std::string(kMetricsBeforeMigrationThree) + R"sql(
+    const std::string sql = std::string(kDropMigrationFour) + kMetricsBeforeMigrationThree + R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
       DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
@@ -311,7 +317,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 3);
+  EXPECT_EQ((*s)->schema_version(), 4);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->attempts.size(), 4u);
@@ -335,7 +341,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 2, with points written by a coordinator of that schema
-    const std::string sql = std::string(kMetricsBeforeMigrationThree) + R"sql(
+    const std::string sql = std::string(kDropMigrationFour) + kMetricsBeforeMigrationThree + R"sql(
       DELETE FROM schema_migrations WHERE version >= 3;
       INSERT INTO metrics VALUES(1, 9, 1, 'top1', 1, 10.0, 100);
       INSERT INTO metrics VALUES(2, 10, 1, 'top1', 1, 20.0, 101);
@@ -345,7 +351,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 3);
+  EXPECT_EQ((*s)->schema_version(), 4);
   Mutation m;
   m.metrics.push_back({9, 2, "top1", 3, 40.0, 104});
   ASSERT_TRUE((*s)->Apply(m).ok());
@@ -419,6 +425,42 @@ TEST(SqliteStoreTest, UnopenablePathIsAnError) {
   auto s = SqliteStore::Open("/nonexistent-dir/x/y.db");
   EXPECT_FALSE(s.ok());
   EXPECT_NE(std::string(s.status().message()).find("/nonexistent-dir/x/y.db"), std::string::npos);
+}
+
+// Migration 4 (fractional GPUs): trials and attempts of schema 3 read back as whole-GPU ones.
+TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
+  const std::string path = TempDb("migrate4");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql = R"sql(
+      ALTER TABLE attempts DROP COLUMN gpu_slots;
+      ALTER TABLE trials DROP COLUMN gpu_share_units;
+      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
+      DELETE FROM schema_migrations WHERE version >= 4;
+      INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 4);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0].gpu_share_units, 0);
+  EXPECT_EQ(snap->trials[0].gpu_memory_bytes, 0);
+  ASSERT_EQ(snap->attempts.size(), 1u);
+  EXPECT_TRUE(snap->attempts[0].gpu_slots.empty());
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ Agent::Agent(CoordinatorClient* client, ProcessLauncher* launcher, const Clock* 
              AgentOptions options)
     : client_(client), launcher_(launcher), clock_(clock), options_(std::move(options)) {
   checkpoint_root_ = CheckpointRoot(options_);
-  gpu_busy_.assign(options_.gpus.size(), false);
+  gpu_slots_ = GpuSlots(options_.gpus.size());
 }
 
 Agent::~Agent() {
@@ -56,13 +56,13 @@ Agent::~Agent() {
 }
 
 int Agent::FreeGpus() const {
-  return static_cast<int>(std::count(gpu_busy_.begin(), gpu_busy_.end(), false));
+  return gpu_slots_.Idle();
 }
 
 int Agent::FreeCpuSlots() const {
   int used = 0;
   for (const auto& r : runs_) {
-    if (r->lease.gpus_per_node() == 0) ++used;
+    if (r->lease.gpus_per_node() == 0 && r->lease.gpu_share() == 0) ++used;
   }
   return std::max(0, options_.max_cpu_trials - used);
 }
@@ -129,7 +129,7 @@ void Agent::Step() {
   if (registered() && next_heartbeat_ && clock_->SteadyNow() >= *next_heartbeat_) Heartbeat();
   for (auto& r : runs_) {
     if (!r->done) continue;
-    for (int g : r->plan.gpus) gpu_busy_[g] = false;
+    gpu_slots_.Give(r->plan.gpus, r->plan.gpu_units);
     r->plan.gpus.clear();
   }
   runs_.erase(std::remove_if(runs_.begin(), runs_.end(),
@@ -204,7 +204,7 @@ bool Agent::ForgotUs(const char* what, const absl::Status& s) {
 void Agent::Acquire() {
   next_acquire_ = clock_->SteadyNow() + options_.acquire_interval;
   const int free_gpus = FreeGpus();
-  const int want = free_gpus + FreeCpuSlots();
+  const int want = gpu_slots_.Wanted() + FreeCpuSlots();
   if (want <= 0) return;
   pb::AcquireTrialRequest req;
   req.set_worker_id(worker_id_);
@@ -260,7 +260,7 @@ void Agent::Forget(RunState& r, const std::string& why) {
   Log(absl::StrCat(DescribeLease(r.lease), ": dropped (", why, ")"));
   Note(r, absl::StrCat("lease dropped: ", why, "\n"));
   WriteLogs(r);
-  for (int g : r.plan.gpus) gpu_busy_[g] = false;
+  gpu_slots_.Give(r.plan.gpus, r.plan.gpu_units);
   r.plan.gpus.clear();
   r.done = true;
 }
@@ -272,10 +272,7 @@ void Agent::Start(const pb::Lease& lease) {
   r.last_flush = clock_->SteadyNow();
   r.last_output = r.last_flush;
   runs_.push_back(std::move(run));
-  std::vector<int> free_gpus;
-  for (size_t i = 0; i < gpu_busy_.size(); ++i)
-    if (!gpu_busy_[i]) free_gpus.push_back(static_cast<int>(i));
-  std::variant<AttemptPlan, FailedEvent> planned = PlanAttempt(lease, options_, free_gpus);
+  std::variant<AttemptPlan, FailedEvent> planned = PlanAttempt(lease, options_, gpu_slots_);
   if (auto* refused = std::get_if<FailedEvent>(&planned)) {
     Log(absl::StrCat("leased ", DescribeLease(lease), "; not started: ", refused->reason));
     Fail(r, refused->kind, refused->reason);
@@ -283,7 +280,7 @@ void Agent::Start(const pb::Lease& lease) {
   }
   r.plan = std::get<AttemptPlan>(std::move(planned));
   const AttemptPlan& plan = r.plan;
-  for (int g : plan.gpus) gpu_busy_[g] = true;
+  gpu_slots_.Hold(plan.gpus, plan.gpu_units);
   Log(absl::StrCat("leased ", DescribeLease(lease),
                    plan.gang ? absl::StrCat(", node ", plan.node_rank, "/", plan.nnodes) : "", ", ",
                    plan.nproc, " rank(s)",
@@ -471,7 +468,7 @@ void Agent::Finish(RunState& r) {
       QueueLog(r, r.GlobalRank(static_cast<int>(i)), std::move(line));
   }
   WriteLogs(r);
-  for (int g : r.plan.gpus) gpu_busy_[g] = false;
+  gpu_slots_.Give(r.plan.gpus, r.plan.gpu_units);
   r.plan.gpus.clear();
   if (EndedByCoordinator(r.stop)) {
     Forget(r, r.stop_reason);  // nothing more to report

@@ -99,7 +99,7 @@ class Agent {
   std::atomic<bool> drain_requested_{false};
   bool drain_applied_ = false;
   std::vector<std::unique_ptr<RunState>> runs_;
-  std::vector<bool> gpu_busy_;
+  GpuSlots gpu_slots_{0};  // share of each GPU the runs hold
   std::map<std::string, Steady> last_logged_;
   bool logs_supported_ = true;
   bool heartbeat_failing_ = false;  // false after the coordinator answered ReportLogs UNIMPLEMENTED

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "worker/agent/coordinator_client.h"
+#include "worker/agent/trial_env.h"
 
 namespace wrpn::agent {
 
@@ -47,6 +48,7 @@ struct AgentOptions {
   std::chrono::hours retention{24 * 7};  // attempt folders and stale checkpoints older than this go
   size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
   bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
+  MpsDirs mps;  // GPU trials run as clients of this MPS daemon (--mps); empty = no MPS
 };
 
 // How the worker registers: name, address ("host:port" with a fixed rendezvous port), GPUs,

@@ -20,12 +20,16 @@ std::string Absolute(const fs::path& p) {
   return fs::absolute(p, ec).lexically_normal().string();
 }
 
+bool OnGpu(const pb::Lease& lease) { return lease.gpus_per_node() > 0 || lease.gpu_share() > 0; }
+
 void PlaceRanks(const pb::Lease& lease, const AgentOptions& options, AttemptPlan& plan) {
   plan.gang = lease.has_rendezvous() && lease.rendezvous().nnodes() > 1;
   plan.single_step = plan.gang && lease.rendezvous().single_step();
   plan.node_rank = plan.gang ? lease.rendezvous().node_rank() : 0;
   plan.nnodes = plan.gang ? lease.rendezvous().nnodes() : 1;
-  plan.nproc = lease.gpus_per_node() > 0 ? lease.gpus_per_node() : std::max(1, options.cpu_ranks);
+  plan.nproc = lease.gpus_per_node() > 0 ? lease.gpus_per_node()
+               : OnGpu(lease)             ? 1  // a fraction of one GPU
+                                          : std::max(1, options.cpu_ranks);
   plan.world_size = plan.nnodes * plan.nproc;
 }
 
@@ -84,13 +88,13 @@ absl::Status PlanConfig(const pb::Lease& lease, const AgentOptions& options, Att
   c.checkpoint_dir = plan.ckpt_dir;
   c.resume = false;
   if (absl::Status st = PlaceDataset(options, c.dataset); !st.ok()) return st;
-  if (lease.gpus_per_node() == 0) c.device = "cpu";
-  const int concurrent =
-      lease.gpus_per_node() == 0
-          ? std::max(1, options.max_cpu_trials)
-          : std::max<int>(1, static_cast<int>(options.gpus.size()) / lease.gpus_per_node());
-  const int rank_cores = std::max(1, options.cpus / (plan.nproc * concurrent));
-  if (c.device == "cpu" && c.threads == 0) c.threads = rank_cores;
+  if (!OnGpu(lease)) c.device = "cpu";
+  const int rank_cores =
+      RankCores(options.cpus, static_cast<int>(options.gpus.size()),
+                lease.gpu_share() > 0 ? lease.gpu_share() : lease.gpus_per_node(),
+                options.max_cpu_trials, plan.nproc);
+  // A fraction of a GPU shares its host's cores with its neighbours: intra-op threads too.
+  if ((c.device == "cpu" || lease.gpu_share() > 0) && c.threads == 0) c.threads = rank_cores;
   if (c.cpu_cores == 0) c.cpu_cores = rank_cores;  // the loader's threads
   return ValidateTrialConfig(c);
 }
@@ -114,16 +118,17 @@ absl::Status PlanRendezvous(const pb::Lease& lease, AttemptPlan& plan) {
 
 std::variant<AttemptPlan, FailedEvent> PlanAttempt(const pb::Lease& lease,
                                                    const AgentOptions& options,
-                                                   const std::vector<int>& free_gpus) {
+                                                   const GpuSlots& gpus) {
   AttemptPlan plan;
   PlaceRanks(lease, options, plan);
-  if (lease.gpus_per_node() > 0) {
-    if (static_cast<int>(free_gpus.size()) < plan.nproc) {
+  if (OnGpu(lease)) {
+    absl::StatusOr<std::vector<int>> slots = gpus.Pick(lease, plan.nproc);
+    if (!slots.ok()) {
       return FailedEvent{FailureKind::kInternal,
-                         absl::StrCat("worker ", options.name, " has ", free_gpus.size(),
-                                      " free GPUs, the trial needs ", plan.nproc)};
+                         absl::StrCat("worker ", options.name, ": ", slots.status().message())};
     }
-    plan.gpus.assign(free_gpus.begin(), free_gpus.begin() + plan.nproc);
+    plan.gpus = *std::move(slots);
+    plan.gpu_units = GpuSlots::UnitsOf(lease);
   }
   PlaceFolders(lease, options, plan);
   PlanResume(lease, options, plan);
@@ -161,9 +166,9 @@ ProcessSpec RankSpec(const AttemptPlan& plan, const pb::Lease& lease, const Agen
     spec.env["GROUP_RANK"] = std::to_string(plan.node_rank);
     spec.env["NODE_RANK"] = std::to_string(plan.node_rank);
   }
-  std::vector<std::string> ids;
-  for (int g : plan.gpus) ids.push_back(std::to_string(options.gpus[g].index()));
-  spec.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(ids, ",");
+  TrialPlacement place{{}, lease.gpu_share(), lease.gpu_memory_bytes(), options.mps};
+  for (int g : plan.gpus) place.device_indices.push_back(options.gpus[g].index());
+  for (auto& [k, v] : TrialEnvironment(place)) spec.env[k] = v;
   spec.env["WRPN_TRIAL_ID"] = std::to_string(lease.trial_id());
   spec.env["WRPN_ATTEMPT"] = std::to_string(lease.attempt());
   return spec;

@@ -11,6 +11,7 @@
 #include "common/trainer_protocol.h"
 #include "common/trial_config.h"
 #include "worker/agent/agent_options.h"
+#include "worker/agent/gpu_slots.h"
 #include "worker/agent/process_launcher.h"
 
 namespace wrpn::agent {
@@ -23,6 +24,7 @@ struct AttemptPlan {
   bool gang = false;         // one node of a multi-node trial
   bool single_step = false;  // the whole gang as one Slurm step started here (srun_launcher.h)
   std::vector<int> gpus;     // indices into AgentOptions::gpus
+  int64_t gpu_units = 0;     // share of each of them it holds (GpuSlots units); 0 = CPU trial
   std::string dir;           // <work_dir>/attempts/t<T>-a<A>-n<node>
   std::string ckpt_dir;      // <checkpoint root>/trial-<T>/attempt-<A>[-node-<N>]
   std::string config_path;   // <dir>/trial.json
@@ -36,10 +38,11 @@ struct AttemptPlan {
   bool hosts_store = false;  // node 0 of a gang: hosts the TCPStore and reports its port
 };
 
-// The plan, or the failure to report without starting anything (a config error, too few GPUs,
-// a gang node without a rendezvous port).
+// The plan, or the failure to report without starting anything (a config error, GPUs the trial
+// does not fit on now, a gang node without a rendezvous port). `gpus` is what the worker's
+// running trials hold; the plan's GPUs are picked, not held.
 [[nodiscard]] std::variant<AttemptPlan, FailedEvent> PlanAttempt(
-    const pb::Lease& lease, const AgentOptions& options, const std::vector<int>& free_gpus);
+    const pb::Lease& lease, const AgentOptions& options, const GpuSlots& gpus);
 
 // Processes to start: one for a single-step gang, else one per local rank.
 int Launches(const AttemptPlan& plan);

@@ -90,6 +90,9 @@ struct WorkerFlags {
   int slurm_step_nodes = 0;
   SrunOptions srun;
   bool show_capabilities = false;
+  bool mps = false;
+  double fake_gpu_memory_gb = 0;  // memory of each GPU of a --gpus count
+  std::string mps_control;        // the MPS control the worker started (--mps)
 };
 
 void AddConnectionFlags(CLI::App& app, WorkerFlags& f, AgentOptions& opt) {
@@ -117,6 +120,14 @@ void AddCapabilityFlags(CLI::App& app, WorkerFlags& f, AgentOptions& opt) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--show-capabilities", f.show_capabilities,
                "print what the worker would register (GPUs, CPUs, labels) and exit");
+  app.add_flag("--mps", f.mps,
+               "run GPU trials as clients of an NVIDIA MPS control daemon this worker starts "
+               "(nvidia-cuda-mps-control must be installed; fractional trials get their share "
+               "of the SMs as CUDA_MPS_ACTIVE_THREAD_PERCENTAGE); off by default");
+  app.add_option("--gpu-memory-gb", f.fake_gpu_memory_gb,
+                 "memory of each GPU given by a count in --gpus (GiB; 0 = unknown: trials' "
+                 "gpu_memory_gb is not checked against it)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
 }
 
 void AddFolderFlags(CLI::App& app, AgentOptions& opt) {
@@ -224,6 +235,7 @@ void ApplyCapabilities(const WorkerFlags& f, const std::optional<SlurmJob>& job,
       pb::Gpu g;
       g.set_index(i);
       g.set_name("gpu");
+      g.set_memory_bytes(static_cast<int64_t>(std::llround(f.fake_gpu_memory_gb * (1LL << 30))));
       opt.gpus.push_back(g);
     }
   }
@@ -256,6 +268,19 @@ void ApplyRunOptions(const WorkerFlags& f, AgentOptions& opt) {
   opt.acquire_interval = ms(f.acquire_s);
   opt.retention = std::chrono::hours(static_cast<int64_t>(std::max(1.0, f.retention_h)));
   opt.log_tail_bytes = static_cast<size_t>(f.log_tail_kib) * 1024;
+}
+
+// --mps: starts the MPS control daemon GPU trials run under (its folders in the work dir).
+void StartMps(WorkerFlags& f, AgentOptions& opt) {
+  if (!f.mps) return;
+  f.mps_control = FindMpsControl();
+  if (f.mps_control.empty()) {
+    throw UsageError{"--mps: nvidia-cuda-mps-control is not on PATH (install the NVIDIA "
+                     "driver's MPS tools or run without --mps)"};
+  }
+  auto dirs = StartMpsDaemon(f.mps_control, (fs::path(opt.work_dir) / "mps").string());
+  if (!dirs.ok()) throw UsageError{std::string(dirs.status().message())};
+  opt.mps = *dirs;
 }
 
 std::unique_ptr<CoordinatorClient> ConnectClient(const WorkerFlags& f) {
@@ -317,6 +342,7 @@ int RunWorker(WorkerFlags& f, const std::optional<SlurmJob>& job, const AgentOpt
   agent.Run(g_stop, std::chrono::milliseconds(static_cast<int64_t>(f.poll_s * 1000)));
   finished.store(true);
   watchdog.join();
+  StopMpsDaemon(f.mps_control, opt.mps);
   std::cerr << "wrpn-worker: stopped\n";
   return 0;
 }
@@ -347,6 +373,7 @@ int main(int argc, char** argv) {
     }
     ApplyRunOptions(flags, opt);
     const std::unique_ptr<CoordinatorClient> client = ConnectClient(flags);
+    StartMps(flags, opt);
     return RunWorker(flags, job, opt, client.get());
   } catch (const UsageError& e) {
     std::cerr << "wrpn-worker: " << e.message << "\n";

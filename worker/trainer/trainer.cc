@@ -22,8 +22,11 @@
 #include "worker/trainer/reducer.h"
 
 #ifdef WRPN_TORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+#include "absl/strings/numbers.h"
+#include "common/gpu_share.h"
 
 namespace wrpn::trainer {
 namespace {
@@ -144,6 +147,10 @@ class Trial {
       Emit(FailedEvent{e.kind, e.reason});
       return e.code;
     } catch (const c10::Error& e) {
+      if (IsOutOfMemory(e)) {
+        Emit(FailedEvent{FailureKind::kResources, OutOfMemoryReason(e.what_without_backtrace())});
+        return kExitResources;
+      }
       Emit(FailedEvent{FailureKind::kInternal, e.what_without_backtrace()});
       return kExitInternal;
     } catch (const std::exception& e) {
@@ -181,6 +188,44 @@ class Trial {
     throw TrialError{code, kind, reason};
   }
 
+  // The trial's GPU memory cap, from RunOptions or WRPN_GPU_MEMORY_BYTES; 0 = none.
+  int64_t GpuMemoryCap() const {
+    if (options_.gpu_memory_bytes) return *options_.gpu_memory_bytes;
+    const char* v = std::getenv(kGpuMemoryBytesEnv);
+    int64_t bytes = 0;
+    if (v == nullptr || *v == '\0') return 0;
+    if (!absl::SimpleAtoi(v, &bytes) || bytes < 0) {
+      Fail(kExitBadConfig, FailureKind::kConfig,
+           absl::StrCat(kGpuMemoryBytesEnv, ": '", v, "' is not a number of bytes"));
+    }
+    return bytes;
+  }
+
+  // Caps this process's CUDA caching allocator on device_ at the trial's GPU memory.
+  void CapGpuMemory() {
+    const int64_t cap = GpuMemoryCap();
+    if (cap <= 0 || !device_.is_cuda()) return;
+#ifdef WRPN_TORCH_CUDA
+    const double total = static_cast<double>(at::cuda::getDeviceProperties(device_.index())->totalGlobalMem);
+    const double fraction = std::min(1.0, static_cast<double>(cap) / total);
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, device_.index());
+    memory_cap_ = cap;
+    std::cerr << absl::StrFormat("wrpn-train: GPU memory capped at %.3g GiB (%.3f of %s)\n",
+                                 cap / double(1LL << 30), fraction, device_.str());
+#endif
+  }
+
+  std::string OutOfMemoryReason(const std::string& what) const {
+    std::string first = what.substr(0, what.find('\n'));
+    if (memory_cap_ > 0) {
+      return absl::StrFormat("out of GPU memory under the trial's cap of %.3g GiB "
+                             "(resources.gpu_memory_gb): %s",
+                             memory_cap_ / double(1LL << 30), first);
+    }
+    return "out of GPU memory: " + first;
+  }
+  int64_t memory_cap_ = 0;
+
   void Setup() {
     const DistributedOptions& dist = options_.distributed;
     if (c_.batch_size % dist.world_size != 0) {
@@ -196,6 +241,7 @@ class Trial {
       if (device_.index() >= static_cast<int>(torch::cuda::device_count())) {
         Fail(kExitBadConfig, FailureKind::kConfig, "device: '" + c_.device + "' does not exist");
       }
+      CapGpuMemory();
     }
     // Intra-op threads: as configured, else this machine's cores shared among its local ranks.
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -559,6 +605,13 @@ class Trial {
 };
 
 }  // namespace
+
+bool IsOutOfMemory(const std::exception& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  const std::string what = e.what();
+  return dynamic_cast<const c10::Error*>(&e) != nullptr &&
+         what.find("CUDA out of memory") != std::string::npos;
+}
 
 std::string CheckpointPath(const std::string& checkpoint_dir) {
   return (fs::path(checkpoint_dir) / "last.pt").string();

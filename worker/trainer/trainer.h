@@ -3,7 +3,10 @@
 // JSON-lines event stream. The only entry point into LibTorch for the binaries; it catches every
 // LibTorch exception and turns it into an exit code and a "failed" event.
 #include <atomic>
+#include <cstdint>
+#include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +26,16 @@ struct RunOptions {
   // world_size > 1: data-parallel over c10d (Gloo on CPU, NCCL on CUDA). Only rank 0 emits
   // events other than "failed" and writes checkpoints.
   DistributedOptions distributed;
+  // On CUDA, cap the caching allocator of this process at this many bytes of the GPU (LibTorch's
+  // per-process memory fraction); an allocation past it fails the trial as `resources`. nullopt:
+  // WRPN_GPU_MEMORY_BYTES from the environment (set by the worker from the trial's
+  // gpu_memory_gb); 0 = no cap. Ignored on the CPU.
+  std::optional<int64_t> gpu_memory_bytes;
 };
+
+// Whether `e` is LibTorch's out-of-memory error (c10::OutOfMemoryError, or a c10::Error saying
+// "CUDA out of memory"): the trial fails with FailureKind::kResources and kExitResources.
+bool IsOutOfMemory(const std::exception& e);
 
 // Trains `config` to the end (or until stopped) and returns the exit code.
 int RunTrial(const TrialConfig& config, const EventSink& sink, const RunOptions& options = {});

@@ -115,10 +115,11 @@ TEST_F(AgentTest, RegistersWithCapabilitiesAndRetriesUntilTheCoordinatorAnswers)
   ASSERT_EQ(r.gpus_size(), 1);
   EXPECT_EQ(r.gpus(0).name(), "H100");
   EXPECT_EQ(r.labels().at("zone"), "a");
-  // It asks for its free GPU plus its CPU slots.
+  // It reports its idle GPU and asks for as many leases as its GPU could hold (16 trials of
+  // 1/16) plus its CPU slots.
   ASSERT_FALSE(client_.acquires.empty());
   EXPECT_EQ(client_.acquires.back().free_gpus(), 1);
-  EXPECT_EQ(client_.acquires.back().max_trials(), 3);
+  EXPECT_EQ(client_.acquires.back().max_trials(), 18);
 }
 
 TEST_F(AgentTest, RunsALeaseAndReportsMetricsCheckpointsAndTheResult) {
@@ -311,7 +312,7 @@ TEST_F(AgentTest, EveryFailureKindTheTrainerReportsIsSentAsThatKind) {
   const std::pair<FailureKind, int> cases[] = {
       {FailureKind::kConfig, kExitBadConfig}, {FailureKind::kData, kExitDataError},
       {FailureKind::kRendezvous, kExitRendezvous}, {FailureKind::kInternal, kExitInternal},
-      {FailureKind::kInterrupted, kExitInterrupted}};
+      {FailureKind::kInterrupted, kExitInterrupted}, {FailureKind::kResources, kExitResources}};
   static_assert(std::size(cases) == kAllFailureKinds.size());
   for (const auto& [kind, code] : cases) {
     SCOPED_TRACE(std::string(FailureKindName(kind)));
@@ -957,6 +958,72 @@ TEST_F(AgentTest, AWholeGangLeaseStartsOneSlurmStepOverItsNodes) {
   Steps(5);
   ASSERT_EQ(client_.completions.size(), 1u);
   EXPECT_TRUE(client_.completions[0].has_result());
+}
+
+// Fractional GPUs (issue #19), fake GPU inventory: four 0.25 trials share GPU slot 0, each told
+// its device, share and memory cap; a fifth that would overfill it is refused like a real GPU
+// would refuse it; threads come from the trial's share of the cores.
+TEST_F(AgentTest, QuarterGpuTrialsShareOneGpuWithTheirShareInTheEnvironment) {
+  for (int i = 0; i < 2; ++i) {
+    pb::Gpu g;
+    g.set_index(4 + i);  // CUDA indices need not match the slots
+    options_.gpus.push_back(g);
+  }
+  options_.max_cpu_trials = 0;
+  for (int t = 40; t < 45; ++t) {
+    pb::Lease l = MakeLease(t);
+    l.set_gpu_share(0.25);
+    l.set_gpu_memory_bytes(2LL << 30);
+    l.add_gpu_slots(1);
+    l.set_trial_config_json(R"({"network":"lenet5","epochs":3,"device":"cuda"})");
+    client_.leases.push_back(l);
+  }
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 4u) << "the fifth lease would put 1.25 on GPU slot 1";
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& env = launcher_.at(i)->spec.env;
+    EXPECT_EQ(env.at("CUDA_VISIBLE_DEVICES"), "5");
+    EXPECT_EQ(env.at("WRPN_GPU_SHARE"), "0.25");
+    EXPECT_EQ(env.at("WRPN_GPU_MEMORY_BYTES"), std::to_string(2LL << 30));
+    EXPECT_EQ(env.count("CUDA_MPS_PIPE_DIRECTORY"), 0u) << "no MPS unless --mps";
+    json cfg = ConfigOf(*launcher_.at(i));
+    EXPECT_EQ(cfg["device"], "cuda");
+    EXPECT_EQ(cfg["threads"], 1) << "8 cores x 0.25 of one of 2 GPUs";
+    EXPECT_EQ(cfg["cpu_cores"], 1);
+  }
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 1u);
+  EXPECT_EQ(client_.completions[0].lease().lease_id(), MakeLease(44).lease_id());
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("GPU slot 1 has 0 of its share free; the trial needs 0.25"));
+  // GPU slot 0 is idle, slot 1 full: one idle GPU, 16 sixteenths wanted.
+  Steps(15);
+  EXPECT_EQ(client_.acquires.back().free_gpus(), 1);
+  EXPECT_EQ(client_.acquires.back().max_trials(), 16);
+  launcher_.at(0)->Print(R"({"event":"finished","top1":70})");
+  launcher_.at(0)->ExitWith(0);
+  Steps(15);
+  EXPECT_EQ(client_.acquires.back().max_trials(), 20) << "slot 1 has 0.25 free again: 4 more";
+}
+
+TEST_F(AgentTest, AnOlderCoordinatorsFractionGoesToTheFullestGpuItFits) {
+  for (int i = 0; i < 2; ++i) {
+    pb::Gpu g;
+    g.set_index(i);
+    options_.gpus.push_back(g);
+  }
+  pb::Lease half = MakeLease(50), quarter = MakeLease(51), whole = MakeLease(52);
+  half.set_gpu_share(0.5);
+  quarter.set_gpu_share(0.25);
+  whole.set_gpus_per_node(1);
+  client_.leases = {half, quarter, whole};
+  agent().Step();
+  ASSERT_EQ(launcher_.count(), 3u);
+  EXPECT_EQ(launcher_.at(0)->spec.env.at("CUDA_VISIBLE_DEVICES"), "0");
+  EXPECT_EQ(launcher_.at(1)->spec.env.at("CUDA_VISIBLE_DEVICES"), "0") << "packed with the half";
+  EXPECT_EQ(launcher_.at(2)->spec.env.at("CUDA_VISIBLE_DEVICES"), "1");
+  EXPECT_EQ(launcher_.at(2)->spec.env.at("WRPN_GPU_SHARE"), "1");
+  EXPECT_EQ(launcher_.at(2)->spec.env.count("WRPN_GPU_MEMORY_BYTES"), 0u);
 }
 
 }  // namespace

@@ -2,6 +2,10 @@
 // GPUs -> ranks, GPUs, folders, the typed trial config and each rank's process, or the failure.
 #include "worker/agent/attempt_plan.h"
 
+#include "common/gpu_share.h"
+
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -28,13 +32,22 @@ class AttemptPlanTest : public testing::Test {
     lease_.set_attempt(2);
     lease_.set_trial_config_json(R"({"network":"lenet5","epochs":3})");
   }
+  // The worker's GPU slots with all but `free_gpus` held by whole-GPU trials.
+  GpuSlots Slots(const std::vector<int>& free_gpus) const {
+    GpuSlots slots(options_.gpus.size());
+    for (int g = 0; g < static_cast<int>(options_.gpus.size()); ++g) {
+      if (std::find(free_gpus.begin(), free_gpus.end(), g) == free_gpus.end())
+        slots.Hold({g}, kGpuShareUnits);
+    }
+    return slots;
+  }
   AttemptPlan Plan(const std::vector<int>& free_gpus = {}) {
-    auto p = PlanAttempt(lease_, options_, free_gpus);
+    auto p = PlanAttempt(lease_, options_, Slots(free_gpus));
     EXPECT_TRUE(std::holds_alternative<AttemptPlan>(p)) << std::get<FailedEvent>(p).reason;
     return std::holds_alternative<AttemptPlan>(p) ? std::get<AttemptPlan>(p) : AttemptPlan{};
   }
   FailedEvent Refused(const std::vector<int>& free_gpus = {}) {
-    auto p = PlanAttempt(lease_, options_, free_gpus);
+    auto p = PlanAttempt(lease_, options_, Slots(free_gpus));
     EXPECT_TRUE(std::holds_alternative<FailedEvent>(p));
     return std::holds_alternative<FailedEvent>(p) ? std::get<FailedEvent>(p) : FailedEvent{};
   }
@@ -83,7 +96,7 @@ TEST_F(AttemptPlanTest, AGpuTrialTakesTheFirstFreeGpusOrIsRefused) {
   EXPECT_EQ(s.env.at("MASTER_PORT"), "29500");
   const FailedEvent f = Refused({3});
   EXPECT_EQ(f.kind, FailureKind::kInternal);
-  EXPECT_EQ(f.reason, "worker box has 1 free GPUs, the trial needs 2");
+  EXPECT_EQ(f.reason, "worker box: 1 of this worker's 4 GPUs are idle; the trial needs 2");
 }
 
 TEST_F(AttemptPlanTest, BadConfigsAreConfigFailuresNamingTheField) {

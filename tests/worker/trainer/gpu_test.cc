@@ -181,5 +181,42 @@ TEST_F(Gpu, CheckpointsMoveBetweenCudaAndCpu) {
   fs::remove_all(dir);
 }
 
+// gpu_memory_gb (issue #19): a cap far below what the trial needs fails it as `resources`
+// (exit 6) naming the cap; a roomy cap lets it finish. The cap is LibTorch's per-process memory
+// fraction, so each test runs its trial in a child process (the fraction cannot be undone).
+TEST_F(Gpu, AGpuMemoryCapTooSmallFailsTheTrialAsResources) {
+  const fs::path dir = fs::temp_directory_path() / ("wrpn_gpu_cap_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto run_capped = [&](int64_t cap, const std::string& sub, int width) {
+    TrialConfig c = Tiny("cuda:0", (dir / sub).string());
+    c.width = width;
+    c.batch_size = 256;
+    c.dataset.train_size = 1024;
+    RunOptions o;
+    o.gpu_memory_bytes = cap;
+    std::string last;
+    const int code = RunTrial(c, [&](const nlohmann::json& e) { last = e.dump(); }, o);
+    std::cerr << "capped run: " << last << "\n";
+    return std::make_pair(code, last);
+  };
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const auto r = run_capped(8LL << 20, "small", 4);  // 8 MiB
+        const bool ok = r.first == kExitResources &&
+                        r.second.find("\"resources\"") != std::string::npos &&
+                        r.second.find("resources.gpu_memory_gb") != std::string::npos;
+        std::_Exit(ok ? 0 : 100 + r.first);
+      },
+      testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        const auto r = run_capped(4LL << 30, "roomy", 1);  // 4 GiB
+        std::_Exit(r.first == kExitOk ? 0 : 100 + r.first);
+      },
+      testing::ExitedWithCode(0), "");
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace wrpn::trainer

@@ -277,5 +277,15 @@ TEST_F(TrainerTest, DescribeMeasurePrintsModelsAndMeasurement) {
   EXPECT_EQ(RunBinary("describe --network lenet5 --measure --device tpu").rc, kExitBadConfig);
 }
 
+// A GPU out-of-memory is a `resources` failure; other LibTorch errors are not (issue #19). The
+// memory cap is ignored on the CPU.
+TEST(TrainerErrorsTest, OutOfMemoryIsRecognised) {
+  const c10::SourceLocation here{__func__, __FILE__, static_cast<uint32_t>(__LINE__)};
+  EXPECT_TRUE(IsOutOfMemory(c10::OutOfMemoryError(here, "CUDA out of memory. Tried to allocate 2 GiB")));
+  EXPECT_TRUE(IsOutOfMemory(c10::Error(here, "CUDA out of memory. Tried to allocate 2 GiB")));
+  EXPECT_FALSE(IsOutOfMemory(c10::Error(here, "shape mismatch")));
+  EXPECT_FALSE(IsOutOfMemory(std::runtime_error("CUDA out of memory")));
+}
+
 }  // namespace
 }  // namespace wrpn::trainer
