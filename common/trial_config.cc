@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 #include "common/status.h"
 
 namespace wrpn {
@@ -76,6 +77,27 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
+// The quantization scheme and the FP32 initialisation (docs/recipe.md).
+absl::Status ValidateSchemeFields(const TrialConfig& c) {
+  const auto scheme = ParseQuantScheme(c.scheme);
+  if (!scheme) {
+    return Invalid("scheme", absl::StrCat("unknown scheme '", c.scheme, "' (known: ",
+                                          absl::StrJoin(KnownQuantSchemes(), ", "), ")"));
+  }
+  if (c.weight_scale > 0 && *scheme != QuantScheme::kWrpn) {
+    return Invalid("weight_scale", absl::StrCat("is a rule of the wrpn scheme's weight quantizer; ",
+                                                "scheme ", c.scheme, " sets its own range"));
+  }
+  if (!c.init_from.empty() && c.init_from != kInitFromFp32) {
+    return Invalid("init_from", absl::StrCat("must be empty or '", kInitFromFp32, "', got '",
+                                             c.init_from, "'"));
+  }
+  if (!c.init_checkpoint.empty() && c.init_from.empty()) {
+    return Invalid("init_checkpoint", "needs init_from: fp32");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TrialConfig> TrialConfigFromJson(const json& j) {
@@ -123,6 +145,9 @@ absl::StatusOr<TrialConfig> TrialConfigFromJson(const json& j) {
       {"stop_after_epochs", Int("stop_after_epochs", &c.stop_after_epochs)},
       {"weight_scale", Num("weight_scale", &c.weight_scale)},
       {"cpu_cores", Int("cpu_cores", &c.cpu_cores)},
+      {"scheme", Str("scheme", &c.scheme)},
+      {"init_from", Str("init_from", &c.init_from)},
+      {"init_checkpoint", Str("init_checkpoint", &c.init_checkpoint)},
   };
   RETURN_IF_ERROR(ApplyObject(j, "", setters));
   RETURN_IF_ERROR(ValidateTrialConfig(c));
@@ -177,7 +202,10 @@ json TrialConfigToJson(const TrialConfig& c) {
               {"resume", c.resume},
               {"stop_after_epochs", c.stop_after_epochs},
               {"weight_scale", c.weight_scale},
-              {"cpu_cores", c.cpu_cores}};
+              {"cpu_cores", c.cpu_cores},
+              {"scheme", c.scheme},
+              {"init_from", c.init_from},
+              {"init_checkpoint", c.init_checkpoint}};
 }
 
 absl::Status ValidateTrialConfig(const TrialConfig& c) {
@@ -279,6 +307,7 @@ absl::Status ValidateTrialConfig(const TrialConfig& c) {
   if (!(c.weight_scale >= 0) || !std::isfinite(c.weight_scale)) {
     return Invalid("weight_scale", absl::StrCat("must be >= 0, got ", c.weight_scale));
   }
+  RETURN_IF_ERROR(ValidateSchemeFields(c));
   return absl::OkStatus();
 }
 

@@ -55,6 +55,9 @@ struct TrialConfig {
   int stop_after_epochs = 0;   // > 0: checkpoint and exit "interrupted" after this many epochs
   double weight_scale = 0;     // recipe: static per-layer quantizer scale (0 = default rule)
   int cpu_cores = 0;           // cores this rank was given (the agent sets it); 0 = cores / local ranks
+  std::string scheme = "wrpn";  // quantizers: wrpn | lsq | pact | dorefa (common/quant_scheme.h)
+  std::string init_from;        // "" | fp32: start from init_checkpoint (a quantized trial only)
+  std::string init_checkpoint;  // the FP32 trial's final checkpoint (the agent sets it)
 };
 
 // Parses and validates a trial config; unknown keys are errors. Every error names the field.

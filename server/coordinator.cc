@@ -208,6 +208,8 @@ absl::Status Coordinator::LoadLocked() {
   held_.clear();
   workers_.clear();
   scheduler_ = std::make_unique<PriorityScheduler>();
+  init_deps_ = InitDependencies();
+  init_parked_.clear();
   const Steady now = clock_->SteadyNow();
   for (auto& s : snap.sweeps) {
     next_sweep_id_ = std::max(next_sweep_id_, s.id + 1);
@@ -251,6 +253,7 @@ absl::Status Coordinator::LoadLocked() {
     }
     it->second.attempts.push_back(std::move(a));
   }
+  for (const auto& [id, s] : sweeps_) IndexInitDependenciesLocked(s);
   const int64_t now_ms = NowMs();
   for (auto& [id, t] : trials_) {
     if (t.rec.state != TrialState::kQueued) continue;
@@ -356,6 +359,7 @@ std::string Coordinator::PendingReason(const TrialRecord& t) const {
     return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
                            std::max(0.0, std::ceil(s)));
   }
+  if (std::string why = InitPendingReason(t); !why.empty()) return why;
   std::string why = scheduler_->Unplaceable(QueuedOf(t), WorkerViews("", 0, false));
   if (!why.empty()) return why;
   return "waiting for a free worker";
@@ -381,12 +385,13 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
   }
   if (!spec.ok()) return spec.status();
   pb::SubmitSweepResponse resp;
-  resp.set_trial_count(CountTrials(*spec));
+  // Expansion, configs and costs are computed before taking the lock: a 100,000-trial sweep
+  // must not stall heartbeats for long. init_from: fp32 adds the FP32 trials it lacks.
+  std::vector<TrialPoint> points = ExpandSweep(*spec);
+  for (TrialPoint& p : MissingFp32Points(*spec, points)) points.push_back(std::move(p));
+  resp.set_trial_count(static_cast<int64_t>(points.size()));
   if (req.dry_run()) return resp;
 
-  // Expansion, configs and costs are computed before taking the lock: a 100,000-trial sweep
-  // must not stall heartbeats for long.
-  const std::vector<TrialPoint> points = ExpandSweep(*spec);
   std::map<std::tuple<std::string, double, int, int>, CostReport> costs;
   Mutation m;
   m.op = "submit";
@@ -400,6 +405,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     t.wbits = p.wbits;
     t.abits = p.abits;
     t.seed = p.seed;
+    t.scheme = p.scheme;
     t.config_json = TrialConfigJson(*spec, p).dump();
     t.gpus_per_node = spec->resources.gpus_per_node;
     t.nodes = spec->resources.nodes;
@@ -445,6 +451,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     SetTrial(t);
     scheduler_->Enqueue(QueuedOf(t));
   }
+  IndexInitDependenciesLocked(se);
   resp.set_sweep_id(s.id);
   return resp;
 }
@@ -594,6 +601,7 @@ pb::Trial Coordinator::TrialMessage(const TrialEntry& e) const {
   m.set_trial_config_json(t.config_json);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
+  m.set_scheme(t.scheme);
   if (t.state == TrialState::kRunning && !e.attempts.empty() &&
       !e.attempts.back().lease_ids.empty()) {
     auto lit = leases_.find(e.attempts.back().lease_ids[0]);
@@ -1001,6 +1009,7 @@ pb::Lease Coordinator::LeaseMessage(const LeaseEntry& l, const TrialEntry& t) co
   m.set_resume_epoch(a.resume_epoch);
   m.set_gpus_per_node(t.rec.gpus_per_node);
   m.set_lease_ttl_ms(options_.lease_ttl.count());
+  SetInitLeaseFields(t, m);
   if (t.rec.nodes > 1) {
     pb::Rendezvous* r = m.mutable_rendezvous();
     const auto& rank0 = workers_.find(a.worker_ids[0]);
@@ -1065,6 +1074,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
     auto a = scheduler_->Next(req.worker_id(),
                               WorkerViews(req.worker_id(), req.free_gpus(), has_gpus));
     if (!a) break;
+    if (!InitGateOpenLocked(a->trial_id, m)) continue;
     TrialEntry& t = trials_.at(a->trial_id);
     TrialRecord r = t.rec;
     r.state = TrialState::kRunning;
@@ -1388,6 +1398,7 @@ void Coordinator::EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome,
     }
   }
   SetTrial(r);
+  if (Terminal(r.state)) InitSourceEndedLocked(r, m);
   const std::chrono::milliseconds delay =
       r.state == TrialState::kQueued ? RetryDelay(t) : std::chrono::milliseconds(0);
   if (r.state == TrialState::kQueued) QueueLocked(r, clock_->SteadyNow() + delay);

@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "server/init_dependencies.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/store.h"
@@ -173,6 +174,15 @@ class Coordinator {
   pb::Worker WorkerMessage(const WorkerEntry& w) const;
   std::string PendingReason(const TrialRecord& t) const;
   void CollectMetrics();
+  // recipe.init_from: fp32 (server/init_from_gate.cc).
+  void IndexInitDependenciesLocked(const SweepEntry& s);
+  // Whether a trial the scheduler picked may be leased; if not it is parked or failed.
+  bool InitGateOpenLocked(int64_t trial_id, Mutation& m);
+  // After `source` ended: its parked dependents are queued again, or failed.
+  void InitSourceEndedLocked(const TrialRecord& source, Mutation& m);
+  void FailInitDependentLocked(TrialEntry& t, const std::string& reason, Mutation& m);
+  std::string InitPendingReason(const TrialRecord& t) const;  // "" = not waiting on one
+  void SetInitLeaseFields(const TrialEntry& t, pb::Lease& m) const;
 
   Store* const store_;
   const Clock* const clock_;
@@ -189,6 +199,8 @@ class Coordinator {
   std::set<std::pair<Steady, int64_t>> held_;
   std::map<std::string, WorkerEntry> workers_;
   std::unique_ptr<Scheduler> scheduler_;
+  InitDependencies init_deps_;
+  std::set<int64_t> init_parked_;  // queued dependents held out of the scheduler for their source
   std::deque<EventRecord> recent_events_;  // newest last, bounded
   int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
   int64_t next_worker_ = 1;

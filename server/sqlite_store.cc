@@ -78,6 +78,10 @@ UPDATE attempts SET failure_kind = CASE
     WHEN reason LIKE 'rendezvous:%' THEN 3 WHEN reason LIKE 'interrupted:%' THEN 5 ELSE 4 END
   WHERE outcome = 3;
 )sql",
+      // 3: the trial's quantization scheme (common/quant_scheme.h); earlier trials were wrpn's.
+      R"sql(
+ALTER TABLE trials ADD COLUMN scheme TEXT NOT NULL DEFAULT 'wrpn';
+)sql",
   };
   return m;
 }
@@ -195,9 +199,9 @@ struct SqliteStore::Statements {
         upsert_trial(db, R"(INSERT INTO trials(id, sweep_id, idx, network, width, wbits, abits,
             seed, state, attempts, retry_base, error, checkpoint_path, checkpoint_epoch, best_top1,
             final_top1, final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32,
-            queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes)
+            queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, scheme)
             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
-                   ?23,?24,?25,?26,?27)
+                   ?23,?24,?25,?26,?27,?28)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,
             retry_base=excluded.retry_base, error=excluded.error,
             checkpoint_path=excluded.checkpoint_path, checkpoint_epoch=excluded.checkpoint_epoch,
@@ -395,7 +399,7 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(19, t.fma_ratio).Bind(20, t.cost_uniform)
                         .Bind(21, t.cost_first_last_fp32).Bind(22, t.queued_ms)
                         .Bind(23, t.started_ms).Bind(24, t.finished_ms).Bind(25, t.config_json)
-                        .Bind(26, t.gpus_per_node).Bind(27, t.nodes).Run());
+                        .Bind(26, t.gpus_per_node).Bind(27, t.nodes).Bind(28, t.scheme).Run());
   }
   for (const auto& a : m.attempts) {
     RETURN_IF_ERROR(st_->upsert_attempt.Bind(1, a.trial_id).Bind(2, a.attempt)
@@ -451,7 +455,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
     Stmt q(db_, "SELECT id, sweep_id, idx, network, width, wbits, abits, seed, state, attempts, "
                 "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
                 "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
-                "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes "
+                "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, scheme "
                 "FROM trials ORDER BY id");
     RETURN_IF_ERROR(q.error());
     for (;;) {
@@ -470,6 +474,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
       t.cost_first_last_fp32 = q.Double(20), t.queued_ms = q.Int(21), t.started_ms = q.Int(22);
       t.finished_ms = q.Int(23), t.config_json = q.Text(24);
       t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
+      t.scheme = q.Text(27);
       s.trials.push_back(std::move(t));
     }
   }

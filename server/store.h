@@ -62,6 +62,7 @@ struct TrialRecord {
   std::string config_json;
   int gpus_per_node = 0;
   int nodes = 1;
+  std::string scheme = "wrpn";  // quantization scheme (common/quant_scheme.h)
   bool operator==(const TrialRecord&) const = default;
 };
 

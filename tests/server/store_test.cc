@@ -254,7 +254,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 2);
+    EXPECT_EQ((*s)->schema_version(), 3);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -268,6 +268,55 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   ASSERT_EQ(snap->trials.size(), 1u);
   EXPECT_EQ(snap->trials[0], Trial(9, 5));
   EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
+}
+
+// Migration 3 adds the trial's scheme: trials stored before it were wrpn's; new ones keep theirs.
+TEST(SqliteStoreTest, MigrationThreeGivesEarlierTrialsTheWrpnScheme) {
+  const std::string path = TempDb("migrate3");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    TrialRecord lsq = Trial(10, 5);
+    lsq.index = 1;
+    lsq.scheme = "lsq";
+    m.trials = {Trial(9, 5), lsq};
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  {  // back to schema 2 for trial 9
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql = R"sql(
+      ALTER TABLE trials DROP COLUMN scheme;
+      DELETE FROM schema_migrations WHERE version = 3;)sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 3);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->trials.size(), 2u);
+  EXPECT_EQ(snap->trials[0].scheme, "wrpn");
+  EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 3
+}
+
+TEST(SqliteStoreTest, TrialsKeepTheirScheme) {
+  auto s = SqliteStore::Open(TempDb("scheme"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  Mutation m;
+  m.sweeps.push_back(Sweep(5));
+  TrialRecord t = Trial(9, 5);
+  t.scheme = "pact";
+  m.trials = {t};
+  ASSERT_TRUE((*s)->Apply(m).ok());
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0], t);
 }
 
 // Migration 2 gives attempts that failed under schema 1 the kind their reason starts with.
@@ -297,7 +346,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 2);
+  EXPECT_EQ((*s)->schema_version(), 3);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->attempts.size(), 4u);

@@ -537,6 +537,14 @@ void Agent::Start(const pb::Lease& lease) {
                        " is not readable here; starting from epoch 0"));
     }
   }
+  if (!lease.init_checkpoint().empty()) {  // recipe.init_from: fp32
+    if (absl::Status st = CheckPathUnderRoots("init_checkpoint", lease.init_checkpoint(), {checkpoint_root_});
+        !st.ok()) {
+      Fail(r, FailureKind::kConfig, std::string(st.message()));
+      return;
+    }
+    config["init_checkpoint"] = lease.init_checkpoint();
+  }
   if (!options_.data_dir.empty() && config.contains("dataset") && config["dataset"].is_object()) {
     json& d = config["dataset"];
     const std::string kind = d.value("kind", std::string("fashion_mnist"));
@@ -903,7 +911,7 @@ void Agent::TryComplete(RunState& r) {
                      success ? "" : r.completion->failure().reason()));
     Note(r, success ? "reported success\n" : "reported failure\n");
     WriteLogs(r);
-    if (success && !options_.keep_checkpoints) {
+    if (success && !options_.keep_checkpoints && !r.lease.keep_checkpoint()) {
       std::error_code ec;
       fs::remove_all(fs::path(checkpoint_root_) / absl::StrCat("trial-", r.lease.trial_id()), ec);
     }
