@@ -335,7 +335,8 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* sql = R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
-      DELETE FROM schema_migrations WHERE version = 2;
+      ALTER TABLE trials DROP COLUMN scheme;
+      DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
       INSERT INTO attempts VALUES(9, 2, 2, 3, '[]', '[]', 3, 4, 'interrupted: worker w shutting down', '', 0);
       INSERT INTO attempts VALUES(9, 3, 3, 3, '[]', '[]', 5, 6, 'trial failed (no reason given)', '', 0);
