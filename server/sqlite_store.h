@@ -3,6 +3,7 @@
 // committed transaction survives a process crash; a power loss may drop the last ones). Numbered
 // schema migrations are applied at Open. Owns the connection and its prepared statements; not
 // thread-safe (the coordinator serialises calls).
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -50,6 +51,8 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   std::unique_ptr<Statements> st_;
   int schema_version_ = 0;
+  // The id of the next metric point (ids order a trial's points); a rolled-back Apply leaves a gap.
+  int64_t next_metric_id_ = 1;
 };
 
 }  // namespace wrpn::server

@@ -254,7 +254,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 3);
+    EXPECT_EQ((*s)->schema_version(), 4);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -270,8 +270,8 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
 }
 
-// Migration 3 adds the trial's scheme: trials stored before it were wrpn's; new ones keep theirs.
-TEST(SqliteStoreTest, MigrationThreeGivesEarlierTrialsTheWrpnScheme) {
+// Migration 4 adds the trial's scheme: trials stored before it were wrpn's; new ones keep theirs.
+TEST(SqliteStoreTest, MigrationFourGivesEarlierTrialsTheWrpnScheme) {
   const std::string path = TempDb("migrate3");
   {
     auto s = SqliteStore::Open(path);
@@ -284,24 +284,24 @@ TEST(SqliteStoreTest, MigrationThreeGivesEarlierTrialsTheWrpnScheme) {
     m.trials = {Trial(9, 5), lsq};
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
-  {  // back to schema 2 for trial 9
+  {  // back to schema 3
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* sql = R"sql(
       ALTER TABLE trials DROP COLUMN scheme;
-      DELETE FROM schema_migrations WHERE version = 3;)sql";
+      DELETE FROM schema_migrations WHERE version = 4;)sql";
     char* err = nullptr;
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
     sqlite3_close(db);
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 3);
+  EXPECT_EQ((*s)->schema_version(), 4);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->trials.size(), 2u);
   EXPECT_EQ(snap->trials[0].scheme, "wrpn");
-  EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 3
+  EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 4
 }
 
 TEST(SqliteStoreTest, TrialsKeepTheirScheme) {
@@ -336,6 +336,12 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     const char* sql = R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
       ALTER TABLE trials DROP COLUMN scheme;
+      DROP TABLE metrics;
+      CREATE TABLE metrics(
+        id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
+        attempt INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+        wall_ms INTEGER NOT NULL);
+      CREATE INDEX metrics_trial ON metrics(trial_id, name);
       DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
       INSERT INTO attempts VALUES(9, 2, 2, 3, '[]', '[]', 3, 4, 'interrupted: worker w shutting down', '', 0);
@@ -347,7 +353,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 3);
+  EXPECT_EQ((*s)->schema_version(), 4);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->attempts.size(), 4u);
@@ -355,6 +361,59 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   EXPECT_EQ(snap->attempts[1].failure_kind, FailureKind::kInterrupted);
   EXPECT_EQ(snap->attempts[2].failure_kind, FailureKind::kInternal);
   EXPECT_EQ(snap->attempts[3].failure_kind, std::nullopt) << "only failed attempts have a kind";
+}
+
+// Migration 3 moves the metric points of schema 2 (rowid table + index) into the table clustered
+// by trial, keeping every point and its order; points stored afterwards come after them.
+TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
+  const std::string path = TempDb("migrate3");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    m.trials.push_back(Trial(10, 5));
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  {  // back to schema 2, with points written by a coordinator of that schema
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql = R"sql(
+      DROP TABLE metrics;
+      CREATE TABLE metrics(
+        id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
+        attempt INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+        wall_ms INTEGER NOT NULL);
+      CREATE INDEX metrics_trial ON metrics(trial_id, name);
+      ALTER TABLE trials DROP COLUMN scheme;
+      DELETE FROM schema_migrations WHERE version >= 3;
+      INSERT INTO metrics VALUES(1, 9, 1, 'top1', 1, 10.0, 100);
+      INSERT INTO metrics VALUES(2, 10, 1, 'top1', 1, 20.0, 101);
+      INSERT INTO metrics VALUES(3, 9, 1, 'train_loss', 1, 2.5, 102);
+      INSERT INTO metrics VALUES(7, 9, 2, 'top1', 2, 30.0, 103);)sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 4);
+  Mutation m;
+  m.metrics.push_back({9, 2, "top1", 3, 40.0, 104});
+  ASSERT_TRUE((*s)->Apply(m).ok());
+  auto all = (*s)->Metrics(9, "");
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::vector<double> values;
+  for (const auto& p : *all) values.push_back(p.value);
+  EXPECT_EQ(values, (std::vector<double>{10.0, 2.5, 30.0, 40.0}));
+  auto top1 = (*s)->Metrics(9, "top1");
+  ASSERT_TRUE(top1.ok());
+  ASSERT_EQ(top1->size(), 3u);
+  EXPECT_EQ((*top1)[2].step, 3);
+  EXPECT_EQ((*top1)[2].attempt, 2);
+  EXPECT_EQ((*s)->Metrics(10, "top1")->size(), 1u);
+  EXPECT_EQ((*s)->Load()->metric_count, 5);
 }
 
 // A process SIGKILLed inside Apply (common/crash_point.h) loses exactly the uncommitted
