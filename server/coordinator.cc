@@ -18,6 +18,8 @@
 #include "common/sweep_spec.h"
 #include "common/trainer_protocol.h"
 #include "common/worker_labels.h"
+#include "server/grid_builder.h"
+#include "server/paper_tables.h"
 #include "server/validate.h"  // FailureKindOf
 #include "nlohmann/json.hpp"
 
@@ -37,14 +39,6 @@ bool Terminal(TrialState s) {
   return s == TrialState::kSucceeded || s == TrialState::kFailed || s == TrialState::kCancelled;
 }
 
-std::string Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 absl::StatusOr<int> PageSize(int requested) {
   if (requested < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", requested, " must be >= 0"));
@@ -59,48 +53,6 @@ absl::StatusOr<int64_t> PageToken(const std::string& token) {
     return absl::InvalidArgumentError(absl::StrCat("page_token: '", token, "' is not valid"));
   }
   return v;
-}
-
-// Parses the paper's tables file into per-cell values.
-absl::StatusOr<PaperTables> ParsePaperTables(const std::string& text) {
-  json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("tables")) {
-    return absl::InvalidArgumentError("paper tables: not a JSON object with \"tables\"");
-  }
-  PaperTables out;
-  out.json = text;
-  out.version = Fnv1a(text);
-  std::vector<int> axis = doc.value("bits_axis", std::vector<int>{32, 8, 4, 2, 1});
-  auto opt = [](const json& v) -> std::optional<double> {
-    if (v.is_number()) return v.get<double>();
-    return std::nullopt;
-  };
-  for (const json& t : doc["tables"]) {
-    const std::string id = t.value("id", "");
-    const std::string net = t.value("network", "");
-    const double width = t.contains("width") ? t["width"].get<double>() : 1.0;
-    for (const char* field : {"top1", "cost"}) {
-      if (!t.contains(field) || !t[field].is_object()) continue;
-      for (auto row = t[field].begin(); row != t[field].end(); ++row) {
-        int wbits = std::stoi(row.key());
-        for (size_t i = 0; i < row.value().size() && i < axis.size(); ++i) {
-          auto v = opt(row.value()[i]);
-          if (!v) continue;
-          PaperValueRecord p{id, net, width, wbits, axis[i], std::nullopt, std::nullopt};
-          (std::string(field) == "top1" ? p.top1 : p.cost) = v;
-          out.values.push_back(p);
-        }
-      }
-    }
-    if (t.contains("rows")) {
-      for (const json& r : t["rows"]) {
-        out.values.push_back({id, net, r.value("width", 1.0), r.value("wbits", 32),
-                              r.value("abits", 32), opt(r.value("top1", json())),
-                              opt(r.value("cost", json()))});
-      }
-    }
-  }
-  return out;
 }
 
 pb::TrialEvent EventMessage(const EventRecord& e) {
@@ -196,6 +148,7 @@ absl::Status Coordinator::LoadPaperTables() {
     RETURN_IF_ERROR(store_->PutPaperTables(*parsed));
   }
   ASSIGN_OR_RETURN(paper_, store_->GetPaperTables());
+  paper_index_ = PaperIndex(paper_);
   return absl::OkStatus();
 }
 
@@ -694,123 +647,20 @@ absl::StatusOr<pb::GetTrialMetricsResponse> Coordinator::GetTrialMetrics(
 }
 
 absl::StatusOr<pb::GetGridResponse> Coordinator::GetGrid(const pb::GetGridRequest& req) {
+  ASSIGN_OR_RETURN(const PaperRef ref, ParsePaperRef(req.paper_ref()));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sweeps_.find(req.sweep_id());
   if (it == sweeps_.end()) return absl::NotFoundError(absl::StrCat("sweep ", req.sweep_id()));
-  pb::GetGridResponse resp;
-  resp.set_sweep_id(req.sweep_id());
-  for (int b : {32, 8, 4, 2, 1}) resp.add_bits_axis(b);
-  std::map<std::tuple<std::string, double, int, int>, std::vector<const TrialRecord*>> cells;
-  std::vector<std::tuple<std::string, double, int, int>> order;
-  for (int64_t id : it->second.trial_ids) {
-    const TrialRecord& t = trials_.at(id).rec;
-    auto key = std::make_tuple(t.network, t.width, t.wbits, t.abits);
-    auto& v = cells[key];
-    if (v.empty()) order.push_back(key);
-    v.push_back(&t);
-  }
-  std::set<std::string> networks;
-  for (const auto& key : order) {
-    const auto& trials = cells[key];
-    pb::GridCell* c = resp.add_cells();
-    const TrialRecord& first = *trials.front();
-    networks.insert(first.network);
-    c->set_network(first.network);
-    c->set_width(first.width);
-    c->set_wbits(first.wbits);
-    c->set_abits(first.abits);
-    c->set_fma_ratio(first.fma_ratio);
-    c->set_cost_uniform(first.cost_uniform);
-    c->set_cost_first_last_fp32(first.cost_first_last_fp32);
-    c->set_trial_id(first.id);
-    std::vector<double> finals, bests, top5s;
-    bool any[6] = {false, false, false, false, false, false};
-    for (const TrialRecord* t : trials) {
-      any[static_cast<int>(t->state)] = true;
-      pb::SeedResult* s = c->add_seeds();
-      s->set_seed(t->seed);
-      s->set_trial_id(t->id);
-      s->set_state(static_cast<pb::TrialState>(t->state));
-      if (t->best_top1) s->set_best_top1(*t->best_top1), bests.push_back(*t->best_top1);
-      if (t->final_top1) s->set_final_top1(*t->final_top1), finals.push_back(*t->final_top1);
-      if (t->final_top5) s->set_final_top5(*t->final_top5), top5s.push_back(*t->final_top5);
-    }
-    pb::TrialState state = pb::TRIAL_SUCCEEDED;
-    if (any[2]) state = pb::TRIAL_RUNNING;
-    else if (any[1]) state = pb::TRIAL_QUEUED;
-    else if (any[4]) state = pb::TRIAL_FAILED;
-    else if (any[5]) state = pb::TRIAL_CANCELLED;
-    c->set_state(state);
-    auto mean = [](const std::vector<double>& v) {
-      double s = 0;
-      for (double x : v) s += x;
-      return s / static_cast<double>(v.size());
-    };
-    if (!bests.empty()) c->set_best_top1(mean(bests));
-    if (!top5s.empty()) c->set_final_top5(mean(top5s));
-    if (!finals.empty()) {
-      const double mu = mean(finals);
-      c->set_final_top1(mu);
-      double var = 0;
-      for (double x : finals) var += (x - mu) * (x - mu);
-      // One seed has no spread: the field stays unset (absent/null), not 0.
-      if (finals.size() > 1) c->set_final_top1_std(std::sqrt(var / (finals.size() - 1)));
-    }
-    for (const PaperValueRecord& p : paper_.values) {
-      if (p.network != first.network || p.width != first.width || p.wbits != first.wbits ||
-          p.abits != first.abits)
-        continue;
-      if (p.top1 && !c->has_paper_top1()) {
-        c->set_paper_top1(*p.top1);
-        c->set_paper_table(p.table);
-      }
-      if (p.cost && !c->has_paper_cost()) c->set_paper_cost(*p.cost);
-    }
-  }
-  for (const PaperValueRecord& p : paper_.values) {
-    if (p.top1 && networks.count(p.network) && p.width == 1 && p.wbits == 32 && p.abits == 32) {
-      networks.erase(p.network);
-      pb::PaperBaseline* b = resp.add_baselines();
-      b->set_network(p.network);
-      b->set_top1(*p.top1);
-      b->set_table(p.table);
-    }
-  }
-  return resp;
+  std::vector<const TrialRecord*> trials;
+  trials.reserve(it->second.trial_ids.size());
+  for (int64_t id : it->second.trial_ids) trials.push_back(&trials_.at(id).rec);
+  return BuildGrid(req.sweep_id(), trials, paper_index_, ref);
 }
 
 absl::StatusOr<pb::GetPaperTablesResponse> Coordinator::GetPaperTables(
     const pb::GetPaperTablesRequest&) {
   std::lock_guard<std::mutex> lock(mu_);
-  pb::GetPaperTablesResponse resp;
-  if (paper_.version.empty()) {
-    return absl::FailedPreconditionError("no paper tables loaded (start with --paper-tables)");
-  }
-  json doc = json::parse(paper_.json, nullptr, false);
-  if (doc.is_object()) {
-    resp.set_source(doc.value("source", ""));
-    for (int b : doc.value("bits_axis", std::vector<int>{})) resp.add_bits_axis(b);
-  }
-  std::set<std::string> seen;
-  for (const PaperValueRecord& p : paper_.values) {
-    pb::PaperValue* v = resp.add_values();
-    v->set_table(p.table);
-    v->set_network(p.network);
-    v->set_width(p.width);
-    v->set_wbits(p.wbits);
-    v->set_abits(p.abits);
-    if (p.top1) v->set_top1(*p.top1);
-    if (p.cost) v->set_cost(*p.cost);
-    if (p.top1 && p.width == 1 && p.wbits == 32 && p.abits == 32 && seen.insert(p.network).second) {
-      pb::PaperBaseline* b = resp.add_baselines();
-      b->set_network(p.network);
-      b->set_top1(*p.top1);
-      b->set_table(p.table);
-    }
-  }
-  resp.set_tables_json(paper_.json);
-  resp.set_version(paper_.version);
-  return resp;
+  return PaperTablesMessage(paper_);
 }
 
 pb::Worker Coordinator::WorkerMessage(const WorkerEntry& w) const {

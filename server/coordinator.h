@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "server/init_dependencies.h"
 #include "server/metrics.h"
+#include "server/paper_tables.h"
 #include "server/scheduler.h"
 #include "server/store.h"
 #include "wrpn/v1/coordinator.pb.h"
@@ -205,6 +206,7 @@ class Coordinator {
   int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
   int64_t next_worker_ = 1;
   PaperTables paper_;
+  PaperIndex paper_index_;  // of paper_
   struct TrialLog {
     std::deque<pb::LogLine> lines;
     int64_t next_seq = 1;

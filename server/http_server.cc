@@ -237,6 +237,7 @@ void HttpServer::Serve(mg_connection* conn) {
   if (parts.size() == 5 && parts[4] == "grid") {
     pb::GetGridRequest req;
     req.set_sweep_id(id);
+    req.set_paper_ref(Query(ri, "paper_ref"));
     return ReplyProto(conn, Validated(req, [&] { return coordinator_->GetGrid(req); }));
   }
   return ReplyError(conn, absl::NotFoundError(absl::StrCat("no such path: ", uri)));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/trainer_protocol.h"
+#include "server/paper_tables.h"
 
 namespace wrpn::server {
 namespace {
@@ -119,7 +120,10 @@ absl::Status ValidateRequest(const pb::GetSweepRequest& r) { return Positive("sw
 absl::Status ValidateRequest(const pb::CancelSweepRequest& r) { return Positive("sweep_id", r.sweep_id()); }
 absl::Status ValidateRequest(const pb::RetrySweepRequest& r) { return Positive("sweep_id", r.sweep_id()); }
 absl::Status ValidateRequest(const pb::WatchSweepRequest& r) { return Positive("sweep_id", r.sweep_id()); }
-absl::Status ValidateRequest(const pb::GetGridRequest& r) { return Positive("sweep_id", r.sweep_id()); }
+absl::Status ValidateRequest(const pb::GetGridRequest& r) {
+  if (auto st = Positive("sweep_id", r.sweep_id()); !st.ok()) return st;
+  return ParsePaperRef(r.paper_ref()).status();
+}
 absl::Status ValidateRequest(const pb::GetTrialRequest& r) { return Positive("trial_id", r.trial_id()); }
 absl::Status ValidateRequest(const pb::GetPaperTablesRequest&) { return absl::OkStatus(); }
 absl::Status ValidateRequest(const pb::ListWorkersRequest&) { return absl::OkStatus(); }

@@ -12,7 +12,7 @@ const SVGNS = "http://www.w3.org/2000/svg";
 const SERIES_COLOURS = ["#2458c6", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#0b7285",
                         "#e67700", "#5c940d", "#364fc7", "#a61e4d"];
 let generation = 0;  // bumped by each navigation; a stale refresh timer does nothing
-let scheme = "uniform";
+let costMode = "uniform";  // which of the cells' two compute costs the page shows
 
 // ---- plumbing ----
 class AuthNeeded extends Error {}
@@ -73,8 +73,8 @@ const short = (s) => String(s || "").replace(/^(SWEEP|TRIAL|ATTEMPT)_/, "");
 const stateTag = (s) => el("span", { class: "state " + short(s), text: short(s) });
 const when = (ms) => (num(ms) > 0 ? new Date(num(ms)).toLocaleString() : "–");
 const isDone = (s) => ["SUCCEEDED", "FAILED", "CANCELLED"].includes(short(s));
-const cellKey = (c) => [c.network, num(c.width), c.wbits, c.abits].join("|");
-const costOf = (c) => num(scheme === "uniform" ? c.cost_uniform : c.cost_first_last_fp32);
+const cellKey = (c) => [c.network, num(c.width), c.wbits, c.abits, c.scheme].join("|");
+const costOf = (c) => num(costMode === "uniform" ? c.cost_uniform : c.cost_first_last_fp32);
 
 function progressBar(counts) {
   const total = num(counts.total) || 1;
@@ -129,37 +129,40 @@ function workersCard(workers) {
         el("td", { text: num(w.last_heartbeat_ms) > 0 ? Math.max(0, Math.round((now - num(w.last_heartbeat_ms)) / 1000)) + " s ago" : "–" })))));
 }
 
-// Each cell's change from this sweep's own 1x 32/32 cell of the network, unless the
-// coordinator sends `our_delta` itself.
-function withDeltas(cells) {
-  const base = {};
-  for (const c of cells)
-    if (num(c.width) === 1 && c.wbits === 32 && c.abits === 32 && has(c.final_top1)) base[c.network] = num(c.final_top1);
-  return cells.map((c) => ({ ...c, ourDelta: has(c.our_delta) ? num(c.our_delta) :
-    (has(c.final_top1) && c.network in base ? num(c.final_top1) - base[c.network] : NaN) }));
-}
-
 function deltaColour(d) {
   if (!has(d)) return "";
   const t = Math.min(1, Math.abs(d) / 10);
   return d >= 0 ? `rgba(34,197,94,${0.08 + 0.5 * t})` : `rgba(239,68,68,${0.08 + 0.55 * t})`;
 }
 
+const tableName = (t) => (/^table\d$/.test(t || "") ? "Table " + t.slice(5) : t);
+
+// Where the block's cells come from in the paper: "alexnet 2x, Table 2", as the CLI's note.
+function paperCaption(group) {
+  const ref = group.find((c) => c.paper_network);
+  if (!ref) return "no paper reference";
+  const table = group.find((c) => c.paper_table);
+  return `paper: ${ref.paper_network} ${num(ref.width)}x, ` +
+         (table ? tableName(table.paper_table) : "not in the paper at this width");
+}
+
+// One table per (network, width, scheme); our change and the paper's change as the coordinator
+// computes them (our_delta, paper_delta).
 function gridTables(cells) {
   const groups = new Map();
   for (const c of cells) {
-    const k = c.network + "|" + num(c.width);
+    const k = [c.network, num(c.width), c.scheme].join("|");
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k).push(c);
   }
   const out = [];
   for (const [k, group] of groups) {
-    const [network, width] = k.split("|");
+    const [network, width, scheme] = k.split("|");
     const wb = [...new Set(group.map((c) => c.wbits))].sort((a, b) => b - a);
     const ab = [...new Set(group.map((c) => c.abits))].sort((a, b) => b - a);
     const at = new Map(group.map((c) => [c.wbits + "/" + c.abits, c]));
-    out.push(el("table", { class: "grid", "data-network": network, "data-width": width },
-      el("caption", { text: `${network} ${width}x · cost: ${scheme}` }),
+    out.push(el("table", { class: "grid", "data-network": network, "data-width": width, "data-scheme": scheme },
+      el("caption", { text: `${network} ${width}x ${scheme} · ${paperCaption(group)} · cost: ${costMode}` }),
       el("tr", {}, el("th", { class: "corner", text: "weights ↓ / acts →" }), ab.map((a) => el("th", { class: "num", text: "a" + a }))),
       wb.map((w) => el("tr", {}, el("th", { text: "w" + w }), ab.map((a) => {
         const c = at.get(w + "/" + a);
@@ -167,18 +170,20 @@ function gridTables(cells) {
         const td = el("td", {
           class: "cell" + (has(c.final_top1) ? "" : " missing"),
           "data-network": c.network, "data-width": num(c.width), "data-wbits": c.wbits, "data-abits": c.abits,
+          "data-scheme": c.scheme,
           "data-top1": has(c.final_top1) ? String(c.final_top1) : "",
-          "data-our-delta": has(c.ourDelta) ? String(c.ourDelta) : "",
+          "data-our-delta": has(c.our_delta) ? String(c.our_delta) : "",
+          "data-paper-top1": has(c.paper_top1) ? String(c.paper_top1) : "",
           "data-paper-delta": has(c.paper_delta) ? String(c.paper_delta) : "",
-          title: `${c.network} ${num(c.width)}x w${c.wbits}/a${c.abits} · ${short(c.state)} · ${(c.seeds || []).length} seed(s)` +
+          title: `${c.network} ${num(c.width)}x w${c.wbits}/a${c.abits} ${c.scheme} · ${short(c.state)} · ${(c.seeds || []).length} seed(s)` +
                  (has(c.final_top1_std) ? ` · std ${fixed(c.final_top1_std, 2)}` : "") +
-                 (has(c.paper_top1) ? ` · paper ${fixed(c.paper_top1, 2)} (${c.paper_table})` : ""),
+                 (has(c.paper_top1) ? ` · paper ${c.paper_network} ${fixed(c.paper_top1, 2)} (${tableName(c.paper_table)})` : ""),
         },
           el("div", { class: "top1" }, has(c.final_top1) ? fixed(c.final_top1, 2) : short(c.state).toLowerCase()),
-          el("div", { class: "deltas" }, signed(c.ourDelta, 2), " ",
+          el("div", { class: "deltas" }, signed(c.our_delta, 2), " ",
              el("span", { class: "paper", text: "[" + signed(c.paper_delta, 2) + "]" })),
           el("div", { class: "deltas muted", text: "cost " + fixed(costOf(c), 3) }));
-        td.style.background = deltaColour(c.ourDelta);
+        td.style.background = deltaColour(num(c.our_delta));
         return td;
       })))));
   }
@@ -214,7 +219,7 @@ function paretoPlot(cells) {
     axis.append(svg("line", { class: "gridline", x1: L, x2: W - R, y1: py(v), y2: py(v) }),
                 svg("text", { x: L - 6, y: py(v) + 4, "text-anchor": "end" }, tick(v, step)));
   axis.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B }), svg("line", { x1: L, x2: L, y1: T, y2: H - B }),
-    svg("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, `compute cost vs 1x 32/32 (${scheme}, log scale)`),
+    svg("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, `compute cost vs 1x 32/32 (${costMode}, log scale)`),
     svg("text", { x: 14, y: (T + H - B) / 2, transform: `rotate(-90 14 ${(T + H - B) / 2})`, "text-anchor": "middle" }, "top-1 (%)"));
   root.append(axis);
   // Pareto frontier: cheapest first, each point more accurate than every cheaper one.
@@ -250,16 +255,16 @@ async function viewSweep(main, id) {
   const [sw, grid, trials] = await Promise.all([api("/sweeps/" + id), api("/sweeps/" + id + "/grid"),
                                                 api("/sweeps/" + id + "/trials?page_size=1000")]);
   const s = sw.sweep;
-  const cells = withDeltas(grid.cells || []);
-  const select = el("select", { id: "scheme", onchange: (e) => { scheme = e.target.value; render(); } },
+  const cells = grid.cells || [];
+  const select = el("select", { id: "cost-mode", onchange: (e) => { costMode = e.target.value; render(); } },
     ["uniform", "first-last-fp32"].map((v) => el("option", { value: v, text: v })));
-  select.value = scheme;
+  select.value = costMode;
   main.append(el("section", { class: "card" },
     el("h1", {}, `Sweep ${s.id}: ${s.name || "(unnamed)"} `, stateTag(s.state)),
     el("p", {}, progressBar(s.counts || {}), countsText(s.counts || {}), el("span", { class: "muted", text: " · created " + when(s.created_ms) })),
-    el("div", { class: "controls" }, el("label", {}, "Compute-cost scheme ", select))));
+    el("div", { class: "controls" }, el("label", {}, "Compute cost ", select))));
   main.append(el("section", { class: "card" }, el("h2", { text: "Grid (top-1 %)" }),
-    el("p", { class: "legend", text: "Rows: weight bits; columns: activation bits (the paper's layout). Each cell: our top-1 (mean over seeds); our change from this sweep's 1x w32/a32 cell; [the paper's change from its 1x 32/32 baseline, when the coordinator reports it]; compute cost. Colour: our change (green up, red down)." }),
+    el("p", { class: "legend", text: "Rows: weight bits; columns: activation bits (the paper's layout). Each cell: our top-1 (mean over seeds); our change from this sweep's 1x w32/a32 cell; [the paper's change from its 1x 32/32 baseline at the same width and bits, for the reference network in the table's caption; – where the paper has no number]; compute cost. Colour: our change (green up, red down)." }),
     el("div", { class: "grids", id: "grid" }, gridTables(cells))));
   main.append(el("section", { class: "card" }, el("h2", { text: "Accuracy against compute cost" }), paretoPlot(cells)));
   const ts = trials.trials || [];

@@ -272,7 +272,7 @@ TEST_F(ApiTest, SubmitLeaseReportCompleteGrid) {
     EXPECT_DOUBLE_EQ(c.final_top1(), 60.0 + c.wbits() * 0.5 + c.width());
     EXPECT_DOUBLE_EQ(c.best_top1(), c.final_top1());
     EXPECT_GT(c.cost_uniform(), 0);
-    EXPECT_FALSE(c.has_paper_top1());  // the paper has no LeNet numbers
+    EXPECT_EQ(c.paper_network(), "alexnet");  // LeNet-5 is compared with AlexNet by family
   }
   EXPECT_LT(grid.cells(1).cost_uniform(), grid.cells(0).cost_uniform());  // 4/4 < 32/32
 
@@ -656,6 +656,92 @@ TEST(AuthenticatorTest, TokenFileErrorsNameTheLine) {
                               "t");
   EXPECT_THAT(std::string(a.status().message()), HasSubstr("t:2: duplicate token"));
   EXPECT_FALSE(Authenticator::FromFile("/nonexistent/tokens").ok());
+}
+
+// The paper join over the .proto alone (no CLI): a lenet5 sweep is compared with AlexNet (Tables
+// 1-2), a resnet20 sweep with ResNet-34 (Table 4), each cell with the paper's value, the paper's
+// change from its baseline and ours; /api/v1 gives the same, and paper_ref picks another table.
+TEST_F(ApiTest, GridCarriesThePapersValuesAndBothChanges) {
+  const int64_t lenet = Submit(ReadExample("fashion-quick.yaml"));
+  const int64_t resnet = Submit(R"(name: r20
+dataset: {kind: synthetic, train_size: 64, test_size: 64}
+axes: {network: resnet20, width: [1, 2], precision: ["32/32", "4/4", "2/2"], seed: [0]}
+recipe: {epochs: 1}
+resources: {gpus_per_node: 0, nodes: 1}
+)");
+  FakeWorker w(worker_.get(), 4);
+  ASSERT_EQ(w.RunAll(), 8 + 6);
+  auto grid = [&](int64_t id, const std::string& ref, grpc::Status* st = nullptr) {
+    pb::GetGridRequest req;
+    req.set_sweep_id(id);
+    req.set_paper_ref(ref);
+    pb::GetGridResponse resp;
+    grpc::Status s = client_->GetGrid(Ctx(kViewer).get(), req, &resp);
+    if (st) *st = s;
+    else EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  // The fake's top-1 is 60 + wbits / 2 + width.
+  const pb::GetGridResponse l = grid(lenet, "");
+  ASSERT_EQ(l.cells_size(), 8);
+  EXPECT_FALSE(l.paper_version().empty());
+  const pb::GridCell& l44 = l.cells(5);  // 2x w4/a4
+  ASSERT_EQ(l44.width(), 2);
+  ASSERT_EQ(l44.wbits(), 4);
+  EXPECT_EQ(l44.scheme(), "wrpn");
+  EXPECT_EQ(l44.paper_network(), "alexnet");
+  EXPECT_EQ(l44.paper_table(), "table2");
+  EXPECT_DOUBLE_EQ(l44.paper_top1(), 58.6);
+  EXPECT_DOUBLE_EQ(l44.paper_delta(), 58.6 - 57.2);
+  EXPECT_DOUBLE_EQ(l44.our_delta(), (60 + 2 + 2) - (60 + 16 + 1));
+  const pb::GridCell& l11 = l.cells(3);  // 1x w1/a1
+  EXPECT_EQ(l11.paper_table(), "table1");
+  EXPECT_DOUBLE_EQ(l11.paper_delta(), 44.2 - 57.2);
+  ASSERT_EQ(l.baselines_size(), 1);
+  EXPECT_EQ(l.baselines(0).network(), "alexnet");
+
+  const pb::GetGridResponse r = grid(resnet, "auto");
+  ASSERT_EQ(r.cells_size(), 6);
+  for (const pb::GridCell& c : r.cells()) EXPECT_EQ(c.paper_network(), "resnet34");
+  EXPECT_DOUBLE_EQ(r.cells(0).paper_top1(), 73.59);
+  EXPECT_DOUBLE_EQ(r.cells(0).paper_delta(), 0);
+  EXPECT_DOUBLE_EQ(r.cells(0).our_delta(), 0);
+  const pb::GridCell& r44 = r.cells(4);  // 2x w4/a4
+  EXPECT_EQ(r44.paper_table(), "table4");
+  EXPECT_DOUBLE_EQ(r44.paper_top1(), 74.52);
+  EXPECT_DOUBLE_EQ(r44.paper_delta(), 74.52 - 73.59);
+  EXPECT_DOUBLE_EQ(r44.paper_cost(), 0.5);
+  EXPECT_DOUBLE_EQ(r44.our_delta(), (60 + 2 + 2) - (60 + 16 + 1));
+  EXPECT_FALSE(r.cells(1).has_paper_top1());  // ResNet-34 has no 1x w4/a4
+  EXPECT_EQ(r.baselines(0).network(), "resnet34");
+
+  const pb::GetGridResponse over = grid(lenet, "table4");
+  EXPECT_EQ(over.cells(5).paper_network(), "resnet34");
+  EXPECT_DOUBLE_EQ(over.cells(5).paper_delta(), 74.52 - 73.59);
+  EXPECT_EQ(grid(lenet, "none").cells(5).paper_network(), "");
+  grpc::Status bad;
+  grid(lenet, "vgg", &bad);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("paper_ref: unknown reference 'vgg'"));
+
+  // /api/v1: the same message as JSON, with the field names the web page and Python client read.
+  const int port = server_->http_port();
+  const std::string base = "/api/v1/sweeps/";
+  for (const auto& [id, ref, expect] : {std::make_tuple(lenet, std::string(), &l),
+                                        std::make_tuple(resnet, std::string(), &r),
+                                        std::make_tuple(lenet, std::string("table4"), &over)}) {
+    auto got = HttpGet(port, base + std::to_string(id) + "/grid" + (ref.empty() ? "" : "?paper_ref=" + ref), kViewer);
+    ASSERT_EQ(got.code, 200) << got.body;
+    EXPECT_EQ(nlohmann::json::parse(got.body), AsJson(*expect));
+  }
+  const auto j = nlohmann::json::parse(HttpGet(port, base + std::to_string(resnet) + "/grid", kViewer).body);
+  EXPECT_DOUBLE_EQ(j["cells"][4]["paper_delta"].get<double>(), 74.52 - 73.59);
+  EXPECT_DOUBLE_EQ(j["cells"][4]["our_delta"].get<double>(), -13.0);
+  EXPECT_EQ(j["cells"][4]["paper_network"], "resnet34");
+  EXPECT_EQ(j["cells"][4]["scheme"], "wrpn");
+  auto refused = HttpGet(port, base + std::to_string(lenet) + "/grid?paper_ref=vgg", kViewer);
+  EXPECT_EQ(refused.code, 400);
+  EXPECT_THAT(refused.body, HasSubstr("paper_ref: unknown reference 'vgg'"));
 }
 
 }  // namespace

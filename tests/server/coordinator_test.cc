@@ -570,6 +570,9 @@ recipe: {epochs: 1}
   EXPECT_DOUBLE_EQ(c.best_top1(), 53.0);
   EXPECT_DOUBLE_EQ(c.paper_top1(), 57.2);
   EXPECT_EQ(c.paper_table(), "table1");
+  EXPECT_EQ(c.paper_network(), "alexnet");
+  EXPECT_DOUBLE_EQ(c.paper_delta(), 0.0);
+  EXPECT_DOUBLE_EQ(c.our_delta(), 0.0);
   EXPECT_DOUBLE_EQ(c.cost_uniform(), 1.0);
   const pb::GridCell& wide = grid->cells(3);  // alexnet 2x 1/1
   EXPECT_EQ(wide.width(), 2);
@@ -577,6 +580,7 @@ recipe: {epochs: 1}
   EXPECT_EQ(wide.paper_table(), "table2");
   EXPECT_TRUE(wide.has_paper_cost());
   EXPECT_DOUBLE_EQ(wide.paper_cost(), 0.1);
+  EXPECT_DOUBLE_EQ(wide.paper_delta(), 48.3 - 57.2);
   EXPECT_GT(wide.fma_ratio(), 3.0);
   EXPECT_LT(wide.cost_uniform(), c.cost_uniform());
   ASSERT_EQ(grid->baselines_size(), 1);
