@@ -24,6 +24,7 @@
 #include "client/grid.h"
 #include "client/output.h"
 #include "client/plot.h"
+#include "client/scheme_grid.h"
 #include "client/spec_file.h"
 #include "common/network_spec.h"
 #include "common/sweep_spec.h"
@@ -530,6 +531,7 @@ int TrialLogs(Invocation& inv, int64_t id, bool follow, bool prefix, int tail) {
 
 struct GridFlags {
   std::string network, metric = "top1", paper_ref = "auto", cost_mode = "uniform";
+  std::string compare;  // "" or "scheme"
   double width = 0;
   bool paper = false;
 };
@@ -593,7 +595,10 @@ int Grid(Invocation& inv, int64_t id, const GridFlags& g) {
     return kExitOk;
   }
   std::vector<Table> tables;
-  if (metric != GridMetric::kCost) tables = GridTables(v, metric);
+  if (!g.compare.empty() && g.compare != "scheme")
+    throw CliError{kExitUsage, "--compare: expected scheme, got '" + g.compare + "'"};
+  if (g.compare == "scheme" && metric != GridMetric::kCost) tables = SchemeCompareTables(v, metric);
+  else if (metric != GridMetric::kCost) tables = GridTablesPerScheme(v, metric);
   if (metric != GridMetric::kTop5) {
     auto cost = CostTables(v);
     tables.insert(tables.end(), cost.begin(), cost.end());
@@ -1020,6 +1025,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   grid->add_option("--paper-ref", gf.paper_ref,
                    "paper table to compare with: auto (by family: lenet5 and alexnet -> AlexNet Tables 1-3, "
                    "resnet* -> Table 4, inception_bn -> Table 5), alexnet, resnet34, inception_bn, table1..table5, none");
+  grid->add_option("--compare", gf.compare, "scheme: the quantization schemes side by side per cell (same bits, same cost)");
   grid->add_option("--cost-mode", gf.cost_mode, "uniform (every layer at the cell's bits, the paper's Table 3 rule) or first-last-fp32");
   grid->footer(
       "\nPer network and width: rows = weight bits, columns = activation bits, each cell the measured\n"
@@ -1029,7 +1035,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
       "comparable; the changes are. lenet5 sweeps are compared with the AlexNet tables (Tables 1 and 2)\n"
       "by default; use --paper-ref to pick another. CSV and JSON give one row per cell.\n\n"
       "Examples:\n  wrpn grid 3\n  wrpn grid 3 --paper\n  wrpn grid 3 --paper -o markdown\n  wrpn grid 3 -o csv > grid.csv\n"
-      "  wrpn grid 3 --metric cost --width 2\n  wrpn grid 3 --paper --paper-ref resnet34");
+      "  wrpn grid 3 --metric cost --width 2\n  wrpn grid 3 --paper --paper-ref resnet34\n  wrpn grid 3 --compare scheme");
   grid->callback(run([&] { return Grid(inv, id, gf); }));
 
   // paper
