@@ -294,6 +294,8 @@ TEST_F(TrainerTest, EverySchemeResumesBitIdenticallyWithItsLearnedParameters) {
     TrialConfig straight = Small();
     straight.scheme = scheme;
     straight.epochs = 2;
+    straight.dataset.train_size = 128;  // three schemes x four epochs: keep each epoch short
+    straight.dataset.test_size = 32;
     straight.checkpoint_dir = (dir_ / (std::string(scheme) + "-straight")).string();
     std::vector<json> ev;
     ASSERT_EQ(Run(straight, &ev), kExitOk) << ev.back();
