@@ -22,9 +22,9 @@
 #include "client/context.h"
 #include "client/footprint.h"
 #include "client/grid.h"
+#include "client/grid_commands.h"
 #include "client/output.h"
 #include "client/plot.h"
-#include "client/scheme_grid.h"
 #include "client/spec_file.h"
 #include "common/network_spec.h"
 #include "common/sweep_spec.h"
@@ -110,10 +110,11 @@ void Int64AsNumbers(const google::protobuf::Descriptor* d, nlohmann::json& j) {
 }
 }  // namespace
 
-nlohmann::json ProtoJson(const google::protobuf::Message& m) {
+nlohmann::json ProtoJson(const google::protobuf::Message& m, bool print_defaults) {
   std::string s;
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = print_defaults;
   (void)google::protobuf::util::MessageToJsonString(m, &s, o);
   nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
   Int64AsNumbers(m.GetDescriptor(), j);
@@ -527,92 +528,6 @@ int TrialLogs(Invocation& inv, int64_t id, bool follow, bool prefix, int tail) {
   return kExitOk;
 }
 
-// ---- grid ----
-
-struct GridFlags {
-  std::string network, metric = "top1", paper_ref = "auto", cost_mode = "uniform";
-  std::string compare;  // "" or "scheme"
-  double width = 0;
-  bool paper = false;
-};
-
-CostMode ParseCostMode(const std::string& s) {
-  if (s == "uniform") return CostMode::kUniform;
-  if (s == "first-last-fp32" || s == "first_last_fp32") return CostMode::kFirstLastFp32;
-  throw CliError{kExitUsage, "--cost-mode: expected uniform or first-last-fp32, got '" + s + "'"};
-}
-
-GridView FetchGrid(Invocation& inv, int64_t id, const GridFlags& g, bool want_paper,
-                   std::unique_ptr<PaperIndex>* paper_out) {
-  Connection& c = inv.conn();
-  pb::GetGridRequest req;
-  req.set_sweep_id(id);
-  pb::GetGridResponse grid;
-  c.Check(c.stub().GetGrid(c.Context().get(), req, &grid), absl::StrCat("grid of sweep ", id));
-  GridOptions o;
-  o.network = g.network;
-  o.width = g.width;
-  o.paper_ref = g.paper_ref;
-  o.cost_mode = ParseCostMode(g.cost_mode);
-  if (auto ref = PaperReference("", g.paper_ref); !ref.ok())
-    throw CliError{kExitUsage, std::string(ref.status().message())};
-  if (want_paper) {
-    pb::GetPaperTablesResponse tables;
-    grpc::Status st = c.stub().GetPaperTables(c.Context().get(), {}, &tables);
-    if (st.ok()) {
-      *paper_out = std::make_unique<PaperIndex>(tables);
-      o.paper = paper_out->get();
-    } else if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      inv.err() << "wrpn: warning: the coordinator has no paper tables (" << st.error_message()
-                << "); showing our numbers only\n";
-    } else {
-      c.Throw(st, "paper tables");
-    }
-  }
-  auto v = BuildGridView(grid, o);
-  if (!v.ok()) {
-    throw CliError{v.status().code() == absl::StatusCode::kNotFound ? kExitNotFound : kExitUsage,
-                   std::string(v.status().message())};
-  }
-  return *std::move(v);
-}
-
-int Grid(Invocation& inv, int64_t id, const GridFlags& g) {
-  GridMetric metric;
-  if (g.metric == "top1") metric = GridMetric::kTop1;
-  else if (g.metric == "top5") metric = GridMetric::kTop5;
-  else if (g.metric == "cost") metric = GridMetric::kCost;
-  else throw CliError{kExitUsage, "--metric: expected top1, top5 or cost, got '" + g.metric + "'"};
-  const Format f = inv.format();
-  std::unique_ptr<PaperIndex> paper;
-  const GridView v = FetchGrid(inv, id, g, g.paper, &paper);
-  if (f == Format::kJson || f == Format::kYaml) {
-    inv.EmitJson(GridJson(v));
-    return kExitOk;
-  }
-  if (f == Format::kCsv) {
-    inv.out() << RenderCsv(GridLongTable(v));
-    return kExitOk;
-  }
-  std::vector<Table> tables;
-  if (!g.compare.empty() && g.compare != "scheme")
-    throw CliError{kExitUsage, "--compare: expected scheme, got '" + g.compare + "'"};
-  if (g.compare == "scheme" && metric != GridMetric::kCost) tables = SchemeCompareTables(v, metric);
-  else if (metric != GridMetric::kCost) tables = GridTablesPerScheme(v, metric);
-  if (metric != GridMetric::kTop5) {
-    auto cost = CostTables(v);
-    tables.insert(tables.end(), cost.begin(), cost.end());
-  }
-  const bool md = f == Format::kMarkdown;
-  if (md) inv.out() << "### Sweep " << id << "\n\n";
-  else inv.out() << Paint(absl::StrFormat("Sweep %d", id), Color::kBold, inv.color_on()) << "\n\n";
-  for (size_t i = 0; i < tables.size(); ++i) {
-    if (i) inv.out() << "\n";
-    inv.out() << (md ? RenderMarkdown(tables[i]) : RenderText(tables[i], inv.color_on()));
-  }
-  return kExitOk;
-}
-
 // ---- paper ----
 
 std::string CellNum(const nlohmann::json& v, int decimals) {
@@ -801,46 +716,6 @@ int Footprint(Invocation& inv, const FootprintArgs& args, const std::string& inp
   return RunFootprint(inv, args, ParseInput(args.network, input_text));
 }
 
-// ---- plot ----
-
-int Plot(Invocation& inv, int64_t id, const std::string& out, const std::string& kind,
-         const std::string& y, bool no_paper, const GridFlags& g, const std::string& script_out) {
-  if (kind != "pareto" && kind != "grid")
-    throw CliError{kExitUsage, "--kind: expected pareto or grid, got '" + kind + "'"};
-  if (y != "delta" && y != "top1") throw CliError{kExitUsage, "--y: expected delta or top1, got '" + y + "'"};
-  const std::string gp = inv.env().env("WRPN_GNUPLOT").value_or("gnuplot");
-  auto term = TerminalFor(out, GnuplotHasPngcairo(gp));
-  if (!term.ok()) throw CliError{kExitUsage, std::string(term.status().message())};
-  std::unique_ptr<PaperIndex> paper;
-  GridView v = FetchGrid(inv, id, g, !no_paper, &paper);
-  v.sweep_name = GetSweep(inv.conn(), id).name();
-  std::string script;
-  size_t ours = 0, theirs = 0;
-  if (kind == "pareto") {
-    const ParetoY py = y == "delta" ? ParetoY::kDelta : ParetoY::kTop1;
-    const auto pts = ParetoPoints(v, py);
-    for (const auto& p : pts) (p.series.rfind("ours", 0) == 0 ? ours : theirs)++;
-    if (ours == 0)
-      throw CliError{kExitFailed, absl::StrFormat(
-          "sweep %d has no finished cells to plot%s", id,
-          py == ParetoY::kDelta ? " (the change from 1x 32/32 needs a finished 1x w32/a32 cell; try --y top1)" : "")};
-    script = ParetoScript(v, pts, py, *term, out);
-  } else {
-    script = GridHeatmapScript(v, y == "delta", *term, out);
-  }
-  if (!script_out.empty()) {
-    std::ofstream f(script_out);
-    f << script;
-    if (!f) throw CliError{kExitFailed, "--script: cannot write '" + script_out + "'"};
-  }
-  if (auto st = RunGnuplot(gp, script); !st.ok()) throw CliError{kExitFailed, std::string(st.message())};
-  if (kind == "pareto")
-    inv.out() << absl::StrFormat("wrote %s: %d of our cells, %d paper cells\n", out, ours, theirs);
-  else
-    inv.out() << absl::StrFormat("wrote %s\n", out);
-  return kExitOk;
-}
-
 // ---- worker / version ----
 
 int WorkerList(Invocation& inv) {
@@ -1014,29 +889,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
   logs->footer("\nExamples:\n  wrpn logs 17\n  wrpn logs 17 -f");
   logs->callback(run([&] { return TrialLogs(inv, id, follow, prefix, tail); }));
 
-  // grid
-  GridFlags gf;
-  auto* grid = app.add_subcommand("grid", "the results grid in the paper's layout, with the compute-cost table");
-  grid->add_option("ID", id, "sweep id")->required();
-  grid->add_option("--network", gf.network, "only this network");
-  grid->add_option("--width", gf.width, "only this width multiplier");
-  grid->add_option("--metric", gf.metric, "top1 (default: top-1 grids and the cost table), top5, or cost");
-  grid->add_flag("--paper", gf.paper, "beside each top-1: our change from our 1x 32/32 cell and the paper's change from its baseline");
-  grid->add_option("--paper-ref", gf.paper_ref,
-                   "paper table to compare with: auto (by family: lenet5 and alexnet -> AlexNet Tables 1-3, "
-                   "resnet* -> Table 4, inception_bn -> Table 5), alexnet, resnet34, inception_bn, table1..table5, none");
-  grid->add_option("--compare", gf.compare, "scheme: the quantization schemes side by side per cell (same bits, same cost)");
-  grid->add_option("--cost-mode", gf.cost_mode, "uniform (every layer at the cell's bits, the paper's Table 3 rule) or first-last-fp32");
-  grid->footer(
-      "\nPer network and width: rows = weight bits, columns = activation bits, each cell the measured\n"
-      "top-1 (mean over seeds, ±std when there are several). With --paper a cell reads\n"
-      "  `88.10  -0.90  [-2.90]` = our top-1, our change from our 1x w32/a32, [the paper's change from\n"
-      "its own 1x w32/a32 at the same width and bits]. Absolute accuracies on different datasets are not\n"
-      "comparable; the changes are. lenet5 sweeps are compared with the AlexNet tables (Tables 1 and 2)\n"
-      "by default; use --paper-ref to pick another. CSV and JSON give one row per cell.\n\n"
-      "Examples:\n  wrpn grid 3\n  wrpn grid 3 --paper\n  wrpn grid 3 --paper -o markdown\n  wrpn grid 3 -o csv > grid.csv\n"
-      "  wrpn grid 3 --metric cost --width 2\n  wrpn grid 3 --paper --paper-ref resnet34\n  wrpn grid 3 --compare scheme");
-  grid->callback(run([&] { return Grid(inv, id, gf); }));
+  AddGridCommand(app, inv, &rc);
 
   // paper
   std::string which, paper_file;
@@ -1080,28 +933,7 @@ int RunCli(const std::vector<std::string>& args, CliEnv& env) {
              "  wrpn footprint --network alexnet --batch 1,64,256 --plot fig1.png\n  wrpn footprint --network resnet34 --abits 4 --wbits 4 -o csv");
   fp->callback(run([&] { return Footprint(inv, {network, width, wbits, abits, batches, fp_plot, fp_measured}, input_text); }));
 
-  // plot
-  std::string plot_out, kind = "pareto", yaxis = "delta", script_out;
-  bool no_paper = false;
-  GridFlags pf;
-  auto* plot = app.add_subcommand("plot", "plot a sweep with gnuplot: Pareto (top-1 vs compute cost) or grid heat map");
-  plot->add_option("ID", id, "sweep id")->required();
-  plot->add_option("--out", plot_out, "output file, .png or .svg")->required();
-  plot->add_option("--kind", kind, "pareto (default) or grid");
-  plot->add_option("--y", yaxis, "delta: top-1 change from the 1x 32/32 cell (default; the paper's points are comparable), "
-                                 "top1: absolute top-1 (our points only)");
-  plot->add_flag("--no-paper", no_paper, "leave out the paper's points");
-  plot->add_option("--paper-ref", pf.paper_ref, "as for `wrpn grid`");
-  plot->add_option("--network", pf.network, "only this network");
-  plot->add_option("--cost-mode", pf.cost_mode, "uniform or first-last-fp32");
-  plot->add_option("--script", script_out, "also save the gnuplot script to this file");
-  plot->footer("\nPareto: x = compute cost relative to 1x 32/32 (log scale), y = top-1 change from the 1x 32/32\n"
-               "cell; our cells are filled circles with a solid Pareto front, the paper's cells at the same\n"
-               "widths and bits are open triangles with a dashed front; labels read `width w/a`.\n"
-               "Needs gnuplot (apt-get install gnuplot-nox) or WRPN_GNUPLOT.\n\n"
-               "Examples:\n  wrpn plot 3 --out pareto.png\n  wrpn plot 3 --out grid.svg --kind grid\n"
-               "  wrpn plot 3 --out ours.png --y top1 --no-paper");
-  plot->callback(run([&] { return Plot(inv, id, plot_out, kind, yaxis, no_paper, pf, script_out); }));
+  AddPlotCommand(app, inv, &rc);
 
   // worker
   CLI::App* worker = app.add_subcommand("worker", "workers registered with the coordinator");

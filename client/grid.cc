@@ -10,61 +10,6 @@
 
 namespace wrpn::client {
 
-PaperIndex::PaperIndex(const pb::GetPaperTablesResponse& tables) {
-  for (const pb::PaperValue& v : tables.values()) {
-    PaperEntry& e = cells_[{v.network(), v.width(), v.wbits(), v.abits()}];
-    if (v.has_top1() && std::isnan(e.top1)) {
-      e.top1 = v.top1();
-      e.table = v.table();
-    }
-    if (v.has_cost() && std::isnan(e.cost)) e.cost = v.cost();
-    if (e.table.empty()) e.table = v.table();
-  }
-}
-
-const PaperEntry* PaperIndex::Find(const std::string& network, double width, int wbits,
-                                   int abits) const {
-  auto it = cells_.find({network, width, wbits, abits});
-  return it == cells_.end() ? nullptr : &it->second;
-}
-
-const PaperEntry* PaperIndex::Baseline(const std::string& network) const {
-  const PaperEntry* e = Find(network, 1.0, 32, 32);
-  return e && !std::isnan(e->top1) ? e : nullptr;
-}
-
-std::vector<std::tuple<std::string, double, int, int, PaperEntry>> PaperIndex::All() const {
-  std::vector<std::tuple<std::string, double, int, int, PaperEntry>> out;
-  for (const auto& [k, e] : cells_)
-    out.emplace_back(std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), e);
-  return out;
-}
-
-absl::StatusOr<std::string> PaperReference(const std::string& network,
-                                           const std::string& override_ref) {
-  const std::string o = override_ref.empty() ? "auto" : override_ref;
-  if (o == "none") return std::string();
-  if (o == "alexnet" || o == "table1" || o == "table2" || o == "table3") return std::string("alexnet");
-  if (o == "resnet34" || o == "resnet" || o == "table4") return std::string("resnet34");
-  if (o == "inception_bn" || o == "inception" || o == "table5") return std::string("inception_bn");
-  if (o != "auto") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--paper-ref: unknown reference '", o,
-        "' (expected auto, none, alexnet, resnet34, inception_bn or table1..table5)"));
-  }
-  if (network == "lenet5" || network == "alexnet") return std::string("alexnet");
-  if (absl::StartsWith(network, "resnet")) return std::string("resnet34");
-  if (absl::StartsWith(network, "inception")) return std::string("inception_bn");
-  return std::string();
-}
-
-std::string PaperReferenceLabel(const std::string& ref) {
-  if (ref == "alexnet") return "AlexNet, Tables 1-3";
-  if (ref == "resnet34") return "ResNet-34, Table 4";
-  if (ref == "inception_bn") return "Inception-BN, Table 5";
-  return ref;
-}
-
 std::string TrialStateName(pb::TrialState s) {
   switch (s) {
     case pb::TRIAL_QUEUED: return "queued";
@@ -100,39 +45,30 @@ std::string WidthLabel(double w) { return absl::StrFormat("%gx", w); }
 absl::StatusOr<GridView> BuildGridView(const pb::GetGridResponse& grid, const GridOptions& opt) {
   GridView v;
   v.sweep_id = grid.sweep_id();
-  v.with_paper = opt.paper != nullptr;
+  v.with_paper = opt.paper && !grid.paper_version().empty();
   v.cost_mode = opt.cost_mode;
-  std::map<std::string, double> own_baseline;
-  for (const pb::GridCell& c : grid.cells()) {
-    if (c.width() == 1.0 && c.wbits() == 32 && c.abits() == 32 && c.has_final_top1())
-      own_baseline[c.network()] = c.final_top1();
-  }
+  v.response = grid;
+  v.response.clear_cells();
+  auto num = [](bool has, double x) { return has ? x : kNaN; };
   for (const pb::GridCell& c : grid.cells()) {
     if (!opt.network.empty() && c.network() != opt.network) continue;
     if (opt.width > 0 && c.width() != opt.width) continue;
+    *v.response.add_cells() = c;
     CellView cv;
     cv.cell = c;
-    if (c.has_final_top1()) cv.top1 = c.final_top1();
-    if (c.has_final_top1_std() && c.seeds_size() > 1) cv.top1_std = c.final_top1_std();
-    if (c.has_final_top5()) cv.top5 = c.final_top5();
-    if (c.has_best_top1()) cv.best_top1 = c.best_top1();
+    cv.top1 = num(c.has_final_top1(), c.final_top1());
+    cv.top1_std = num(c.has_final_top1_std() && c.seeds_size() > 1, c.final_top1_std());
+    cv.top5 = num(c.has_final_top5(), c.final_top5());
+    cv.best_top1 = num(c.has_best_top1(), c.best_top1());
     cv.cost = opt.cost_mode == CostMode::kUniform ? c.cost_uniform() : c.cost_first_last_fp32();
     for (const auto& s : c.seeds()) cv.seeds_done += s.has_final_top1();
-    if (auto it = own_baseline.find(c.network()); it != own_baseline.end() && c.has_final_top1())
-      cv.delta = c.final_top1() - it->second;
-    if (opt.paper) {
-      auto ref = PaperReference(c.network(), opt.paper_ref);
-      if (!ref.ok()) return ref.status();
-      cv.ref_network = *ref;
-      if (!cv.ref_network.empty()) {
-        const PaperEntry* base = opt.paper->Baseline(cv.ref_network);
-        if (const PaperEntry* e = opt.paper->Find(cv.ref_network, c.width(), c.wbits(), c.abits())) {
-          cv.paper_table = e->table;
-          cv.paper_top1 = e->top1;
-          cv.paper_cost = e->cost;
-          if (base && !std::isnan(e->top1)) cv.paper_delta = e->top1 - base->top1;
-        }
-      }
+    cv.delta = num(c.has_our_delta(), c.our_delta());
+    if (v.with_paper) {
+      cv.ref_network = c.paper_network();
+      cv.paper_table = c.paper_table();
+      cv.paper_top1 = num(c.has_paper_top1(), c.paper_top1());
+      cv.paper_delta = num(c.has_paper_delta(), c.paper_delta());
+      cv.paper_cost = num(c.has_paper_cost(), c.paper_cost());
     }
     v.cells.push_back(std::move(cv));
   }
@@ -328,46 +264,6 @@ Table GridLongTable(const GridView& v) {
     t.rows.push_back(std::move(row));
   }
   return t;
-}
-
-nlohmann::json GridJson(const GridView& v) {
-  auto num = [](double x) { return std::isnan(x) ? nlohmann::json() : nlohmann::json(x); };
-  nlohmann::json cells = nlohmann::json::array();
-  for (const CellView& c : v.cells) {
-    nlohmann::json seeds = nlohmann::json::array();
-    for (const auto& s : c.cell.seeds()) {
-      seeds.push_back({{"seed", s.seed()},
-                       {"trial_id", s.trial_id()},
-                       {"state", TrialStateName(s.state())},
-                       {"final_top1", s.has_final_top1() ? nlohmann::json(s.final_top1()) : nlohmann::json()}});
-    }
-    nlohmann::json j = {{"network", c.cell.network()},
-                        {"width", c.cell.width()},
-                        {"wbits", c.cell.wbits()},
-                        {"abits", c.cell.abits()},
-                        {"state", TrialStateName(c.cell.state())},
-                        {"top1", num(c.top1)},
-                        {"top1_std", num(c.top1_std)},
-                        {"best_top1", num(c.best_top1)},
-                        {"top5", num(c.top5)},
-                        {"delta_top1", num(c.delta)},
-                        {"fma_ratio", c.cell.fma_ratio()},
-                        {"cost_uniform", c.cell.cost_uniform()},
-                        {"cost_first_last_fp32", c.cell.cost_first_last_fp32()},
-                        {"seeds", seeds},
-                        {"scheme", c.cell.scheme()}};
-    if (v.with_paper) {
-      j["paper"] = {{"network", c.ref_network.empty() ? nlohmann::json() : nlohmann::json(c.ref_network)},
-                    {"table", c.paper_table.empty() ? nlohmann::json() : nlohmann::json(c.paper_table)},
-                    {"top1", num(c.paper_top1)},
-                    {"delta_top1", num(c.paper_delta)},
-                    {"cost", num(c.paper_cost)}};
-    }
-    cells.push_back(std::move(j));
-  }
-  return {{"sweep_id", v.sweep_id},
-          {"cost_mode", v.cost_mode == CostMode::kUniform ? "uniform" : "first_last_fp32"},
-          {"cells", cells}};
 }
 
 }  // namespace wrpn::client

@@ -331,29 +331,68 @@ AxesBlock ParseAxes(const json& obj, const std::string& path, Problems& problems
 }
 
 const std::vector<std::string>& RecipeKeys() {
-  static const std::vector<std::string> keys = {
-      "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
-      "schedule", "warmup_epochs", "step_epochs", "gamma", "device", "amp", "channels_last",
-      "num_workers", "threads", "weight_scale", "init_from"};
+  static const std::vector<std::string> keys = TrialConfigKeys(FieldSection::kRecipe);
   return keys;
 }
 const std::vector<std::string>& DatasetKeys() {
-  static const std::vector<std::string> keys = {
-      "kind", "path", "train_subset", "test_subset", "augment", "image_size",
-      "channels", "height", "width", "classes", "train_size", "test_size"};
+  static const std::vector<std::string> keys = TrialConfigKeys(FieldSection::kDataset);
   return keys;
 }
 
-// protobuf's JSON form prints int64 fields as strings; turn digit strings back into numbers.
-json IntsFromStrings(json obj, const std::vector<std::string>& keys) {
-  for (const auto& k : keys) {
-    auto it = obj.find(k);
+// protobuf's JSON form prints int64 fields as strings; turn digit strings of the section's
+// 64-bit fields back into numbers.
+json IntsFromStrings(json obj, FieldSection section) {
+  for (const FieldInfo& f : TrialConfigFields()) {
+    if (f.section != section || (f.type != FieldType::kInt64 && f.type != FieldType::kUint64))
+      continue;
+    auto it = obj.find(f.key);
     int64_t v;
     if (it != obj.end() && it->is_string() && absl::SimpleAtoi(it->get<std::string>(), &v)) {
       *it = v;
     }
   }
   return obj;
+}
+
+// ---- the resources section, from the field table (trial_config_fields.inc)
+
+using ResourcesRow = fields::FieldRow<Resources>;
+
+struct NodesNeedGpus {
+  std::string operator()(int v, const Resources& r) const {
+    if (v < 1 || v > 1024) return absl::StrCat(v, " is out of range [1, 1024]");
+    if (v > 1 && r.gpus_per_node == 0) {
+      return absl::StrCat(v, " needs gpus_per_node >= 1 (multi-node trials run on GPUs)");
+    }
+    return "";
+  }
+};
+
+const std::vector<ResourcesRow>& ResourcesRows() {
+  static const std::vector<ResourcesRow>* rows = [] {
+    using namespace fields;  // the checks the table names
+    auto* v = new std::vector<ResourcesRow>();
+#define WRPN_RESOURCES_FIELD(type, name, def, help, check)                                  \
+  v->push_back(MakeRow<Resources, type>(                                                    \
+      FieldInfo{#name, "resources." #name, FieldSection::kResources, FieldType::kInt, "", help}, \
+      Parse::kLenient, [](auto& r) -> auto& { return r.name; }, check));
+#include "common/trial_config_fields.inc"
+    return v;
+  }();
+  return *rows;
+}
+
+std::vector<std::string> ResourcesKeys() {
+  std::vector<std::string> keys;
+  for (const ResourcesRow& r : ResourcesRows()) keys.emplace_back(r.info.key);
+  return keys;
+}
+
+void ParseResources(const json& section, Resources& out, Problems& problems) {
+  if (!CheckKeys(section, "resources", ResourcesKeys(), problems)) return;
+  for (const ResourcesRow& r : ResourcesRows()) {
+    if (auto it = section.find(r.info.key); it != section.end()) problems.Add(r.read(out, *it));
+  }
 }
 
 // Field errors from the trial-config parser are reported under recipe.* / dataset.*.
@@ -374,7 +413,8 @@ std::optional<TrialConfig> ParseBase(const json& recipe, const json& dataset, in
   const size_t before = problems.size();
   json merged = cfg;
   if (!recipe.is_null() && CheckKeys(recipe, "recipe", RecipeKeys(), problems)) {
-    for (auto it = recipe.begin(); it != recipe.end(); ++it) {
+    const json r = IntsFromStrings(recipe, FieldSection::kRecipe);
+    for (auto it = r.begin(); it != r.end(); ++it) {
       if (!OneOfKeys(it.key(), RecipeKeys())) continue;
       json one = cfg;
       one[it.key()] = it.value();
@@ -384,7 +424,7 @@ std::optional<TrialConfig> ParseBase(const json& recipe, const json& dataset, in
     }
   }
   if (!dataset.is_null() && CheckKeys(dataset, "dataset", DatasetKeys(), problems)) {
-    json d = IntsFromStrings(dataset, {"train_subset", "test_subset", "train_size", "test_size"});
+    json d = IntsFromStrings(dataset, FieldSection::kDataset);
     json ds = cfg["dataset"];
     for (auto it = d.begin(); it != d.end(); ++it) {
       if (OneOfKeys(it.key(), DatasetKeys())) ds[it.key()] = it.value();
@@ -538,15 +578,10 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
       problems.Add(absl::StrCat(SectionMessage(st), " (scheme ", scheme, ")"));
     }
   }
-  if (spec.resources.gpus_per_node < 0 || spec.resources.gpus_per_node > 64)
-    problems.Add(OutOfRange("resources.gpus_per_node", absl::StrCat(spec.resources.gpus_per_node),
-                            "is out of range [0, 64]"));
-  if (spec.resources.nodes < 1 || spec.resources.nodes > 1024)
-    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                            "is out of range [1, 1024]"));
-  else if (spec.resources.nodes > 1 && spec.resources.gpus_per_node == 0)
-    problems.Add(OutOfRange("resources.nodes", absl::StrCat(spec.resources.nodes),
-                            "needs gpus_per_node >= 1 (multi-node trials run on GPUs)"));
+  for (const ResourcesRow& r : ResourcesRows()) {
+    if (std::string what = r.check(spec.resources); !what.empty())
+      problems.Add(absl::StrCat(r.info.name, ": ", what));
+  }
   if (spec.max_attempts < 1 || spec.max_attempts > 100)
     problems.Add(
         OutOfRange("max_attempts", absl::StrCat(spec.max_attempts), "is out of range [1, 100]"));
@@ -560,6 +595,12 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
 }
 
 }  // namespace
+
+std::vector<FieldInfo> ResourcesFields() {
+  std::vector<FieldInfo> out;
+  for (const ResourcesRow& r : ResourcesRows()) out.push_back(r.info);
+  return out;
+}
 
 absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   Problems problems;
@@ -584,10 +625,7 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   }
   if (!spec.axes.empty()) CheckAxes(spec, problems, /*report_empty=*/problems.size() == before_axes);
   if (auto it = doc.find("resources"); it != doc.end() && !it->is_null()) {
-    if (CheckKeys(*it, "resources", {"gpus_per_node", "nodes"}, problems)) {
-      problems.Add(ReadInt(*it, "resources", "gpus_per_node", &spec.resources.gpus_per_node));
-      problems.Add(ReadInt(*it, "resources", "nodes", &spec.resources.nodes));
-    }
+    ParseResources(*it, spec.resources, problems);
   }
   problems.Add(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
   problems.Add(ReadInt(doc, "", "priority", &spec.priority));
@@ -677,8 +715,9 @@ json SweepSpecToJson(const SweepSpec& spec) {
                     {"scheme", b.schemes}});
   }
   doc["axes"] = axes;
-  doc["resources"] = {{"gpus_per_node", spec.resources.gpus_per_node},
-                      {"nodes", spec.resources.nodes}};
+  doc["resources"] = json::object();
+  for (const ResourcesRow& r : ResourcesRows())
+    doc["resources"][std::string(r.info.key)] = r.write(spec.resources);
   doc["max_attempts"] = spec.max_attempts;
   doc["priority"] = spec.priority;
   return doc;

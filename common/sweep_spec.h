@@ -38,10 +38,13 @@ struct AxesBlock {
   std::vector<std::string> schemes{"wrpn"};  // quantization schemes (common/quant_scheme.h)
 };
 
+// The `resources` section; its fields are rows of the field table (trial_config_fields.inc).
 struct Resources {
-  int gpus_per_node = 0;  // 0 = CPU trial
-  int nodes = 1;
+#define WRPN_RESOURCES_FIELD(type, name, def, help, check) type name = def;
+#include "common/trial_config_fields.inc"
 };
+// The rows of the resources section, in the table's order.
+std::vector<FieldInfo> ResourcesFields();
 
 struct SweepSpec {
   std::string name;

@@ -15,10 +15,11 @@ packages=(
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
   prometheus gnuplot-nox curl python3 procps util-linux
-  # The Python client (client/python) and its tests; the web page's browser test; HTTPS for the
-  # HTTP port (deploy/https: Debian's civetweb cannot do TLS with OpenSSL 3).
+  # The Python client (client/python) and its tests; the web page's browser test; HTTPS on the
+  # HTTP port (server/https_front.cc: OpenSSL, since Debian's civetweb cannot do TLS with
+  # OpenSSL 3; the openssl tool makes the tests' certificates and deploy/compose/secrets/make-tls.sh's).
   python3-grpcio python3-protobuf python3-yaml python3-venv python3-pip
-  chromium stunnel4 openssl
+  chromium libssl-dev openssl
   # Slurm as the engine for workers and gangs (deploy/slurm, tests/slurm).
   slurm-wlm munge
 )

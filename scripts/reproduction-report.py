@@ -23,7 +23,7 @@ def main():
     for c in doc["cells"]:
         if args.network and c["network"] != args.network:
             continue
-        vals = [s["final_top1"] for s in c["seeds"] if s.get("state") == "succeeded" and s.get("final_top1") is not None]
+        vals = [s["final_top1"] for s in c["seeds"] if s.get("state") == "TRIAL_SUCCEEDED" and s.get("final_top1") is not None]
         cells[(float(c["width"]), c["wbits"], c["abits"])] = {
             "vals": vals,
             "mean": statistics.mean(vals) if vals else None,

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "server/https_front.h"
 #include "server/validate.h"
 #include "server/web_assets.h"
 
@@ -101,11 +102,10 @@ absl::StatusOr<int> QueryInt(const mg_request_info* ri, const char* name) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
-                                                              Coordinator* coordinator,
-                                                              const Authenticator* auth,
-                                                              MetricsRegistry* registry,
-                                                              std::function<bool()> ready) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& listen, Coordinator* coordinator, const Authenticator* auth,
+    MetricsRegistry* registry, std::function<bool()> ready,
+    std::shared_ptr<const TlsServerContext> tls) {
   static std::once_flag init;
   std::call_once(init, [] { mg_init_library(0); });
   std::unique_ptr<HttpServer> s(new HttpServer());
@@ -113,12 +113,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   s->auth_ = auth;
   s->registry_ = registry;
   s->ready_ = std::move(ready);
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4",
+  const std::string civetweb_listen = tls ? "127.0.0.1:0" : listen;
+  const char* options[] = {"listening_ports", civetweb_listen.c_str(), "num_threads", "4",
                            "request_timeout_ms", "10000", nullptr};
   mg_callbacks callbacks{};
   s->ctx_ = mg_start(&callbacks, nullptr, options);
   if (s->ctx_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", listen));
+    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", civetweb_listen));
   }
   mg_set_request_handler(s->ctx_, "/", &HttpServer::Dispatch, s.get());
   mg_server_port ports[4];
@@ -127,15 +128,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   s->port_ = ports[0].port;
   // The host part of "host:port", "[v6]:port" or "port"; wildcards are reached on loopback.
   std::string host;
-  if (const size_t colon = listen.rfind(':'); colon != std::string::npos) host = listen.substr(0, colon);
+  if (const size_t colon = civetweb_listen.rfind(':'); colon != std::string::npos)
+    host = civetweb_listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
   if (host == "::") host = "::1";
   s->host_ = host;
+  if (tls) {
+    auto front = HttpsFront::Start(listen, std::move(tls), s->port_);
+    if (!front.ok()) return front.status();
+    s->front_ = *std::move(front);
+  }
   return s;
 }
 
+int HttpServer::port() const { return front_ ? front_->port() : port_; }
+
 HttpServer::~HttpServer() {
+  front_.reset();  // ends the relayed connections before civetweb stops
   if (!ctx_) return;
   // civetweb's listener sees the stop flag only between polls of its socket, up to 2 s apart
   // (SOCKET_TIMEOUT_QUANTUM): a stop took 1-2 s. A connection attempt wakes it at once.

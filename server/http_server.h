@@ -7,6 +7,8 @@
 // printed by protobuf's JSON mapping (original field names), so both APIs give the same data.
 // With tokens on, /api/v1 needs a viewer (or admin) bearer token. Owns the civetweb context;
 // borrows the rest. Handlers run on civetweb's threads and only call thread-safe objects.
+// With a TLS context the port serves HTTPS only: civetweb then listens on 127.0.0.1 (a free port)
+// behind an HttpsFront on `listen` (server/https_front.h), since Debian's civetweb cannot do TLS.
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,22 +18,25 @@
 #include "server/auth.h"
 #include "server/coordinator.h"
 #include "server/metrics.h"
+#include "server/tls_context.h"
 
 struct mg_context;
 struct mg_connection;
 
 namespace wrpn::server {
 
+class HttpsFront;
+
 class HttpServer {
  public:
-  // `listen` is host:port (port 0 picks a free one).
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                           Coordinator* coordinator,
-                                                           const Authenticator* auth,
-                                                           MetricsRegistry* registry,
-                                                           std::function<bool()> ready);
+  // `listen` is host:port (port 0 picks a free one). `tls` null: plain HTTP.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& listen, Coordinator* coordinator, const Authenticator* auth,
+      MetricsRegistry* registry, std::function<bool()> ready,
+      std::shared_ptr<const TlsServerContext> tls = nullptr);
   ~HttpServer();
-  int port() const { return port_; }
+  int port() const;
+  bool tls() const { return front_ != nullptr; }
 
  private:
   HttpServer() = default;
@@ -40,8 +45,9 @@ class HttpServer {
   void ServeTrialsAndWorkers(mg_connection* conn, const std::vector<std::string>& parts);
 
   mg_context* ctx_ = nullptr;
+  std::unique_ptr<HttpsFront> front_;  // null for plain HTTP
   std::string host_;  // where the destructor connects to wake civetweb's listener
-  int port_ = 0;
+  int port_ = 0;      // civetweb's
   Coordinator* coordinator_ = nullptr;
   const Authenticator* auth_ = nullptr;
   MetricsRegistry* registry_ = nullptr;

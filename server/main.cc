@@ -39,8 +39,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--db", db_path, "SQLite database file")->capture_default_str();
   app.add_option("--token-file", token_file, "bearer tokens: one `<role> <token>` per line");
-  app.add_option("--tls-cert", server.tls_cert, "PEM certificate chain for gRPC TLS");
-  app.add_option("--tls-key", server.tls_key, "PEM private key for gRPC TLS");
+  app.add_option("--tls-cert", server.tls_cert,
+                 "PEM certificate chain: gRPC and the HTTP port then serve TLS only");
+  app.add_option("--tls-key", server.tls_key, "PEM private key for --tls-cert");
+  app.add_flag("--http-plain", server.http_plain,
+               "keep the HTTP port plain with --tls-cert (TLS ends in a proxy in front of it)");
   app.add_option("--lease-ttl", lease_ttl_s, "seconds a lease lives without a heartbeat")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -124,7 +127,8 @@ int main(int argc, char** argv) {
   std::cerr << "wrpn-coordinator: gRPC on " << server.grpc_listen << " (port "
             << (*running)->grpc_port() << ")";
   if (!server.http_listen.empty())
-    std::cerr << ", HTTP on port " << (*running)->http_port();
+    std::cerr << ", HTTP on port " << (*running)->http_port()
+              << ((*running)->http_tls() ? " (HTTPS only)" : "");
   std::cerr << ", db " << db_path << ", lease TTL " << lease_ttl_s << " s\n";
   if (const wrpn::CrashPointSetting crash = wrpn::ActiveCrashPoint(); !crash.point.empty()) {
     std::cerr << "wrpn-coordinator: WARNING: WRPN_CRASH_AT is set: this process SIGKILLs itself "

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/grpc_service.h"
 #include "server/http_server.h"
+#include "server/tls_context.h"
 
 namespace wrpn::server {
 namespace {
@@ -48,6 +49,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  // Both files checked, naming the bad one, before anything listens; HTTPS serves them too.
+  std::shared_ptr<const TlsServerContext> http_tls;
+  if (!options.tls_cert.empty()) {
+    auto tls = TlsServerContext::Load(options.tls_cert, options.tls_key);
+    if (!tls.ok()) return tls.status();
+    if (!options.http_plain) http_tls = *std::move(tls);
   }
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
   s->coordinator_ = coordinator;
@@ -95,7 +103,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   if (!options.http_listen.empty()) {
     auto http = HttpServer::Start(options.http_listen, coordinator, auth, registry,
-                                  [raw = s.get()] { return raw->ready_.load(); });
+                                  [raw = s.get()] { return raw->ready_.load(); },
+                                  std::move(http_tls));
     if (!http.ok()) {
       s->grpc_->Shutdown();
       return http.status();
@@ -117,6 +126,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 }
 
 int CoordinatorServer::http_port() const { return http_ ? http_->port() : 0; }
+bool CoordinatorServer::http_tls() const { return http_ && http_->tls(); }
 
 void CoordinatorServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;

@@ -1,6 +1,7 @@
 #pragma once
 // CoordinatorServer: the network side of a running coordinator: the gRPC server (both services,
-// optional TLS), the HTTP endpoint (/metrics, /healthz, /readyz, /api/v1) and a ticker thread
+// optional TLS), the HTTP endpoint (/metrics, /healthz, /readyz, /api/v1; HTTPS with the same
+// certificate and key as gRPC unless http_plain) and a ticker thread
 // that expires leases. Owns those; borrows the Coordinator, Authenticator and registry, which
 // must outlive it. Start/Shutdown from one thread.
 #include <atomic>
@@ -30,6 +31,7 @@ struct ServerOptions {
   std::string grpc_listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
   std::string http_listen = "127.0.0.1:8080";  // "" = no HTTP endpoint
   std::string tls_cert, tls_key;               // PEM files; both or neither
+  bool http_plain = false;  // with tls_cert/tls_key: HTTP stays plain (TLS ends in front of it)
   bool allow_unauthenticated = false;          // allow a non-loopback listen without tokens
   std::chrono::milliseconds tick_interval{1000};  // 0 = no ticker (tests call Tick)
   // A larger request is refused with RESOURCE_EXHAUSTED before it is read (common/grpc_limits.h).
@@ -49,6 +51,7 @@ class CoordinatorServer {
   ~CoordinatorServer();
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
+  bool http_tls() const;
   // Stops accepting calls, waits up to `grace` for in-flight ones, stops HTTP and the ticker.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 

@@ -39,10 +39,10 @@ def main():
     except wrpn.WrpnError as e:
         print(f"quick_grid: {e}", file=sys.stderr)
         return 1
-    print(f"{'cell':24s} {'cost':>7s} {'top-1':>6s} {'std':>6s} {'ours':>6s} "
+    print(f"{'cell':29s} {'cost':>7s} {'top-1':>6s} {'std':>6s} {'ours':>6s} "
           f"{'paper':>6s} {'paper chg':>9s}")
     for r in sorted(grid, key=lambda r: (r.network, r.width, -r.wbits, -r.abits)):
-        print(f"{r.cell:24s} {r.cost:7.3f} {fmt(r.top1)} {fmt(r.top1_std)} "
+        print(f"{r.cell:29s} {r.cost:7.3f} {fmt(r.top1)} {fmt(r.top1_std)} "
               f"{fmt(r.our_delta, signed=True)} {fmt(r.paper_top1)} {fmt(r.paper_delta, '9.2f', True)}")
     return 0 if sweep.state == "SUCCEEDED" else 1
 

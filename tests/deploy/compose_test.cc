@@ -1,5 +1,6 @@
 // deploy/compose/docker-compose.yml as Debian's docker-compose 1.29 resolves it (`config`, no
 // Docker engine needed), checked for the references between services, files and secrets.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -13,25 +14,40 @@
 namespace wrpn::deploytest {
 namespace {
 
+// deploy/compose/docker-compose.yml plus `extra` files (all profiles) as docker-compose resolves
+// them, or the error in *error.
+YAML::Node ResolveCompose(const std::vector<std::string>& extra, std::string* error) {
+  std::string tool = FindOnPath({"docker-compose"});
+  if (tool.empty()) {
+    *error = "docker-compose not on PATH (scripts/install-deps.sh installs it)";
+    return {};
+  }
+  std::vector<std::string> cmd = {tool, "-f", SourcePath("deploy/compose/docker-compose.yml")};
+  for (const std::string& f : extra) {
+    cmd.push_back("-f");
+    cmd.push_back(SourcePath("deploy/compose/" + f));
+  }
+  for (const char* a : {"--profile", "gpu", "--profile", "cpu", "config"}) cmd.push_back(a);
+  auto r = RunCommand(cmd, std::chrono::seconds(60), /*keep_stderr=*/false);
+  if (r.exit_code != 0) {
+    *error = "docker-compose config failed: " + RunCommand(cmd).output;
+    return {};
+  }
+  YAML::Node cfg = YAML::Load(r.output);
+  if (!cfg["services"]) *error = "no services in: " + r.output;
+  return cfg;
+}
+
+std::vector<std::string> Command(const YAML::Node& cfg, const std::string& service) {
+  std::vector<std::string> out;
+  for (const auto& a : cfg["services"][service]["command"]) out.push_back(a.as<std::string>());
+  return out;
+}
+
 class ComposeTest : public ::testing::Test {
  protected:
   // docker-compose takes seconds to start: resolve the file once for the whole suite.
-  static void SetUpTestSuite() {
-    std::string tool = FindOnPath({"docker-compose"});
-    if (tool.empty()) {
-      error_ = "docker-compose not on PATH (scripts/install-deps.sh installs it)";
-      return;
-    }
-    std::vector<std::string> cmd = {tool, "-f", SourcePath("deploy/compose/docker-compose.yml"),
-                                    "--profile", "gpu", "--profile", "cpu", "config"};
-    auto r = RunCommand(cmd, std::chrono::seconds(60), /*keep_stderr=*/false);
-    if (r.exit_code != 0) {
-      error_ = "docker-compose config failed: " + RunCommand(cmd).output;
-      return;
-    }
-    cfg_ = YAML::Load(r.output);
-    if (!cfg_["services"]) error_ = "no services in: " + r.output;
-  }
+  static void SetUpTestSuite() { cfg_ = ResolveCompose({}, &error_); }
   void SetUp() override { ASSERT_TRUE(error_.empty()) << error_; }
   YAML::Node Service(const std::string& name) { return cfg_["services"][name]; }
   // The value of --flag=VALUE in a service's command, or "".
@@ -160,6 +176,73 @@ TEST_F(ComposeTest, BindMountedFilesExistInTheRepository) {
   // prometheus.yml loads rules/*.yml relative to itself: the rules directory must be beside it.
   EXPECT_TRUE(targets.count("/etc/prometheus/prometheus.yml"));
   EXPECT_TRUE(targets.count("/etc/prometheus/rules"));
+}
+
+// docker-compose.https.yml (docs/web.md#https): the base file's commands plus the TLS flags, each
+// file a mounted secret; the health check and Prometheus over HTTPS trusting the CA.
+TEST(ComposeHttpsTest, AddsTlsToTheBaseCommandsAndTrustsTheCa) {
+  std::string error;
+  const YAML::Node base = ResolveCompose({}, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  const YAML::Node tls = ResolveCompose({"docker-compose.https.yml"}, &error);
+  ASSERT_TRUE(error.empty()) << error;
+  // The /run/secrets/ file a flag names, checked to be a mounted, file-based secret.
+  auto secret_file = [&](const std::string& service, const std::string& arg) {
+    const std::string path = arg.substr(arg.find('=') + 1);
+    EXPECT_EQ(path.rfind("/run/secrets/", 0), 0u) << service << ": " << arg;
+    const std::string target = path.substr(std::string("/run/secrets/").size());
+    std::string file;
+    for (const auto& s : tls["services"][service]["secrets"])
+      if (s["target"].as<std::string>() == target)
+        file = tls["secrets"][s["source"].as<std::string>()]["file"].as<std::string>("");
+    EXPECT_FALSE(file.empty()) << service << " reads " << path << " but mounts no such secret";
+    return file;
+  };
+  auto with = [&](const std::string& service, std::vector<std::string> extra) {
+    std::vector<std::string> want = Command(base, service);
+    want.insert(want.end(), extra.begin(), extra.end());
+    return want;
+  };
+  const std::vector<std::string> coordinator = Command(tls, "coordinator");
+  ASSERT_EQ(coordinator, with("coordinator", {"--tls-cert=/run/secrets/wrpn-tls-cert",
+                                              "--tls-key=/run/secrets/wrpn-tls-key"}));
+  EXPECT_THAT(secret_file("coordinator", coordinator[coordinator.size() - 2]),
+              testing::EndsWith("secrets/tls.crt"));
+  EXPECT_THAT(secret_file("coordinator", coordinator.back()), testing::EndsWith("secrets/tls.key"));
+  bool kept_tokens = false;
+  for (const auto& s : tls["services"]["coordinator"]["secrets"])
+    kept_tokens |= s["target"].as<std::string>() == "wrpn-tokens";
+  EXPECT_TRUE(kept_tokens) << "the override dropped the token file's secret";
+  std::string ca_file;
+  for (const char* w : {"worker", "worker-cpu"}) {
+    const std::vector<std::string> cmd = Command(tls, w);
+    ASSERT_EQ(cmd, with(w, {"--tls-ca=/run/secrets/wrpn-tls-ca"})) << w;
+    ca_file = secret_file(w, cmd.back());
+    EXPECT_THAT(ca_file, testing::EndsWith("secrets/ca.crt"));
+  }
+  std::string health;
+  for (const auto& t : tls["services"]["coordinator"]["healthcheck"]["test"])
+    health += t.as<std::string>() + " ";
+  EXPECT_NE(health.find("https://127.0.0.1:8080/readyz"), std::string::npos) << health;
+
+  // Prometheus: prometheus-https.yml replaces prometheus.yml and differs only in the scheme and
+  // the CA, a secret Prometheus mounts.
+  std::string mounted;
+  for (const auto& v : tls["services"]["prometheus"]["volumes"]) {
+    const std::string s = v.as<std::string>();
+    if (s.find(":/etc/prometheus/prometheus.yml") != std::string::npos) mounted = s.substr(0, s.find(':'));
+  }
+  EXPECT_THAT(mounted, testing::EndsWith("deploy/prometheus/prometheus-https.yml"));
+  YAML::Node https_prom = YAML::LoadFile(SourcePath("deploy/prometheus/prometheus-https.yml"));
+  YAML::Node plain_prom = YAML::LoadFile(SourcePath("deploy/prometheus/prometheus.yml"));
+  YAML::Node job = https_prom["scrape_configs"][0];
+  ASSERT_EQ(job["job_name"].as<std::string>(), "wrpn-coordinator");
+  EXPECT_EQ(job["scheme"].as<std::string>(), "https");
+  EXPECT_EQ(secret_file("prometheus", "ca=" + job["tls_config"]["ca_file"].as<std::string>()),
+            ca_file);
+  job.remove("tls_config");
+  job["scheme"] = "http";
+  EXPECT_EQ(YAML::Dump(https_prom), YAML::Dump(plain_prom)) << "prometheus-https.yml drifted";
 }
 
 }  // namespace

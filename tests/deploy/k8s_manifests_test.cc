@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tests/deploy/deploy_test_util.h"
 #include "tests/deploy/k8s_manifests.h"
@@ -379,47 +380,64 @@ TEST(ServiceMonitorComponent, RendersWhenKustomizeSupportsComponents) {
   EXPECT_TRUE(m.Find("StatefulSet", "wrpn-coordinator"));
 }
 
-// The HTTPS component (docs/web.md): an stunnel4 sidecar in the coordinator's pod forwarding to
-// the coordinator's HTTP port on loopback, with the TLS Secret mounted, and port 8443 on the
-// Service; the coordinator container itself is unchanged.
-TEST(HttpsComponent, AddsTheProxySidecarAndServicePort) {
+// The HTTPS component (docs/web.md): the coordinator gets --tls-cert/--tls-key from the Secret
+// wrpn-tls (gRPC and the HTTP port then serve TLS only), probes and scrape annotations use https,
+// the workers trust the Secret's ca.crt; everything else is the plain overlay's.
+TEST(HttpsComponent, TurnsOnTlsForTheCoordinatorAndTheWorkersTrustIt) {
   Manifests plain = RenderKustomization(SourcePath("deploy/k8s/overlays/cpu"));
   Manifests m = RenderKustomization(SourcePath("tests/deploy/k8s-https"));
   if (m.error.find("components") != std::string::npos)
     GTEST_SKIP() << "this kustomize has no components: " << m.error;
   ASSERT_TRUE(m.error.empty()) << m.error;
   ASSERT_TRUE(plain.error.empty()) << plain.error;
-  YAML::Node pod = m.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"]["spec"];
-  YAML::Node plain_pod = plain.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"]["spec"];
-  int https_at = -1, coordinator_at = -1;
-  for (size_t i = 0; i < pod["containers"].size(); ++i) {
-    const std::string name = pod["containers"][i]["name"].as<std::string>();
-    if (name == "https") https_at = static_cast<int>(i);
-    if (name == "coordinator") coordinator_at = static_cast<int>(i);
+  auto args_of = [](const YAML::Node& c) {
+    std::vector<std::string> out;
+    for (const auto& a : c["args"]) out.push_back(a.as<std::string>());
+    return out;
+  };
+  // The mount path of the volume backed by Secret wrpn-tls, and the keys it projects.
+  auto tls_mount = [](const YAML::Node& pod, const YAML::Node& c, std::set<std::string>* keys) {
+    std::string volume;
+    for (const auto& v : pod["volumes"])
+      if (v["secret"] && v["secret"]["secretName"].as<std::string>() == "wrpn-tls") {
+        volume = v["name"].as<std::string>();
+        for (const auto& i : v["secret"]["items"]) keys->insert(i["key"].as<std::string>());
+      }
+    for (const auto& vm : c["volumeMounts"])
+      if (vm["name"].as<std::string>() == volume) return vm["mountPath"].as<std::string>();
+    return std::string();
+  };
+
+  YAML::Node pod = m.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"];
+  YAML::Node plain_pod = plain.Find("StatefulSet", "wrpn-coordinator")["spec"]["template"];
+  ASSERT_EQ(pod["spec"]["containers"].size(), 1u) << "no sidecar any more";
+  const YAML::Node c = pod["spec"]["containers"][0];
+  std::vector<std::string> want = args_of(plain_pod["spec"]["containers"][0]);
+  std::set<std::string> keys;
+  const std::string dir = tls_mount(pod["spec"], c, &keys);
+  ASSERT_FALSE(dir.empty()) << "Secret wrpn-tls not mounted in the coordinator";
+  EXPECT_EQ(keys, (std::set<std::string>{"tls.crt", "tls.key"}));
+  want.push_back("--tls-cert=" + dir + "/tls.crt");
+  want.push_back("--tls-key=" + dir + "/tls.key");
+  EXPECT_EQ(args_of(c), want);
+  for (const char* probe : {"startupProbe", "livenessProbe", "readinessProbe"}) {
+    EXPECT_EQ(c[probe]["httpGet"]["scheme"].as<std::string>(""), "HTTPS") << probe;
+    EXPECT_EQ(c[probe]["httpGet"]["port"].as<std::string>(), "http") << probe;
   }
-  ASSERT_GE(https_at, 0) << "no https container";
-  ASSERT_GE(coordinator_at, 0) << "no coordinator container";
-  const YAML::Node https = pod["containers"][https_at];
-  const YAML::Node coordinator = pod["containers"][coordinator_at];
-  EXPECT_EQ(https["image"].as<std::string>(), "ghcr.io/wrpn/wrpn-https-proxy:0.1.0");
-  std::map<std::string, std::string> env;
-  for (const auto& e : https["env"]) env[e["name"].as<std::string>()] = e["value"].as<std::string>();
-  EXPECT_EQ(env["WRPN_HTTPS_CONNECT"], "127.0.0.1:8080");
-  EXPECT_EQ(env["WRPN_HTTPS_ACCEPT"], "0.0.0.0:8443");
-  bool coordinator_http_8080 = false;
-  for (const auto& a : coordinator["args"])
-    coordinator_http_8080 |= a.as<std::string>().find("--http-listen=") == 0 &&
-                             a.as<std::string>().find(":8080") != std::string::npos;
-  EXPECT_TRUE(coordinator_http_8080) << "the proxy forwards to a port the coordinator listens on";
-  EXPECT_EQ(YAML::Dump(coordinator), YAML::Dump(plain_pod["containers"][0]));
-  bool secret = false;
-  for (const auto& v : pod["volumes"])
-    secret |= v["secret"] && v["secret"]["secretName"].as<std::string>() == "wrpn-tls";
-  EXPECT_TRUE(secret);
-  std::set<std::string> ports;
-  for (const auto& p : m.Find("Service", "wrpn-coordinator")["spec"]["ports"])
-    ports.insert(p["name"].as<std::string>() + ":" + p["port"].as<std::string>());
-  EXPECT_TRUE(ports.count("https:8443") && ports.count("http:8080") && ports.count("grpc:7070"));
+  EXPECT_EQ(StringMap(pod["metadata"]["annotations"])["prometheus.io/scheme"], "https");
+  EXPECT_EQ(StringMap(m.Find("Service", "wrpn-coordinator")["metadata"]["annotations"])
+                ["prometheus.io/scheme"], "https");
+
+  YAML::Node wpod = m.Find("Deployment", "wrpn-worker")["spec"]["template"]["spec"];
+  YAML::Node plain_wpod = plain.Find("Deployment", "wrpn-worker")["spec"]["template"]["spec"];
+  const YAML::Node w = wpod["containers"][0];
+  std::set<std::string> wkeys;
+  const std::string wdir = tls_mount(wpod, w, &wkeys);
+  ASSERT_FALSE(wdir.empty()) << "Secret wrpn-tls not mounted in the worker";
+  EXPECT_EQ(wkeys, std::set<std::string>{"ca.crt"}) << "the workers need the CA, never the key";
+  std::vector<std::string> wwant = args_of(plain_wpod["containers"][0]);
+  wwant.push_back("--tls-ca=" + wdir + "/ca.crt");
+  EXPECT_EQ(args_of(w), wwant);
 }
 
 }  // namespace

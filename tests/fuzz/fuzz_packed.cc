@@ -1,5 +1,5 @@
 // libFuzzer target: the packed dataset reader (PackedFile in worker/trainer/packed_format.cc)
-// and the sample path behind it. A file that opens must give, for each record, either a clean
+// and the sample path behind it (JPEG records decoded, raw records resampled from the bytes). A file that opens must give, for each record, either a clean
 // error naming the file or a finite sample; nothing may read outside the bytes.
 #include <cmath>
 #include <cstddef>
@@ -28,10 +28,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto rec = (*file)->Read(s, i);
       if (!rec.ok()) continue;
       if (rec->label < 0 || rec->label >= (*file)->classes()) std::abort();
-      const auto st = wrpn::trainer::LoadImageSample(rec->bytes, (*file)->Where(s, i), rec->width,
-                                                     rec->height, 16, s == PackedSplit::kTrain, 7, norm,
-                                                     out.data());
-      if (!st.ok()) continue;
+      if ((*file)->encoding() == wrpn::trainer::PackedEncoding::kRaw) {
+        // Opening checked that the record holds width x height x 3 bytes.
+        if (rec->bytes.size() != size_t{3} * rec->width * rec->height) std::abort();
+        wrpn::trainer::LoadRawSample(reinterpret_cast<const uint8_t*>(rec->bytes.data()), rec->width,
+                                     rec->height, 16, s == PackedSplit::kTrain, 7, norm, out.data());
+      } else {
+        const auto st = wrpn::trainer::LoadImageSample(rec->bytes, (*file)->Where(s, i), rec->width,
+                                                       rec->height, 16, s == PackedSplit::kTrain, 7, norm,
+                                                       out.data());
+        if (!st.ok()) continue;
+      }
       for (float v : out)
         if (!std::isfinite(v)) std::abort();
     }

@@ -52,32 +52,49 @@ class ClientTest(unittest.TestCase):
 
         grid = self.admin.grid(sweep_id)
         self.assertEqual(len(grid), 8)
+        self.assertNotEqual(grid.paper_version, "")
+        self.assertEqual(grid.baselines, {"alexnet": 57.2})
         base = grid.cell("lenet5", 1.0, 32, 32)
         for row in grid:
             self.assertEqual(row.state, "SUCCEEDED")
-            self.assertEqual(row.scheme, "uniform")
+            self.assertEqual(row.scheme, "wrpn")
+            self.assertEqual(row.cost_mode, "uniform")
             self.assertEqual(row.cost, row.raw.cost_uniform)
             self.assertTrue(60.0 <= row.top1 <= 90.0, row)  # the fake trainer's range
             self.assertEqual((row.seeds, row.seeds_done), (1, 1))
             self.assertAlmostEqual(row.our_delta, row.top1 - base.top1)
             self.assertEqual(row.bits, f"{row.wbits}/{row.abits}")
-            # The paper's AlexNet tables are the reference of lenet5 (client/grid.h).
-            self.assertEqual(row.paper_top1, row.raw.paper_top1 if row.raw.HasField("paper_top1")
-                             else None)
+            # The coordinator compares lenet5 with the paper's AlexNet tables (by family).
+            self.assertEqual(row.paper_network, "alexnet")
+            self.assertEqual(row.paper_table, "table1" if row.width == 1 else "table2")
+            self.assertIsNotNone(row.paper_top1, row)
+            self.assertAlmostEqual(row.paper_delta, row.paper_top1 - 57.2)
         self.assertEqual(base.our_delta, 0.0)
+        self.assertEqual((base.paper_top1, base.paper_delta), (57.2, 0.0))
+        w44 = grid.cell("lenet5", 2.0, 4, 4)  # Table 2: 58.6 against Table 1's 57.2
+        self.assertEqual(w44.paper_top1, 58.6)
+        self.assertAlmostEqual(w44.paper_delta, 58.6 - 57.2)
         self.assertLess(grid.cell("lenet5", 1.0, 2, 2).cost, base.cost)
-        fl = self.admin.grid(sweep_id, scheme="first-last-fp32")
+        fl = self.admin.grid(sweep_id, cost_mode="first-last-fp32")
         self.assertEqual([r.cost for r in fl], [r.raw.cost_first_last_fp32 for r in fl])
-        with self.assertRaisesRegex(ValueError, "scheme"):
-            self.admin.grid(sweep_id, scheme="fancy")
+        with self.assertRaisesRegex(ValueError, "cost_mode"):
+            self.admin.grid(sweep_id, cost_mode="fancy")
+        r34 = self.admin.grid(sweep_id, paper_ref="table4").cell("lenet5", 2.0, 4, 4)
+        self.assertEqual((r34.paper_network, r34.paper_table, r34.paper_top1),
+                         ("resnet34", "table4", 74.52))
+        self.assertAlmostEqual(r34.paper_delta, 74.52 - 73.59)
+        self.assertIsNone(self.admin.grid(sweep_id, paper_ref="none").rows[0].paper_top1)
+        with self.assertRaisesRegex(wrpn.InvalidArgumentError, "paper_ref: unknown reference"):
+            self.admin.grid(sweep_id, paper_ref="vgg")
 
         # The HTTP API serves the same grid.
         req = urllib.request.Request(f"{self.cluster.http}/api/v1/sweeps/{sweep_id}/grid",
                                      headers={"Authorization": f"Bearer {VIEWER}"})
         cells = json.load(urllib.request.urlopen(req))["cells"]
-        self.assertEqual(sorted((c["network"], c["width"], c["wbits"], c["abits"], c["final_top1"])
-                                for c in cells),
-                         sorted((r.network, r.width, r.wbits, r.abits, r.top1) for r in grid))
+        self.assertEqual(sorted((c["network"], c["width"], c["wbits"], c["abits"], c["final_top1"],
+                                 c["our_delta"], c["paper_top1"], c["paper_delta"]) for c in cells),
+                         sorted((r.network, r.width, r.wbits, r.abits, r.top1, r.our_delta,
+                                 r.paper_top1, r.paper_delta) for r in grid))
 
         trials = self.admin.trials(sweep_id)
         self.assertEqual(len(trials), 8)

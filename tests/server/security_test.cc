@@ -295,6 +295,12 @@ TEST_F(SecurityTest, HostileFieldsAreRefusedAndChangeNothing) {
                  std::function<grpc::Status()> call) {
     cases.push_back({std::move(name), std::move(call), code, std::move(field)});
   };
+  // The grid's paper reference: one of a fixed list, shown shortened when refused.
+  for (std::string ref : {std::string("vgg"), huge}) {
+    add("GetGrid paper_ref " + ref.substr(0, 8), kInvalid, "paper_ref", [=] {
+      pb::GetGridRequest r; r.set_sweep_id(1); r.set_paper_ref(ref); pb::GetGridResponse o;
+      return c->GetGrid(Ctx(Who::kViewer).get(), r, &o); });
+  }
   // Ids.
   for (int64_t id : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
     const std::string n = std::to_string(id);

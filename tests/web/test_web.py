@@ -46,22 +46,33 @@ class Dom(html.parser.HTMLParser):
             self.points.append(a)
         elif tag == "polyline" and "curve" in classes:
             self.curves.append(a)
-        elif tag == "div" and "top1" in classes and self.stack:
-            self.stack.append(("top1", self.stack[-1][1]))
+        elif tag == "div" and self.stack and self.stack[-1][0] == "cell":
+            # Inside a cell: the top-1, then "our change [the paper's change]", then the cost.
+            part = ("text" if "top1" in classes else
+                    "deltas" if "deltas" in classes and "muted" not in classes else "other")
+            self.cells[self.stack[-1][1]].setdefault(part, "")
+            self.stack.append((part, self.stack[-1][1]))
 
     def handle_endtag(self, tag):
-        if self.stack and ((tag == "div" and self.stack[-1][0] == "top1") or
+        if self.stack and ((tag == "div" and self.stack[-1][0] != "cell") or
                            (tag == "td" and self.stack[-1][0] == "cell")):
             self.stack.pop()
 
     def handle_data(self, data):
         self.text.append(data)
-        if self.stack and self.stack[-1][0] == "top1":
-            self.cells[self.stack[-1][1]]["text"] += data
+        if self.stack and self.stack[-1][0] != "cell":
+            self.cells[self.stack[-1][1]][self.stack[-1][0]] += data
 
 
-def key(network, width, wbits, abits):
-    return f"{network}|{float(width):g}|{wbits}|{abits}"
+def key(network, width, wbits, abits, scheme):
+    return f"{network}|{float(width):g}|{wbits}|{abits}|{scheme}"
+
+
+def signed(v):
+    """As the page prints a change: +1.25, −0.40 (U+2212), – when there is none."""
+    if v is None:
+        return "–"
+    return ("+" if v >= 0 else "−") + f"{abs(v):.2f}"
 
 
 class WebPageTest(unittest.TestCase):
@@ -102,22 +113,32 @@ class WebPageTest(unittest.TestCase):
         self.assertIn("hidden", dom.attrs_by_id["login"])
         api_cells = self.api(f"/sweeps/{self.sweep_id}/grid")["cells"]
         self.assertEqual(len(api_cells), 18)
-        by_key = {key(c["network"], c["width"], c["wbits"], c["abits"]): c for c in api_cells}
-        page_cells = {key(c["data-network"], c["data-width"], c["data-wbits"], c["data-abits"]): c
-                      for c in dom.cells}
+        by_key = {key(c["network"], c["width"], c["wbits"], c["abits"], c["scheme"]): c
+                  for c in api_cells}
+        page_cells = {key(c["data-network"], c["data-width"], c["data-wbits"], c["data-abits"],
+                          c["data-scheme"]): c for c in dom.cells}
         self.assertEqual(set(page_cells), set(by_key))
-        base = {c["network"]: c["final_top1"] for c in api_cells
-                if c["width"] == 1 and c["wbits"] == 32 and c["abits"] == 32}
+        with_paper = 0
         for k, c in by_key.items():
             shown = page_cells[k]
+            self.assertEqual(c["scheme"], "wrpn")
+            self.assertEqual(c["paper_network"], "alexnet", k)  # lenet5's reference, by family
             self.assertEqual(float(shown["data-top1"]), c["final_top1"], k)
             self.assertEqual(shown["text"].strip(), f"{c['final_top1']:.2f}", k)
-            self.assertAlmostEqual(float(shown["data-our-delta"]),
-                                   c["final_top1"] - base[c["network"]], places=9)
-            if "paper_delta" in c:
-                self.assertEqual(float(shown["data-paper-delta"]), c["paper_delta"], k)
-            else:
+            # Both changes are the coordinator's numbers, shown as they are.
+            self.assertEqual(float(shown["data-our-delta"]), c["our_delta"], k)
+            paper_delta = c.get("paper_delta")
+            if paper_delta is None:
                 self.assertEqual(shown["data-paper-delta"], "", k)
+                self.assertNotIn("paper_top1", c, k)
+            else:
+                with_paper += 1
+                self.assertEqual(float(shown["data-paper-delta"]), paper_delta, k)
+                self.assertEqual(float(shown["data-paper-top1"]), c["paper_top1"], k)
+            self.assertEqual(" ".join(shown["deltas"].split()),
+                             f"{signed(c['our_delta'])} [{signed(paper_delta)}]", k)
+        # AlexNet's Tables 1 and 2 have 15 of these 18 (width, bits): not w4/a32 (1x, 2x), w2/a32 (2x).
+        self.assertEqual(with_paper, 15)
         # The paper's layout: one table per (network, width), rows = weight bits.
         self.assertEqual(len(dom.points), len(api_cells))
         self.assertEqual(sorted(p["data-key"] for p in dom.points), sorted(by_key))

@@ -1,5 +1,7 @@
 #include "worker/trainer/crop_resize.h"
 
+#include "worker/trainer/crop_resize_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -8,55 +10,68 @@
 namespace wrpn::trainer {
 namespace {
 
-// Source index pair and the 8-bit weight of the second, for one output coordinate.
-struct Tap {
-  int i1, i2;
-  uint32_t w;  // 0..256
+// The taps of one axis: for output o, source index i[o] and the 8-bit weight w[o] (0..256) of
+// i[o] + 1. A tap on the last source pixel moves to the one before it with the weight 256 (the
+// same value), so i[o] + 1 always exists (resample::Horizontal* rely on it) when limit >= 2.
+struct Taps {
+  std::vector<int32_t> i, w;
 };
-
-std::vector<Tap> Taps(double start, double extent, int out, int limit, bool flip) {
-  std::vector<Tap> taps(out);
+void MakeTaps(double start, double extent, int out, int limit, bool flip, Taps* t) {
+  t->i.resize(out);
+  t->w.resize(out);
   for (int o = 0; o < out; ++o) {
     const int oo = flip ? out - 1 - o : o;
     const double f = std::clamp(start + (oo + 0.5) * extent / out - 0.5, 0.0, limit - 1.0);
-    const int i1 = static_cast<int>(f);
-    taps[o] = {i1, std::min(i1 + 1, limit - 1), static_cast<uint32_t>(std::lround((f - i1) * 256))};
+    int i = static_cast<int>(f);
+    int w = static_cast<int>(std::lround((f - i) * 256));
+    if (i == limit - 1 && limit >= 2) i = limit - 2, w = 256;
+    t->i[o] = i;
+    t->w[o] = w;
   }
-  return taps;
 }
 
-// Column pass: blends source rows `y1` and `y2` (weight `w` of the second) over the source
-// columns [x_lo, x_hi), interleaved RGB, into 16-bit values with 8 fractional bits.
-void BlendRows(const uint8_t* rgb, int width, int y1, int y2, uint32_t w, int x_lo, int x_hi,
-               uint16_t* out) {
-  const uint8_t* a = rgb + (int64_t{y1} * width + x_lo) * 3;
-  const uint8_t* b = rgb + (int64_t{y2} * width + x_lo) * 3;
-  const uint16_t wb = static_cast<uint16_t>(w), wa = static_cast<uint16_t>(256 - w);
-  const int n = (x_hi - x_lo) * 3;
-  for (int i = 0; i < n; ++i) out[i] = static_cast<uint16_t>(a[i] * wa + b[i] * wb);  // vectorised
+// Per-thread scratch of the resampler, kept between samples (no allocation per sample once warm).
+struct Scratch {
+  Taps x, y;
+  std::vector<float> rows[2];  // horizontally resampled source rows, planar [3][out_w]
+  int row_of[2] = {-1, -1};
+};
+Scratch& ThreadScratch() {
+  thread_local Scratch s;
+  return s;
 }
 
-// Streams the output rows: for each, blends the two source rows it needs (only the columns the
-// box reads), then calls `sink(y, blended, taps)` to filter along the row. `taps[x].i1/i2`
-// index the blended row's pixels (already offset by the first column read).
+bool UseAvx2(ResampleKernel k, int width) {
+  return k == ResampleKernel::kAvx2 && width >= 2 && resample::Avx2Available();
+}
+
+// Streams the output rows: the two source rows output row y blends are resampled along the row
+// once each (kept while the next output rows still need them), then `sink(y, ha, hb, wy)` blends
+// them (weights 256 - wy and wy) into the output.
 template <typename Sink>
-void Resample(const uint8_t* rgb, int width, int height, const CropBox& box, int out_w, int out_h,
-              Sink&& sink) {
-  std::vector<Tap> xt = Taps(box.x0, box.w, out_w, width, box.flip);
-  const std::vector<Tap> yt = Taps(box.y0, box.h, out_h, height, false);
-  int x_lo = width, x_hi = 0;
-  for (const Tap& t : xt) {
-    x_lo = std::min(x_lo, t.i1);
-    x_hi = std::max(x_hi, t.i2 + 1);
-  }
-  for (Tap& t : xt) {
-    t.i1 -= x_lo;
-    t.i2 -= x_lo;
-  }
-  std::vector<uint16_t> row(3 * size_t(x_hi - x_lo));
+void Resample(ResampleKernel kernel, const uint8_t* rgb, int width, int height, const CropBox& box,
+              int out_w, int out_h, Sink&& sink) {
+  Scratch& s = ThreadScratch();
+  MakeTaps(box.x0, box.w, out_w, width, box.flip, &s.x);
+  MakeTaps(box.y0, box.h, out_h, height, false, &s.y);
+  const bool avx2 = UseAvx2(kernel, width);
+  for (auto& r : s.rows) r.resize(3 * static_cast<size_t>(out_w));
+  s.row_of[0] = s.row_of[1] = -1;
+  auto row = [&](int sy) -> const float* {
+    const int slot = sy & 1;
+    if (s.row_of[slot] != sy) {
+      const uint8_t* src = rgb + int64_t{sy} * width * 3;
+      (avx2 ? resample::HorizontalAvx2 : resample::HorizontalScalar)(src, s.x.i.data(), s.x.w.data(), out_w,
+                                                                     s.rows[slot].data());
+      s.row_of[slot] = sy;
+    }
+    return s.rows[slot].data();
+  };
   for (int y = 0; y < out_h; ++y) {
-    BlendRows(rgb, width, yt[y].i1, yt[y].i2, yt[y].w, x_lo, x_hi, row.data());
-    sink(y, row.data(), xt);
+    const int i = s.y.i[y];
+    const float* ha = row(i);
+    const float* hb = height >= 2 ? row(i + 1) : ha;
+    sink(y, ha, hb, s.y.w[y], avx2);
   }
 }
 
@@ -97,40 +112,45 @@ CropBox ScaleBox(const CropBox& b, int width, int height, int scaled_w, int scal
 
 void CropResize(const uint8_t* rgb, int width, int height, const CropBox& box, int size,
                 const Normalization& norm, float* out) {
+  CropResizeWith(DefaultResampleKernel(), rgb, width, height, box, size, norm, out);
+}
+
+void CropResizeWith(ResampleKernel kernel, const uint8_t* rgb, int width, int height, const CropBox& box,
+                    int size, const Normalization& norm, float* out) {
   float scale[3], shift[3];
   for (int c = 0; c < 3; ++c) {
     scale[c] = 1.0f / (255.0f * 65536.0f * norm.std[c]);
     shift[c] = -norm.mean[c] / norm.std[c];
   }
   const int64_t plane = int64_t{size} * size;
-  Resample(rgb, width, height, box, size, size,
-           [&](int y, const uint16_t* row, const std::vector<Tap>& xt) {
-             float* o0 = out + int64_t{y} * size;
-             float* o1 = o0 + plane;
-             float* o2 = o1 + plane;
-             for (int x = 0; x < size; ++x) {
-               const uint16_t* a = row + xt[x].i1 * 3;
-               const uint16_t* b = row + xt[x].i2 * 3;
-               const uint32_t w = xt[x].w, v = 256 - w;
-               o0[x] = static_cast<float>(a[0] * v + b[0] * w) * scale[0] + shift[0];
-               o1[x] = static_cast<float>(a[1] * v + b[1] * w) * scale[1] + shift[1];
-               o2[x] = static_cast<float>(a[2] * v + b[2] * w) * scale[2] + shift[2];
+  Resample(kernel, rgb, width, height, box, size, size,
+           [&](int y, const float* ha, const float* hb, int wy, bool avx2) {
+             float a[3], b[3];
+             for (int c = 0; c < 3; ++c) {
+               a[c] = static_cast<float>(256 - wy) * scale[c];
+               b[c] = static_cast<float>(wy) * scale[c];
              }
+             (avx2 ? resample::VerticalAvx2 : resample::VerticalScalar)(ha, hb, a, b, shift, size, plane,
+                                                                        out + int64_t{y} * size);
            });
+  if (UseAvx2(kernel, width)) resample::StoreFenceAvx2();
+}
+
+ResampleKernel DefaultResampleKernel() {
+  return resample::Avx2Available() ? ResampleKernel::kAvx2 : ResampleKernel::kScalar;
 }
 
 std::vector<uint8_t> CropResizeRgb(const uint8_t* rgb, int width, int height, const CropBox& box,
                                    int out_w, int out_h) {
   std::vector<uint8_t> out(int64_t{out_w} * out_h * 3);
-  Resample(rgb, width, height, box, out_w, out_h,
-           [&](int y, const uint16_t* row, const std::vector<Tap>& xt) {
+  Resample(ResampleKernel::kScalar, rgb, width, height, box, out_w, out_h,
+           [&](int y, const float* ha, const float* hb, int wy, bool) {
              uint8_t* o = out.data() + int64_t{y} * out_w * 3;
              for (int x = 0; x < out_w; ++x) {
-               const uint16_t* a = row + xt[x].i1 * 3;
-               const uint16_t* b = row + xt[x].i2 * 3;
-               const uint32_t w = xt[x].w, v = 256 - w;
                for (int c = 0; c < 3; ++c) {
-                 o[x * 3 + c] = static_cast<uint8_t>((a[c] * v + b[c] * w + 32768) >> 16);
+                 // Exact: both terms are integers below 2^24.
+                 const int v = static_cast<int>(ha[c * out_w + x] * (256 - wy) + hb[c * out_w + x] * wy);
+                 o[x * 3 + c] = static_cast<uint8_t>((v + 32768) >> 16);
                }
              }
            });
@@ -162,3 +182,25 @@ void ReferenceCropResize(const uint8_t* rgb, int width, int height, const CropBo
 }
 
 }  // namespace wrpn::trainer
+
+namespace wrpn::trainer::resample {
+
+void HorizontalScalar(const uint8_t* src, const int32_t* idx, const int32_t* w, int out_w, float* h) {
+  for (int x = 0; x < out_w; ++x) {
+    const uint8_t* p = src + 3 * idx[x];
+    const uint8_t* q = w[x] ? p + 3 : p;  // a one-pixel row has only weight-0 taps
+    for (int c = 0; c < 3; ++c) h[c * out_w + x] = static_cast<float>(p[c] * (256 - w[x]) + q[c] * w[x]);
+  }
+}
+
+void VerticalScalar(const float* ha, const float* hb, const float* a, const float* b, const float* shift,
+                    int out_w, int64_t plane, float* out) {
+  for (int c = 0; c < 3; ++c) {
+    const float* pa = ha + c * out_w;
+    const float* pb = hb + c * out_w;
+    float* o = out + c * plane;
+    for (int x = 0; x < out_w; ++x) o[x] = pa[x] * a[c] + (pb[x] * b[c] + shift[c]);
+  }
+}
+
+}  // namespace wrpn::trainer::resample

@@ -1,14 +1,17 @@
 #pragma once
 // The image-folder and packed datasets' transforms: the crop box (ImageNet random-resized crop
 // for training, resize + center crop for evaluation) and its resampling into a normalised CHW
-// float map. Pure functions, safe from any thread.
+// float map. Pure functions, safe from any thread (the fast resampler keeps per-thread scratch
+// buffers, so a warm thread allocates nothing per sample).
 //
 // Two resamplers compute the same bilinear map (half-pixel centres, edge clamp, no antialias):
 //  - ReferenceCropResize: double precision, pixel by pixel (the original path, kept for tests);
-//  - CropResize: separable, 8-bit fixed-point weights (per output row, the two source rows
-//    blended into 16 bits over the columns the box reads, then filtered along the row), with
-//    the normalisation fused into the write of the output. It differs from
-//    the reference by at most 1 uint8 level before normalisation (tests: crop_resize_test).
+//  - CropResize: separable, 8-bit fixed-point weights: each source row the box reads is
+//    resampled along the row once (exact integers), then each output row blends two of those
+//    rows with the normalisation fused into the same write. It differs from the reference by at
+//    most 1 uint8 level before normalisation (tests: crop_resize_test). Two kernels compute it:
+//    portable C++ and AVX2 + FMA (gathers, multiply-adds), chosen at run time by the CPU; they
+//    agree to within float rounding (1e-5 after normalisation; ResampleKernels test).
 #include <cstdint>
 #include <vector>
 
@@ -36,6 +39,13 @@ CropBox ScaleBox(const CropBox& b, int width, int height, int scaled_w, int scal
 // CHW float map normalised by `norm`.
 void CropResize(const uint8_t* rgb, int width, int height, const CropBox& box, int size,
                 const Normalization& norm, float* out);
+enum class ResampleKernel { kScalar, kAvx2 };
+// kAvx2 where the CPU has AVX2 and FMA, else kScalar.
+ResampleKernel DefaultResampleKernel();
+// CropResize with a given kernel (tests, benchmarks); kAvx2 falls back to kScalar on a CPU
+// without it.
+void CropResizeWith(ResampleKernel kernel, const uint8_t* rgb, int width, int height, const CropBox& box,
+                    int size, const Normalization& norm, float* out);
 void ReferenceCropResize(const uint8_t* rgb, int width, int height, const CropBox& box, int size,
                          const Normalization& norm, float* out);
 

@@ -299,25 +299,40 @@ ResamplePath GetResamplePath() { return ResamplePathFlag().load(); }
 absl::Status LoadImageSample(std::string_view bytes, const std::string& name, int width, int height,
                              int size, bool train, uint64_t seed, const Normalization& norm,
                              float* out) {
-  ASSIGN_OR_RETURN(const ImageSize header, ReadImageSize(bytes, name));
-  if ((width > 0 || height > 0) && (header.width != width || header.height != height)) {
-    return DataError(name, absl::StrCat("image is ", header.width, "x", header.height, ", not the ",
-                                        width, "x", height, " its index says"));
-  }
-  width = header.width;
-  height = header.height;
-  const CropBox box = train ? RandomResizedCropBox(width, height, seed) : CenterCropBox(width, height);
+  auto choose = [&](int w, int h, CropBox* box) {
+    if ((width > 0 || height > 0) && (w != width || h != height)) {
+      return DataError(name, absl::StrCat("image is ", w, "x", h, ", not the ", width, "x", height,
+                                          " its index says"));
+    }
+    *box = train ? RandomResizedCropBox(w, h, seed) : CenterCropBox(w, h);
+    return absl::OkStatus();
+  };
   if (GetResamplePath() == ResamplePath::kReference) {
+    ASSIGN_OR_RETURN(const ImageSize header, ReadImageSize(bytes, name));
+    CropBox box;
+    RETURN_IF_ERROR(choose(header.width, header.height, &box));
     ASSIGN_OR_RETURN(Image full, DecodeImage(bytes, name));
-    ReferenceCropResize(full.rgb.data(), width, height, box, size, norm, out);
+    ReferenceCropResize(full.rgb.data(), full.width, full.height, box, size, norm, out);
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(ImageRegion r, DecodeImageRegion(bytes, name, box.x0, box.y0, box.w, box.h, size, size));
-  CropBox b = ScaleBox(box, width, height, r.full_w, r.full_h);
+  thread_local ImageRegion r;  // its pixel buffer is reused from sample to sample
+  CropBox box;
+  RETURN_IF_ERROR(DecodeImageRegion(bytes, name, choose, size, size, &r, &box));
+  CropBox b = ScaleBox(box, r.width, r.height, r.full_w, r.full_h);
   b.x0 -= r.x0;
   b.y0 -= r.y0;
   CropResize(r.img.rgb.data(), r.img.width, r.img.height, b, size, norm, out);
   return absl::OkStatus();
+}
+
+void LoadRawSample(const uint8_t* rgb, int width, int height, int size, bool train, uint64_t seed,
+                   const Normalization& norm, float* out) {
+  const CropBox box = train ? RandomResizedCropBox(width, height, seed) : CenterCropBox(width, height);
+  if (GetResamplePath() == ResamplePath::kReference) {
+    ReferenceCropResize(rgb, width, height, box, size, norm, out);
+  } else {
+    CropResize(rgb, width, height, box, size, norm, out);
+  }
 }
 
 absl::StatusOr<ImageFolderTree> ScanImageFolder(const std::string& root_path) {
@@ -518,6 +533,45 @@ absl::StatusOr<DataSplits> OpenDataset(const DatasetConfig& c) {
   return d;
 }
 
+// Released batches of a dataset's loaders, kept for their next ones (at most `keep`); it lives as
+// long as the dataset or any batch it handed out.
+class BatchPool : public std::enable_shared_from_this<BatchPool> {
+ public:
+  void Keep(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    keep_ = std::max(keep_, n);
+  }
+  std::shared_ptr<Batch> Get() {
+    std::unique_ptr<Batch> b;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        b = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (!b) b = std::make_unique<Batch>();
+    return std::shared_ptr<Batch>(b.release(), [pool = shared_from_this()](Batch* p) { pool->Put(p); });
+  }
+
+ private:
+  void Put(Batch* p) {
+    std::unique_ptr<Batch> b(p);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < keep_) free_.push_back(std::move(b));
+  }
+  std::mutex mu_;
+  size_t keep_ = 0;
+  std::vector<std::unique_ptr<Batch>> free_;
+};
+
+std::shared_ptr<BatchPool> Dataset::batch_pool(size_t keep) const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (!pool_) pool_ = std::make_shared<BatchPool>();
+  pool_->Keep(keep);
+  return pool_;
+}
+
 int DefaultLoaderThreads(int rank_cores, bool cuda) {
   return std::clamp(cuda ? rank_cores - 1 : rank_cores, 1, 64);
 }
@@ -533,6 +587,7 @@ BatchLoader::BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, i
       augment_(augment),
       seed_(seed),
       prefetch_(std::max(1, prefetch)),
+      pool_(dataset.batch_pool(static_cast<size_t>(prefetch_ + workers + 2))),
       next_to_build_(first_batch),
       next_to_return_(first_batch) {
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
@@ -550,7 +605,7 @@ BatchLoader::~BatchLoader() {
 absl::StatusOr<std::shared_ptr<Batch>> BatchLoader::Build(int64_t b) const {
   const int64_t begin = b * batch_size_;
   const int64_t end = std::min<int64_t>(begin + batch_size_, indices_.size());
-  auto batch = std::make_shared<Batch>();
+  std::shared_ptr<Batch> batch = pool_->Get();
   batch->size = end - begin;
   const int64_t per = int64_t{dataset_.channels()} * dataset_.height() * dataset_.width();
   batch->images.resize(batch->size * per);

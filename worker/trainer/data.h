@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -59,6 +60,10 @@ Normalization ImageNetNormalization();
                                            int width, int height, int size, bool train,
                                            uint64_t seed, const Normalization& norm, float* out);
 
+// The same sample from raw HWC RGB pixels (a packed file's raw records): no decode.
+void LoadRawSample(const uint8_t* rgb, int width, int height, int size, bool train, uint64_t seed,
+                   const Normalization& norm, float* out);
+
 // Which resampler LoadImageSample uses, process-wide: the fast path (DCT-scaled decode, then
 // the fixed-point CropResize) or the reference (full decode, then ReferenceCropResize), kept to
 // measure and check the fast one against (bench/data_bench, the accuracy comparison in
@@ -74,10 +79,14 @@ struct ImageFolderTree {
 };
 absl::StatusOr<ImageFolderTree> ScanImageFolder(const std::string& root);
 
+class BatchPool;
+
 // One split of a dataset.
 class Dataset {
  public:
   virtual ~Dataset() = default;
+  // The batch buffers its BatchLoaders recycle, kept from epoch to epoch while the dataset lives.
+  std::shared_ptr<BatchPool> batch_pool(size_t keep) const;
   virtual int64_t size() const = 0;
   virtual int classes() const = 0;
   virtual int channels() const = 0;
@@ -88,6 +97,10 @@ class Dataset {
   // deterministic whatever the thread that does it).
   [[nodiscard]] virtual absl::Status Load(int64_t i, bool augment, uint64_t seed, float* out,
                                           int64_t* label) const = 0;
+
+ private:
+  mutable std::mutex pool_mu_;
+  mutable std::shared_ptr<BatchPool> pool_;
 };
 
 struct DataSplits {
@@ -115,15 +128,31 @@ uint64_t MixSeed(uint64_t a, uint64_t b);
 // batches are ready, so they share the cores with the compute threads).
 int DefaultLoaderThreads(int rank_cores, bool cuda);
 
+// Allocates on 64-byte boundaries (cache lines; the resampler's streaming stores need 32).
+template <typename T>
+struct CacheAlignedAllocator {
+  using value_type = T;
+  CacheAlignedAllocator() = default;
+  template <typename U>
+  CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const CacheAlignedAllocator&) const { return true; }
+  bool operator!=(const CacheAlignedAllocator&) const { return false; }
+};
+
 struct Batch {
   int64_t size = 0;
-  std::vector<float> images;  // size x C x H x W
+  std::vector<float, CacheAlignedAllocator<float>> images;  // size x C x H x W
   std::vector<int64_t> labels;
 };
 
 // Builds the batches of `indices` (in order, `batch_size` each, the last one short unless
 // drop_last) on `workers` threads, at most `prefetch` batches ahead of the consumer. With zero
-// workers batches are built by Next() itself. Next() is for one consumer thread.
+// workers batches are built by Next() itself. Next() is for one consumer thread. A batch the
+// consumer lets go of (its last shared_ptr) is recycled for a later one, also of a later loader
+// of the same dataset (Dataset::batch_pool): a batch of 64 ImageNet crops is 38 MB, which malloc
+// maps afresh each time (page faults and zeroing cost about as much as the resampling).
 class BatchLoader {
  public:
   BatchLoader(const Dataset& dataset, std::vector<int64_t> indices, int64_t batch_size,
@@ -150,6 +179,7 @@ class BatchLoader {
   const bool augment_;
   const uint64_t seed_;
   const int prefetch_;
+  const std::shared_ptr<BatchPool> pool_;
   double wait_seconds_ = 0;  // the consumer thread's only
 
   std::mutex mu_;

@@ -64,6 +64,31 @@ int FailConfig(const std::string& reason) {
   return kExitBadConfig;
 }
 
+// One flag per field of the trial config (common/trial_config_fields.inc), each writing its
+// value into `overrides` (a trial-config JSON object laid over --config); a bool field gets
+// --flag and --no-flag.
+void AddTrialConfigFlags(CLI::App& train, json& overrides) {
+  for (const FieldInfo& f : TrialConfigFields()) {
+    const std::string flag(f.flag);
+    if (f.type == FieldType::kBool) {
+      train.add_flag_callback(flag, [&overrides, &f] { SetTrialConfigJson(overrides, f, true); },
+                              std::string(f.help));
+      train.add_flag_callback("--no-" + flag.substr(2),
+                              [&overrides, &f] { SetTrialConfigJson(overrides, f, false); },
+                              absl::StrCat("the opposite of ", flag));
+      continue;
+    }
+    train.add_option_function<std::string>(
+        flag,
+        [&overrides, &f](const std::string& text) {
+          absl::StatusOr<json> v = FieldValueFromText(f, text);
+          if (!v.ok()) throw CLI::ValidationError(std::string(v.status().message()));
+          SetTrialConfigJson(overrides, f, *std::move(v));
+        },
+        std::string(f.help));
+  }
+}
+
 std::string FormatCount(double v) {
   if (v >= 1e9) return absl::StrFormat("%.2fG", v / 1e9);
   if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
@@ -114,81 +139,10 @@ int main(int argc, char** argv) {
   std::string config_path;
   train->add_option("--config", config_path, "trial config JSON file (flags override its fields)");
   json overrides = json::object();
-  auto flag = [&](const std::string& name, const std::string& key, const std::string& help,
-                  auto parse) {
-    train->add_option_function<std::string>(
-        name, [&, key, parse](const std::string& v) { parse(overrides, key, v); }, help);
-  };
-  auto as_string = [](json& o, const std::string& k, const std::string& v) { o[k] = v; };
-  auto as_int = [](json& o, const std::string& k, const std::string& v) {
-    try {
-      size_t used = 0;
-      long long x = std::stoll(v, &used);
-      if (used != v.size()) throw std::invalid_argument(v);
-      o[k] = x;
-    } catch (const std::exception&) {
-      throw CLI::ValidationError("--" + k, "expected an integer, got '" + v + "'");
-    }
-  };
-  auto as_double = [](json& o, const std::string& k, const std::string& v) {
-    try {
-      size_t used = 0;
-      double x = std::stod(v, &used);
-      if (used != v.size()) throw std::invalid_argument(v);
-      o[k] = x;
-    } catch (const std::exception&) {
-      throw CLI::ValidationError("--" + k, "expected a number, got '" + v + "'");
-    }
-  };
-  auto dataset = [](auto inner) {
-    return [inner](json& o, const std::string& k, const std::string& v) {
-      if (!o.contains("dataset")) o["dataset"] = json::object();
-      inner(o["dataset"], k, v);
-    };
-  };
-  flag("--network", "network", "network name", as_string);
-  flag("--width", "width", "width multiplier", as_double);
-  flag("--wbits", "wbits", "weight bits: 1..16 or 32", as_int);
-  flag("--abits", "abits", "activation bits: 1..16 or 32", as_int);
-  flag("--dataset", "kind", "fashion_mnist|mnist|cifar10|imagefolder|packed|synthetic", dataset(as_string));
-  flag("--data-path", "path", "dataset folder", dataset(as_string));
-  flag("--train-subset", "train_subset", "use this many training samples (0 = all)", dataset(as_int));
-  flag("--test-subset", "test_subset", "use this many test samples (0 = all)", dataset(as_int));
-  flag("--image-size", "image_size", "imagefolder crop size", dataset(as_int));
-  flag("--epochs", "epochs", "epochs", as_int);
-  flag("--batch-size", "batch_size", "global batch size", as_int);
-  flag("--optimizer", "optimizer", "sgd|adam", as_string);
-  flag("--lr", "lr", "peak learning rate", as_double);
-  flag("--momentum", "momentum", "SGD momentum", as_double);
-  flag("--weight-decay", "weight_decay", "weight decay", as_double);
-  flag("--schedule", "schedule", "cosine|step|onecycle|constant", as_string);
-  flag("--warmup-epochs", "warmup_epochs", "linear warm-up epochs", as_double);
-  flag("--step-epochs", "step_epochs", "step schedule period", as_int);
-  flag("--gamma", "gamma", "step schedule factor", as_double);
-  flag("--seed", "seed", "random seed", as_int);
-  flag("--device", "device", "cpu|cuda|cuda:N", as_string);
-  flag("--workers", "num_workers", "data-loading threads", as_int);
-  flag("--threads", "threads", "intra-op threads (0 = default)", as_int);
-  flag("--checkpoint-dir", "checkpoint_dir", "checkpoint folder", as_string);
-  flag("--stop-after-epochs", "stop_after_epochs", "checkpoint and stop after N epochs", as_int);
-  flag("--weight-scale", "weight_scale", "fixed weight quantizer scale (0 = adaptive recipe)", as_double);
-  auto bool_flag = [&](const std::string& name, const std::string& key, const std::string& help,
-                       bool value, bool in_dataset = false) {
-    train->add_flag_callback(name, [&overrides, key, value, in_dataset] {
-      if (in_dataset) {
-        if (!overrides.contains("dataset")) overrides["dataset"] = json::object();
-        overrides["dataset"][key] = value;
-      } else {
-        overrides[key] = value;
-      }
-    }, help);
-  };
-  bool_flag("--nesterov", "nesterov", "Nesterov momentum", true);
-  bool_flag("--no-nesterov", "nesterov", "plain momentum", false);
-  bool_flag("--amp", "amp", "bf16 autocast (CUDA)", true);
-  bool_flag("--channels-last", "channels_last", "channels-last memory format (CUDA)", true);
-  bool_flag("--resume", "resume", "continue from checkpoint-dir/last.pt when present", true);
-  bool_flag("--no-augment", "augment", "no data augmentation", false, true);
+  AddTrialConfigFlags(*train, overrides);
+  bool print_config = false;
+  train->add_flag("--print-config", print_config,
+                  "print the trial config (--config with the flags applied) as JSON and exit");
   // Distributed: torchrun's environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK,
   // LOCAL_WORLD_SIZE); these flags override it.
   int nproc = 0, nnodes = 1, node_rank = 0;
@@ -343,6 +297,10 @@ int main(int argc, char** argv) {
   config.update(overrides);
   auto trial = TrialConfigFromJson(config);
   if (!trial.ok()) return FailConfig(std::string(trial.status().message()));
+  if (print_config) {
+    std::cout << TrialConfigToJson(*trial).dump(2) << "\n";
+    return 0;
+  }
 
   if (nproc > 0) {
     if (nnodes > 1 && !port_flag && !std::getenv("MASTER_PORT")) {

@@ -27,8 +27,14 @@ class PackedDataset final : public Dataset {
                     int64_t* label) const override {
     const int64_t r = records_[i];
     ASSIGN_OR_RETURN(PackedRecord rec, file_->Read(split_, r));
-    RETURN_IF_ERROR(LoadImageSample(rec.bytes, file_->Where(split_, r), rec.width, rec.height, size_,
-                                    augment && split_ == PackedSplit::kTrain, seed, norm_, out));
+    const bool train = augment && split_ == PackedSplit::kTrain;
+    if (file_->encoding() == PackedEncoding::kRaw) {  // sizes checked when the file was opened
+      LoadRawSample(reinterpret_cast<const uint8_t*>(rec.bytes.data()), rec.width, rec.height, size_, train,
+                    seed, norm_, out);
+    } else {
+      RETURN_IF_ERROR(LoadImageSample(rec.bytes, file_->Where(split_, r), rec.width, rec.height, size_, train,
+                                      seed, norm_, out));
+    }
     *label = rec.label;
     return absl::OkStatus();
   }

@@ -19,7 +19,7 @@ namespace {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packed format is little-endian");
 
 constexpr char kMagic[8] = {'W', 'R', 'P', 'N', 'P', 'A', 'K', '1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2 added the encoding (raw records); 1 still reads
 constexpr size_t kHeader = 64, kEntry = 24;
 constexpr size_t kMaxClasses = 1 << 20, kMaxNameBytes = 4096;
 
@@ -53,6 +53,7 @@ std::string Errno() { return std::strerror(errno); }
 }  // namespace
 
 const char* PackedSplitName(PackedSplit s) { return s == PackedSplit::kTrain ? "train" : "val"; }
+const char* PackedEncodingName(PackedEncoding e) { return e == PackedEncoding::kRaw ? "raw" : "jpeg"; }
 
 absl::StatusOr<std::shared_ptr<const PackedFile>> PackedFile::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -104,9 +105,14 @@ absl::Status PackedFile::Parse() {
   }
   if (Get<uint32_t>(data_ + 60) != Crc(data_, 60)) return Corrupt(name_, "header checksum mismatch");
   const uint32_t version = Get<uint32_t>(data_ + 8);
-  if (version != kVersion) {
-    return Corrupt(name_, absl::StrCat("format version ", version, " (this build reads ", kVersion, ")"));
+  if (version != 1 && version != kVersion) {
+    return Corrupt(name_, absl::StrCat("format version ", version, " (this build reads 1 and ", kVersion, ")"));
   }
+  const uint32_t encoding = Get<uint32_t>(data_ + 56);
+  if (encoding > 1 || (version == 1 && encoding != 0)) {
+    return Corrupt(name_, absl::StrCat("unknown record encoding ", encoding, " (0 = JPEG, 1 = raw)"));
+  }
+  encoding_ = static_cast<PackedEncoding>(encoding);
   const uint32_t classes = Get<uint32_t>(data_ + 12);
   const uint64_t train = Get<uint64_t>(data_ + 16), val = Get<uint64_t>(data_ + 24);
   const uint64_t index = Get<uint64_t>(data_ + 32), names = Get<uint64_t>(data_ + 40);
@@ -123,6 +129,7 @@ absl::Status PackedFile::Parse() {
   }
   train_ = static_cast<int64_t>(train);
   val_ = static_cast<int64_t>(val);
+  checked_ = std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(train_ + val_));
   index_offset_ = index;
   for (int64_t r = 0; r < train_ + val_; ++r) {
     const uint8_t* e = data_ + index + r * kEntry;
@@ -136,7 +143,12 @@ absl::Status PackedFile::Parse() {
     if (label >= classes) {
       return Corrupt(Where(s, i), absl::StrCat("label ", label, " is outside 0..", classes - 1));
     }
-    if (Get<uint16_t>(e + 16) == 0 || Get<uint16_t>(e + 18) == 0) return Corrupt(Where(s, i), "zero image size");
+    const uint32_t w = Get<uint16_t>(e + 16), h = Get<uint16_t>(e + 18);
+    if (w == 0 || h == 0) return Corrupt(Where(s, i), "zero image size");
+    if (encoding_ == PackedEncoding::kRaw && len != uint64_t{w} * h * 3) {
+      return Corrupt(Where(s, i), absl::StrCat("raw record of ", w, "x", h, " pixels has ", len, " bytes, not ",
+                                               uint64_t{w} * h * 3));
+    }
   }
   uint64_t p = names;
   class_names_.reserve(classes);
@@ -166,8 +178,11 @@ absl::StatusOr<PackedRecord> PackedFile::Read(PackedSplit s, int64_t i) const {
   const uint8_t* e = data_ + index_offset_ + r * kEntry;
   const uint64_t off = Get<uint64_t>(e);
   const uint32_t len = Get<uint32_t>(e + 8);
-  if (Crc(data_ + off, len) != Get<uint32_t>(e + 20)) {
-    return Corrupt(Where(s, i), "checksum mismatch (the file is corrupt)");
+  if (!checked_[r].load(std::memory_order_relaxed)) {
+    if (Crc(data_ + off, len) != Get<uint32_t>(e + 20)) {
+      return Corrupt(Where(s, i), "checksum mismatch (the file is corrupt)");
+    }
+    checked_[r].store(true, std::memory_order_relaxed);
   }
   PackedRecord rec;
   rec.bytes = std::string_view(reinterpret_cast<const char*>(data_ + off), len);
@@ -178,7 +193,8 @@ absl::StatusOr<PackedRecord> PackedFile::Read(PackedSplit s, int64_t i) const {
 }
 
 absl::StatusOr<std::unique_ptr<PackedWriter>> PackedWriter::Create(const std::string& path,
-                                                                   std::vector<std::string> class_names) {
+                                                                   std::vector<std::string> class_names,
+                                                                   PackedEncoding encoding) {
   if (class_names.empty() || class_names.size() > kMaxClasses) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": needs 1..", kMaxClasses, " classes"));
   }
@@ -191,6 +207,7 @@ absl::StatusOr<std::unique_ptr<PackedWriter>> PackedWriter::Create(const std::st
   w->path_ = path;
   w->tmp_ = absl::StrCat(path, ".tmp-", ::getpid());
   w->class_names_ = std::move(class_names);
+  w->encoding_ = encoding;
   w->fd_ = ::open(w->tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (w->fd_ < 0) return absl::PermissionDeniedError(absl::StrCat(w->tmp_, ": cannot create (", Errno(), ")"));
   const std::string zeros(kHeader, '\0');
@@ -220,12 +237,14 @@ absl::Status PackedWriter::Add(PackedSplit split, const PackedInput& r) {
     return absl::FailedPreconditionError(tmp_ + ": train records must come before val records");
   }
   if (r.label < 0 || r.label >= static_cast<int64_t>(class_names_.size()) || r.width < 1 ||
-      r.width > 65535 || r.height < 1 || r.height > 65535 || r.jpeg.size() > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(tmp_, ": record has label ", r.label, ", size ",
-                                                   r.width, "x", r.height, ", ", r.jpeg.size(), " bytes"));
+      r.width > 65535 || r.height < 1 || r.height > 65535 || r.bytes.size() > UINT32_MAX ||
+      (encoding_ == PackedEncoding::kRaw && r.bytes.size() != size_t{3} * r.width * r.height)) {
+    return absl::InvalidArgumentError(absl::StrCat(tmp_, ": ", PackedEncodingName(encoding_), " record has label ",
+                                                   r.label, ", size ", r.width, "x", r.height, ", ",
+                                                   r.bytes.size(), " bytes"));
   }
-  const char* p = r.jpeg.data();
-  for (size_t left = r.jpeg.size(); left > 0;) {
+  const char* p = r.bytes.data();
+  for (size_t left = r.bytes.size(); left > 0;) {
     const ssize_t n = ::write(fd_, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Fail("write failed");
@@ -233,12 +252,12 @@ absl::Status PackedWriter::Add(PackedSplit split, const PackedInput& r) {
     left -= static_cast<size_t>(n);
   }
   Put<uint64_t>(index_, offset_);
-  Put<uint32_t>(index_, static_cast<uint32_t>(r.jpeg.size()));
+  Put<uint32_t>(index_, static_cast<uint32_t>(r.bytes.size()));
   Put<uint32_t>(index_, static_cast<uint32_t>(r.label));
   Put<uint16_t>(index_, static_cast<uint16_t>(r.width));
   Put<uint16_t>(index_, static_cast<uint16_t>(r.height));
-  Put<uint32_t>(index_, Crc(r.jpeg.data(), r.jpeg.size()));
-  offset_ += r.jpeg.size();
+  Put<uint32_t>(index_, Crc(r.bytes.data(), r.bytes.size()));
+  offset_ += r.bytes.size();
   ++(split == PackedSplit::kTrain ? train_ : val_);
   return absl::OkStatus();
 }
@@ -258,7 +277,7 @@ absl::Status PackedWriter::Finish() {
   Put<uint64_t>(header, offset_);
   Put<uint64_t>(header, offset_ + index_.size());
   Put<uint64_t>(header, offset_ + tail.size());
-  header.resize(60, '\0');
+  Put<uint32_t>(header, static_cast<uint32_t>(encoding_));
   Put<uint32_t>(header, Crc(header.data(), 60));
   if (::write(fd_, tail.data(), tail.size()) != static_cast<ssize_t>(tail.size())) return Fail("write failed");
   if (::pwrite(fd_, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size())) {

@@ -18,7 +18,8 @@
 namespace wrpn::trainer {
 namespace {
 
-absl::StatusOr<PackedInput> Reencode(const std::string& path, int64_t label, int max_side, int quality) {
+absl::StatusOr<PackedInput> Reencode(const std::string& path, int64_t label, int max_side, int quality,
+                                     PackedEncoding encoding) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -26,7 +27,7 @@ absl::StatusOr<PackedInput> Reencode(const std::string& path, int64_t label, int
   const double s = std::min(1.0, static_cast<double>(max_side) / std::max(size.width, size.height));
   const int w = std::max(1, static_cast<int>(std::lround(size.width * s)));
   const int h = std::max(1, static_cast<int>(std::lround(size.height * s)));
-  ASSIGN_OR_RETURN(Image img, DecodeImageCovering(bytes, path, size.width, size.height, w, h));
+  ASSIGN_OR_RETURN(Image img, DecodeImageCovering(bytes, path, w, h));
   if (img.width != w || img.height != h) {
     const CropBox all{0, 0, static_cast<double>(img.width), static_cast<double>(img.height), false};
     img.rgb = CropResizeRgb(img.rgb.data(), img.width, img.height, all, w, h);
@@ -34,7 +35,11 @@ absl::StatusOr<PackedInput> Reencode(const std::string& path, int64_t label, int
     img.height = h;
   }
   PackedInput r;
-  ASSIGN_OR_RETURN(r.jpeg, EncodeJpeg(img, quality));
+  if (encoding == PackedEncoding::kRaw) {
+    r.bytes.assign(img.rgb.begin(), img.rgb.end());
+  } else {
+    ASSIGN_OR_RETURN(r.bytes, EncodeJpeg(img, quality));
+  }
   r.label = label;
   r.width = w;
   r.height = h;
@@ -51,8 +56,16 @@ absl::StatusOr<PrepareStats> PreparePacked(const PrepareOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--quality: must be 1..100, got ", o.quality));
   }
   if (o.out.empty()) return absl::InvalidArgumentError("--out: required");
+  PackedEncoding encoding;
+  if (o.encoding == "jpeg") {
+    encoding = PackedEncoding::kJpeg;
+  } else if (o.encoding == "raw") {
+    encoding = PackedEncoding::kRaw;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--encoding: must be jpeg or raw, got '", o.encoding, "'"));
+  }
   ASSIGN_OR_RETURN(ImageFolderTree tree, ScanImageFolder(o.imagefolder));
-  ASSIGN_OR_RETURN(auto writer, PackedWriter::Create(o.out, tree.classes));
+  ASSIGN_OR_RETURN(auto writer, PackedWriter::Create(o.out, tree.classes, encoding));
   const int threads = o.threads > 0 ? o.threads
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t total = static_cast<int64_t>(tree.train.size() + tree.val.size());
@@ -70,7 +83,7 @@ absl::StatusOr<PrepareStats> PreparePacked(const PrepareOptions& o) {
       for (int t = 0; t < threads; ++t) {
         pool.emplace_back([&, t] {
           for (size_t k = t; k < n; k += threads) {
-            out[k] = Reencode(files[begin + k].first, files[begin + k].second, o.max_side, o.quality);
+            out[k] = Reencode(files[begin + k].first, files[begin + k].second, o.max_side, o.quality, encoding);
           }
         });
       }
@@ -78,7 +91,7 @@ absl::StatusOr<PrepareStats> PreparePacked(const PrepareOptions& o) {
       for (auto& r : out) {
         if (!r.ok()) return r.status();
         RETURN_IF_ERROR(writer->Add(split, *r));
-        stats.bytes += static_cast<int64_t>(r->jpeg.size());
+        stats.bytes += static_cast<int64_t>(r->bytes.size());
         ++(split == PackedSplit::kTrain ? stats.train : stats.val);
         if (o.progress) o.progress(++done, total, stats.bytes);
       }

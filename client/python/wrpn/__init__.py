@@ -10,9 +10,9 @@
 from wrpn.client import Client
 from wrpn.errors import (AuthError, InvalidArgumentError, NotFoundError, UnavailableError,
                          WrpnError)
-from wrpn.types import (COST_SCHEMES, Counts, Grid, GridRow, MetricPoint, Sweep, Trial,
+from wrpn.types import (COST_MODES, Counts, Grid, GridRow, MetricPoint, Sweep, Trial,
                         TrialEvent, WatchUpdate)
 
 __all__ = ["Client", "WrpnError", "NotFoundError", "AuthError", "InvalidArgumentError",
            "UnavailableError", "Grid", "GridRow", "Sweep", "Counts", "Trial", "MetricPoint",
-           "TrialEvent", "WatchUpdate", "COST_SCHEMES"]
+           "TrialEvent", "WatchUpdate", "COST_MODES"]

@@ -12,7 +12,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 import grpc
 
 from wrpn import errors, settings
-from wrpn.types import Grid, MetricPoint, Sweep, Trial, TrialEvent, WatchUpdate, _state
+from wrpn.types import (Grid, MetricPoint, Sweep, Trial, TrialEvent, WatchUpdate, _state,
+                        check_cost_mode)
 from wrpn.v1 import coordinator_pb2 as pb
 from wrpn.v1 import coordinator_pb2_grpc as pb_grpc
 
@@ -159,12 +160,16 @@ class Client:
                           f"retry sweep {sweep_id}").requeued_trials
 
     # ---- results ----
-    def grid(self, sweep_id: int, scheme: str = "uniform") -> Grid:
-        """The sweep's grid: one row per (network, width, wbits, abits); `scheme` picks the cost
-        column (uniform or first-last-fp32)."""
-        resp = self._call("GetGrid", pb.GetGridRequest(sweep_id=sweep_id),
+    def grid(self, sweep_id: int, cost_mode: str = "uniform", paper_ref: str = "auto") -> Grid:
+        """The sweep's grid: one row per (network, width, wbits, abits, scheme) with the paper's
+        value and both changes from 1x 32/32 as the coordinator joins them. `cost_mode` picks the
+        cost column (uniform or first-last-fp32); `paper_ref` the paper network compared with:
+        auto (by family), none, alexnet, resnet34, inception_bn or table1..table5 (as
+        `wrpn grid --paper-ref`)."""
+        check_cost_mode(cost_mode)
+        resp = self._call("GetGrid", pb.GetGridRequest(sweep_id=sweep_id, paper_ref=paper_ref),
                           f"grid of sweep {sweep_id}")
-        return Grid.from_pb(resp, scheme)
+        return Grid.from_pb(resp, cost_mode)
 
     def trials(self, sweep_id: int, state: Optional[str] = None) -> List[Trial]:
         out, token = [], ""

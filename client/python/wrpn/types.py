@@ -8,7 +8,12 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from wrpn.v1 import coordinator_pb2 as pb
 
-COST_SCHEMES = ("uniform", "first-last-fp32")
+COST_MODES = ("uniform", "first-last-fp32")
+
+
+def check_cost_mode(cost_mode: str) -> None:
+    if cost_mode not in COST_MODES:
+        raise ValueError(f"cost_mode: expected one of {', '.join(COST_MODES)}, got '{cost_mode}'")
 
 
 def _state(enum_type, value: int) -> str:
@@ -17,10 +22,7 @@ def _state(enum_type, value: int) -> str:
 
 
 def _opt(msg, field: str) -> Optional[Any]:
-    """The field's value; None when unset or when this proto has no such field (paper_delta and
-    our_delta are read this way until the coordinator's grid cells carry them)."""
-    if field not in msg.DESCRIPTOR.fields_by_name:
-        return None
+    """The field's value; None when unset (a field without presence: when it has its default)."""
     try:
         return getattr(msg, field) if msg.HasField(field) else None
     except ValueError:  # a field without presence: unset reads as its default
@@ -125,17 +127,21 @@ class WatchUpdate:
 
 @dataclasses.dataclass
 class GridRow:
-    """One (network, width, wbits, abits) cell, seeds aggregated; top-1 in percent. `cost` is the
-    compute cost relative to 1x 32/32 under `scheme` (uniform: every layer at the cell's bits, the
-    paper's Table 3 rule; first-last-fp32: first and last layers kept at 32 bits). `our_delta` is
-    top1 minus this sweep's 1x 32/32 cell of the network; `paper_delta` the paper's change from
-    its 1x 32/32 baseline (when the coordinator reports it)."""
+    """One (network, width, wbits, abits, scheme) cell as the coordinator sends it, seeds
+    aggregated; top-1 in percent. `scheme` is the quantization scheme ("wrpn"). `cost` is the
+    compute cost relative to 1x 32/32 under `cost_mode` (uniform: every layer at the cell's bits,
+    the paper's Table 3 rule; first-last-fp32: first and last layers kept at 32 bits).
+    `our_delta` is top1 minus this sweep's 1x 32/32 cell of the network; `paper_top1` the value
+    of `paper_network` (the reference the coordinator chose: by family, or the `paper_ref` asked
+    for) at the same width and bits in `paper_table`, and `paper_delta` its change from the
+    paper's 1x 32/32 baseline. None where there is no such number."""
     network: str
     width: float
     wbits: int
     abits: int
-    state: str
     scheme: str
+    state: str
+    cost_mode: str
     cost: float
     top1: Optional[float]
     top1_std: Optional[float]
@@ -145,11 +151,12 @@ class GridRow:
     seeds_done: int
     trial_id: int
     fma_ratio: float
+    our_delta: Optional[float]
+    paper_network: str
     paper_table: str
     paper_top1: Optional[float]
     paper_cost: Optional[float]
     paper_delta: Optional[float]
-    our_delta: Optional[float]
     raw: pb.GridCell = dataclasses.field(repr=False)
 
     @property
@@ -158,7 +165,7 @@ class GridRow:
 
     @property
     def cell(self) -> str:
-        return f"{self.network} {self.width:g}x w{self.wbits}/a{self.abits}"
+        return f"{self.network} {self.width:g}x w{self.wbits}/a{self.abits} {self.scheme}"
 
     def as_dict(self) -> Dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "raw"}
@@ -170,10 +177,11 @@ class GridRow:
 @dataclasses.dataclass
 class Grid:
     sweep_id: int
-    scheme: str
+    cost_mode: str
     rows: List[GridRow]
-    baselines: Dict[str, float]  # paper network -> its 1x 32/32 top-1
+    baselines: Dict[str, float]  # reference paper network -> its 1x 32/32 top-1
     bits_axis: List[int]
+    paper_version: str  # the coordinator's paper tables; "" when it has none
     raw: pb.GetGridResponse = dataclasses.field(repr=False)
 
     def __iter__(self) -> Iterator[GridRow]:
@@ -182,11 +190,14 @@ class Grid:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def cell(self, network: str, width: float, wbits: int, abits: int) -> GridRow:
+    def cell(self, network: str, width: float, wbits: int, abits: int,
+             scheme: str = "wrpn") -> GridRow:
         for r in self.rows:
-            if (r.network, r.width, r.wbits, r.abits) == (network, width, wbits, abits):
+            if (r.network, r.width, r.wbits, r.abits, r.scheme) == (network, width, wbits, abits,
+                                                                    scheme):
                 return r
-        raise KeyError(f"no cell {network} {width:g}x w{wbits}/a{abits} in sweep {self.sweep_id}")
+        raise KeyError(f"no cell {network} {width:g}x w{wbits}/a{abits} {scheme} "
+                       f"in sweep {self.sweep_id}")
 
     def to_pandas(self):
         """A pandas DataFrame, one row per cell (needs pandas: apt-get install python3-pandas)."""
@@ -198,24 +209,17 @@ class Grid:
         return pandas.DataFrame([r.as_dict() for r in self.rows])
 
     @classmethod
-    def from_pb(cls, resp: pb.GetGridResponse, scheme: str) -> "Grid":
-        if scheme not in COST_SCHEMES:
-            raise ValueError(f"scheme: expected one of {', '.join(COST_SCHEMES)}, got '{scheme}'")
-        own_base = {c.network: c.final_top1 for c in resp.cells
-                    if c.width == 1 and c.wbits == 32 and c.abits == 32 and c.HasField("final_top1")}
+    def from_pb(cls, resp: pb.GetGridResponse, cost_mode: str) -> "Grid":
+        check_cost_mode(cost_mode)
         rows = []
         for c in resp.cells:
-            top1 = _opt(c, "final_top1")
-            our_delta = _opt(c, "our_delta")
-            if our_delta is None and top1 is not None and c.network in own_base:
-                our_delta = top1 - own_base[c.network]
             done = sum(1 for s in c.seeds if s.HasField("final_top1"))
             rows.append(GridRow(
-                c.network, c.width, c.wbits, c.abits, _state(pb.TrialState, c.state), scheme,
-                c.cost_uniform if scheme == "uniform" else c.cost_first_last_fp32, top1,
-                _opt(c, "final_top1_std"), _opt(c, "best_top1"), _opt(c, "final_top5"),
-                len(c.seeds), done, c.trial_id, c.fma_ratio, c.paper_table,
-                _opt(c, "paper_top1"), _opt(c, "paper_cost"), _opt(c, "paper_delta"),
-                our_delta, c))
-        return cls(resp.sweep_id, scheme, rows, {b.network: b.top1 for b in resp.baselines},
-                   list(resp.bits_axis), resp)
+                c.network, c.width, c.wbits, c.abits, c.scheme, _state(pb.TrialState, c.state),
+                cost_mode, c.cost_uniform if cost_mode == "uniform" else c.cost_first_last_fp32,
+                _opt(c, "final_top1"), _opt(c, "final_top1_std"), _opt(c, "best_top1"),
+                _opt(c, "final_top5"), len(c.seeds), done, c.trial_id, c.fma_ratio,
+                _opt(c, "our_delta"), c.paper_network, c.paper_table, _opt(c, "paper_top1"),
+                _opt(c, "paper_cost"), _opt(c, "paper_delta"), c))
+        return cls(resp.sweep_id, cost_mode, rows, {b.network: b.top1 for b in resp.baselines},
+                   list(resp.bits_axis), resp.paper_version, resp)

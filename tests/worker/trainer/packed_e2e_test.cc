@@ -39,16 +39,22 @@ Outcome RunTrain(const std::string& args, const fs::path& dir) {
           std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>())};
 }
 
-TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingThem) {
-  const fs::path dir = fs::temp_directory_path() / ("wrpn_packed_e2e_" + std::to_string(::getpid()));
+// A fresh folder `name` holding tree/: 2 classes of generated JPEGs.
+fs::path TreeIn(const std::string& name, int train_per_class, int val_per_class, int min_side, int max_side) {
+  const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   PhotoTreeOptions t;
   t.classes = 2;
-  t.train_per_class = 16;
-  t.val_per_class = 4;
-  t.min_side = 80;
-  t.max_side = 120;
-  ASSERT_TRUE(WritePhotoTree((dir / "tree").string(), t).ok());
+  t.train_per_class = train_per_class;
+  t.val_per_class = val_per_class;
+  t.min_side = min_side;
+  t.max_side = max_side;
+  EXPECT_TRUE(WritePhotoTree((dir / "tree").string(), t).ok());
+  return dir;
+}
+
+TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingThem) {
+  const fs::path dir = TreeIn("wrpn_packed_e2e", 16, 4, 80, 120);
   const std::string pak = (dir / "tree.wrpnpak").string();
 
   Outcome prep = RunTrain("prepare --imagefolder " + (dir / "tree").string() + " --out " + pak +
@@ -92,6 +98,31 @@ TEST(PackedEndToEnd, PrepareThenTrainReportsDataWaitAndCorruptRecordsFailNamingT
   Outcome bad = RunTrain(train, dir);
   EXPECT_EQ(bad.code, 3) << bad.out << bad.err;
   EXPECT_NE(bad.out.find("tree.wrpnpak: train record 0: checksum mismatch"), std::string::npos) << bad.out;
+  fs::remove_all(dir);
+}
+
+TEST(PackedEndToEnd, RawEncodingPreparesAndTrains) {
+  const fs::path dir = TreeIn("wrpn_packed_raw_e2e", 8, 2, 50, 70);
+  const std::string pak = (dir / "raw.wrpnpak").string();
+  const std::string prepare = "prepare --imagefolder " + (dir / "tree").string() + " --out " + pak +
+                              " --max-side 40 --threads 1 --encoding ";
+  Outcome wrong = RunTrain(prepare + "webp", dir);
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("--encoding"), std::string::npos) << wrong.err;
+  Outcome prep = RunTrain(prepare + "raw", dir);
+  ASSERT_EQ(prep.code, 0) << prep.err;
+  EXPECT_NE(prep.err.find("16 train + 4 val images, 2 classes"), std::string::npos) << prep.err;
+  Outcome ok = RunTrain("train --network lenet5 --dataset packed --data-path " + pak +
+                            " --image-size 32 --epochs 1 --batch-size 8 --threads 1",
+                        dir);
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  int epochs = 0;
+  std::istringstream lines(ok.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto e = nlohmann::json::parse(line, nullptr, false);
+    epochs += !e.is_discarded() && e.value("event", "") == "epoch";
+  }
+  EXPECT_EQ(epochs, 1) << ok.out;
   fs::remove_all(dir);
 }
 

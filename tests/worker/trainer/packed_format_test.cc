@@ -8,7 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <cstring>
 
+#include <zlib.h>
+
+#include "worker/trainer/crop_resize.h"
 #include "worker/trainer/data.h"
 #include "worker/trainer/photo_generator.h"
 #include "worker/trainer/prepare.h"
@@ -38,11 +42,27 @@ class PackedTest : public ::testing::Test {
   PackedInput Record(int label, int w, int h, uint64_t seed) {
     Image img = GeneratePhoto(w, h, label, seed);
     PackedInput r;
-    r.jpeg = *EncodeJpeg(img, 85);
+    r.bytes = *EncodeJpeg(img, 85);
     r.label = label;
     r.width = w;
     r.height = h;
     return r;
+  }
+  // `file` with header byte `at` set to `v` and the header's CRC-32 redone.
+  static std::string WithHeaderByte(std::string file, size_t at, char v) {
+    file[at] = v;
+    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(file.data()), 60));
+    std::memcpy(file.data() + 60, &crc, 4);
+    return file;
+  }
+  static PhotoTreeOptions SmallTree(int classes, int train, int val, int min_side, int max_side) {
+    PhotoTreeOptions t;
+    t.classes = classes;
+    t.train_per_class = train;
+    t.val_per_class = val;
+    t.min_side = min_side;
+    t.max_side = max_side;
+    return t;
   }
   // 3 train records and 2 val records of 2 classes.
   std::vector<PackedInput> WriteSmall(const std::string& path) {
@@ -70,7 +90,7 @@ TEST_F(PackedTest, RoundTripsRecordsLabelsSizesAndClassNames) {
     const PackedSplit s = i < 3 ? PackedSplit::kTrain : PackedSplit::kVal;
     auto r = (*f)->Read(s, i < 3 ? i : i - 3);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->bytes, recs[i].jpeg);
+    EXPECT_EQ(r->bytes, recs[i].bytes);
     EXPECT_EQ(r->label, recs[i].label);
     EXPECT_EQ(r->width, recs[i].width);
     EXPECT_EQ(r->height, recs[i].height);
@@ -140,14 +160,121 @@ TEST_F(PackedTest, TruncatedAndCorruptFilesNameTheFileAndTheRecord) {
   EXPECT_NE(missing.status().message().find("nope.wrpnpak: cannot open"), std::string::npos);
 }
 
+TEST_F(PackedTest, RawRecordsRoundTripAndBadSizesNameTheRecord) {
+  std::vector<PackedInput> recs;
+  for (int k = 0; k < 3; ++k) {
+    const Image img = GeneratePhoto(20 + k, 10 + 3 * k, k % 2, 50 + k);
+    recs.push_back(PackedInput{std::string(img.rgb.begin(), img.rgb.end()), k % 2, img.width, img.height});
+  }
+  {
+    auto w = PackedWriter::Create(Path("r.wrpnpak"), {"a", "b"}, PackedEncoding::kRaw);
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE((*w)->Add(PackedSplit::kTrain, recs[0]).ok());
+    ASSERT_TRUE((*w)->Add(PackedSplit::kTrain, recs[1]).ok());
+    PackedInput wrong = recs[2];
+    wrong.bytes.pop_back();
+    const absl::Status st = (*w)->Add(PackedSplit::kVal, wrong);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("raw record has label 0, size 22x16"), std::string::npos) << st;
+    ASSERT_TRUE((*w)->Add(PackedSplit::kVal, recs[2]).ok());
+    ASSERT_TRUE((*w)->Finish().ok());
+  }
+  auto f = PackedFile::Open(Path("r.wrpnpak"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->encoding(), PackedEncoding::kRaw);
+  for (int i = 0; i < 3; ++i) {
+    auto r = (*f)->Read(i < 2 ? PackedSplit::kTrain : PackedSplit::kVal, i < 2 ? i : 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->bytes, recs[i].bytes);
+    EXPECT_EQ(r->width, recs[i].width);
+    EXPECT_EQ(r->height, recs[i].height);
+    EXPECT_EQ(r->label, recs[i].label);
+  }
+  // An index whose size does not match the record's bytes: opening names the record.
+  const std::string good = Slurp(Path("r.wrpnpak"));
+  uint64_t index = 0;
+  std::memcpy(&index, good.data() + 32, 8);
+  std::string bad = good;
+  bad[index + 24 + 16] ^= 1;  // train record 1's width
+  Spit(Path("bad.wrpnpak"), bad);
+  auto b = PackedFile::Open(Path("bad.wrpnpak"));
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find(Path("bad.wrpnpak") + ": train record 1: raw record of 20x13 pixels has 819 bytes, not 780"),
+            std::string::npos)
+      << b.status();
+  // An unknown encoding (header re-checksummed so that only the encoding is wrong).
+  Spit(Path("enc.wrpnpak"), WithHeaderByte(good, 56, 7));
+  auto e = PackedFile::Open(Path("enc.wrpnpak"));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("unknown record encoding 7"), std::string::npos) << e.status();
+}
+
+TEST_F(PackedTest, VersionOneFilesStillRead) {
+  const auto recs = WriteSmall(Path("a.wrpnpak"));
+  const std::string v2 = Slurp(Path("a.wrpnpak"));
+  Spit(Path("v1.wrpnpak"), WithHeaderByte(v2, 8, 1));  // version 1: JPEG records, byte 56 zero
+  auto f = PackedFile::Open(Path("v1.wrpnpak"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->encoding(), PackedEncoding::kJpeg);
+  auto r = (*f)->Read(PackedSplit::kTrain, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes, recs[2].bytes);
+  Spit(Path("v3.wrpnpak"), WithHeaderByte(v2, 8, 3));
+  auto g = PackedFile::Open(Path("v3.wrpnpak"));
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("format version 3 (this build reads 1 and 2)"), std::string::npos) << g.status();
+}
+
+TEST_F(PackedTest, PrepareRawStoresTheResizedPixelsAndTrainsFromThemWithoutDecoding) {
+  ASSERT_TRUE(WritePhotoTree(Path("tree"), SmallTree(2, 3, 2, 60, 100)).ok());
+  PrepareOptions o;
+  o.imagefolder = Path("tree");
+  o.out = Path("raw.wrpnpak");
+  o.max_side = 48;
+  o.encoding = "raw";
+  o.threads = 2;
+  auto st = PreparePacked(o);
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto tree = ScanImageFolder(Path("tree"));
+  ASSERT_TRUE(tree.ok());
+  auto f = PackedFile::Open(o.out);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->encoding(), PackedEncoding::kRaw);
+  for (int64_t i = 0; i < 6; ++i) {
+    auto r = (*f)->Read(PackedSplit::kTrain, i);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(std::max(r->width, r->height), 48);
+    // The same pixels as the JPEG path's resize, before its re-encoding.
+    const std::string src = Slurp(tree->train[i].first);
+    auto img = DecodeImageCovering(src, "src", r->width, r->height);
+    ASSERT_TRUE(img.ok());
+    const CropBox all{0, 0, static_cast<double>(img->width), static_cast<double>(img->height), false};
+    const std::vector<uint8_t> want = CropResizeRgb(img->rgb.data(), img->width, img->height, all, r->width, r->height);
+    EXPECT_EQ(r->bytes, std::string(want.begin(), want.end())) << "record " << i;
+  }
+  DatasetConfig c;
+  c.kind = "packed";
+  c.path = o.out;
+  c.image_size = 32;
+  auto d = OpenDataset(c);
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<float> a(3 * 32 * 32), b(a.size());
+  int64_t label = -1;
+  ASSERT_TRUE(d->train->Load(1, true, 42, a.data(), &label).ok());
+  auto r = (*f)->Read(PackedSplit::kTrain, 1);
+  ASSERT_TRUE(r.ok());
+  LoadRawSample(reinterpret_cast<const uint8_t*>(r->bytes.data()), r->width, r->height, 32, true, 42,
+                ImageNetNormalization(), b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(label, r->label);
+  o.encoding = "png";
+  auto bad = PreparePacked(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--encoding: must be jpeg or raw"), std::string::npos) << bad.status();
+}
+
 TEST_F(PackedTest, PrepareResizesReencodesAndOpensAsTheDatasetKind) {
-  PhotoTreeOptions t;
-  t.classes = 3;
-  t.train_per_class = 4;
-  t.val_per_class = 2;
-  t.min_side = 60;
-  t.max_side = 120;
-  ASSERT_TRUE(WritePhotoTree(Path("tree"), t).ok());
+  ASSERT_TRUE(WritePhotoTree(Path("tree"), SmallTree(3, 4, 2, 60, 120)).ok());
   // A PNG among the JPEGs, smaller than --max-side: kept at its size.
   Spit(Path("tree/train/c1/small.png"), *EncodePng(GeneratePhoto(40, 30, 1, 9)));
   PrepareOptions o;
