@@ -572,10 +572,9 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
         if (ParseQuantScheme(s)) schemes.insert(s);
   }
   for (const std::string& scheme : schemes) {
-    TrialConfig c = spec.base;
-    c.scheme = scheme;
-    if (absl::Status st = ValidateTrialConfig(c); !st.ok()) {
-      problems.Add(absl::StrCat(SectionMessage(st), " (scheme ", scheme, ")"));
+    if (spec.base.weight_scale > 0 && scheme != kDefaultScheme) {
+      problems.Add(absl::StrCat("recipe.weight_scale: is a rule of the wrpn scheme's weight quantizer; "
+                                "scheme ", scheme, " sets its own range"));
     }
   }
   for (const ResourcesRow& r : ResourcesRows()) {

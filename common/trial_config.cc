@@ -84,16 +84,6 @@ struct KnownScheme {
     return absl::StrCat("unknown scheme '", v, "' (known: ", absl::StrJoin(KnownQuantSchemes(), ", "), ")");
   }
 };
-struct WrpnWeightScale {
-  std::string operator()(double v, const TrialConfig& c) const {
-    if (!(v >= 0) || !std::isfinite(v)) return absl::StrCat("must be >= 0, got ", v);
-    if (v > 0 && c.scheme != kDefaultScheme) {
-      return absl::StrCat("is a rule of the wrpn scheme's weight quantizer; scheme ", c.scheme,
-                          " sets its own range");
-    }
-    return "";
-  }
-};
 struct InitFromRule {
   std::string operator()(const std::string& v, const TrialConfig&) const {
     if (v.empty() || v == kInitFromFp32) return "";

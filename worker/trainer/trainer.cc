@@ -220,6 +220,10 @@ class Trial {
     torch::manual_seed(c_.seed);
     const auto scheme = ParseQuantScheme(c_.scheme);
     if (!scheme) Fail(kExitBadConfig, FailureKind::kConfig, "scheme: unknown scheme '" + c_.scheme + "'");
+    if (c_.weight_scale > 0 && *scheme != QuantScheme::kWrpn) {
+      Fail(kExitBadConfig, FailureKind::kConfig,
+           "weight_scale: is a rule of the wrpn scheme's weight quantizer; scheme " + c_.scheme + " sets its own range");
+    }
     auto net = BuildNetwork(c_.network, c_.width, input_,
                             Precision{c_.wbits, c_.abits, c_.weight_scale, *scheme});
     if (!net.ok()) Fail(kExitBadConfig, FailureKind::kConfig, std::string(net.status().message()));
