@@ -136,7 +136,9 @@ bool InDataset(const Row& r) { return r.info.section == FieldSection::kDataset; 
 absl::Status ReadObject(const json& j, bool dataset, TrialConfig& c) {
   const std::string where = dataset ? "dataset" : "config";
   if (!j.is_object()) return absl::InvalidArgumentError(where + ": expected an object");
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();  // a named variable: lambdas may not capture bindings
+    const json& value = item.value();
     if (!dataset && key == "dataset") {
       RETURN_IF_ERROR(ReadObject(value, true, c));
       continue;

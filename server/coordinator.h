@@ -1,31 +1,45 @@
 #pragma once
-// Coordinator: the service core behind both gRPC services and the HTTP JSON API. Owns the working
-// set (sweeps, trials, attempts, live leases, workers) in memory, writes every state change
-// through the Store as one transaction, and asks the Scheduler whom to dispatch to. Requests and
-// answers are the wrpn.v1 messages; errors are absl::Status (converted to gRPC codes at the RPC
-// edge). Thread-safe: one mutex serialises every operation. Time comes from the Clock seam; lease
-// expiry happens in Tick(), which every worker call runs first and the server runs periodically.
+// Coordinator: the service core behind both gRPC services and the HTTP JSON API. It keeps the
+// lock and the state machine (sweeps, trials, attempts in memory; every state change written
+// through the Store as one transaction) and delegates the pure parts to units named for them:
+// LeaseTable (leases, expiry, slot accounting), WorkerRegistry, HeldTrials and RetryDelay
+// (retry backoff), the Scheduler (whom to dispatch to), EventHistory (what WatchSweep streams),
+// TrialLogs, the record <-> message converters (record_proto.h), PlanSweep (submission),
+// metric ingestion (metric_ingest.h), InitDependencies (recipe.init_from: fp32) and
+// CoordinatorMetrics. Requests and answers are the
+// wrpn.v1 messages. coordinator.cc has the state changes, coordinator_reports.cc what workers
+// report on a lease, coordinator_queries.cc the read-only calls, coordinator_load.cc restart
+// recovery, worker_restart.cc the restarted-worker rule, coordinator_init_from.cc the holding of
+// trials that start from an FP32 trial's checkpoint. A request is validated once, at the
+// edge (server/validate.h, by the gRPC and HTTP handlers), and the core takes it as valid.
+// Errors are absl::Status (converted to gRPC codes at the RPC edge). Thread-safe: one mutex serialises every operation; the state it guards
+// is annotated. Time comes from the Clock seam; lease expiry happens in Tick(), which every
+// worker call runs first and the server runs periodically.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "server/coordinator_metrics.h"
+#include "server/event_history.h"
 #include "server/init_dependencies.h"
+#include "server/lease_table.h"
 #include "server/metrics.h"
 #include "server/paper_tables.h"
+#include "server/record_proto.h"
+#include "server/retry_backoff.h"
 #include "server/scheduler.h"
 #include "server/store.h"
+#include "server/trial_logs.h"
+#include "server/worker_registry.h"
 #include "wrpn/v1/coordinator.pb.h"
 
 namespace wrpn::server {
@@ -89,7 +103,7 @@ class Coordinator {
   // handed out from then on, carrying it.
   absl::StatusOr<pb::ReportRendezvousResponse> ReportRendezvous(
       const pb::ReportRendezvousRequest& req);
-  static constexpr int64_t kMaxLogLines = 5000;
+  static constexpr int64_t kMaxLogLines = TrialLogs::kMaxLines;
 
   // Expires leases past their TTL (re-queueing or failing their trials) and marks silent workers
   // lost.
@@ -97,135 +111,119 @@ class Coordinator {
   // Deletes events older than `retention`; returns how many.
   absl::StatusOr<int64_t> PruneEvents(std::chrono::hours retention);
   // Wakes and ends every WatchSweep; later calls still work.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
   std::chrono::milliseconds lease_ttl() const { return options_.lease_ttl; }
 
  private:
-  using Steady = std::chrono::steady_clock::time_point;
   struct SweepEntry {
     SweepRecord rec;
     std::vector<int64_t> trial_ids;  // expansion order
-    int64_t counts[6] = {0, 0, 0, 0, 0, 0};  // by TrialState
+    TrialCounts counts{};            // by TrialState
   };
   struct TrialEntry {
     TrialRecord rec;
     std::vector<AttemptRecord> attempts;
     std::map<std::string, MetricRecord> last_metrics;
-    std::optional<Steady> held_until;  // queued but waiting out its retry backoff (in held_)
-  };
-  struct LeaseEntry {
-    std::string lease_id;
-    int64_t trial_id = 0;
-    int attempt = 0;
-    int64_t token = 0;
-    std::string worker_id;
-    int rank = 0;
-    Steady expires;
-    bool delivered = false;
-    int64_t progress_epoch = 0;  // from heartbeats
-    double progress_fraction = 0;
-    // (wall_ms, step) of the newest point stored per metric name for this attempt: a point not
-    // newer is one the worker sent again because the reply to its first send was lost. Known
-    // from the grant on; after a restart read from the store on the lease's first report.
-    std::map<std::string, std::pair<int64_t, int64_t>> newest_point;
-    bool newest_point_known = false;
-    int master_port = 0;  // rank 0 of a multi-node attempt: its TCPStore port, once reported
-  };
-  struct WorkerEntry {
-    WorkerRecord rec;
-    Steady last_seen;
-    std::set<std::string> leases;
-    int used_gpus = 0;
-    int used_cpu_slots = 0;
-    std::vector<pb::WorkerCommand> commands;
   };
 
   Coordinator(Store* store, const Clock* clock, MetricsRegistry* registry,
               CoordinatorOptions options);
-  absl::Status LoadLocked();
-  absl::Status LoadPaperTables();
+  absl::Status LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LoadTrialsLocked(Snapshot& snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RestoreLeasesLocked(const AttemptRecord& a, SteadyTime now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequeueLoadedLocked(SteadyTime now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadPaperTables() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `m`; on failure reloads the in-memory state from the store so both agree again.
-  absl::Status CommitLocked(Mutation& m);
+  absl::Status CommitLocked(Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
-  void AddEvent(Mutation& m, const TrialRecord& t, const std::string& message);
-  void SetTrial(const TrialRecord& t);  // installs a record, keeping sweep counts right
-  void AddLease(LeaseEntry lease);
-  void DropLease(const std::string& lease_id);
-  std::vector<WorkerView> WorkerViews(const std::string& requester, int reported_free_gpus,
-                                      bool use_reported) const;
+  void AddEvent(Mutation& m, const TrialRecord& t, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Installs a record, keeping sweep counts right.
+  void SetTrial(const TrialRecord& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the running attempt of `t`; re-queues the trial when `retry` and attempts remain.
   void EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome, const std::string& reason,
-                        bool retry, const std::string& reporting_lease, Mutation& m);
-  absl::Status TickLocked();
+                        bool retry, const std::string& reporting_lease, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the workers of the attempt's other leases to cancel or forget them; drops them all.
+  void ReleaseAttemptLeasesLocked(const TrialEntry& t, const AttemptRecord& a,
+                                  AttemptOutcome outcome, const std::string& reason,
+                                  const std::string& reporting_lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status TickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLeasesLocked(SteadyTime now, Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A worker registering again under the name `fresh` has: its earlier leases end now
   // (server/worker_restart.cc).
-  void ReleaseLeasesOfRestartedLocked(const WorkerRecord& fresh, Mutation& m);
+  void ReleaseLeasesOfRestartedLocked(const WorkerRecord& fresh, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How long `t`, queued after its last attempt ended, waits for its retry backoff; 0 = none.
-  std::chrono::milliseconds RetryDelay(const TrialEntry& t) const;
+  std::chrono::milliseconds RetryDelayOf(const TrialEntry& t) const;
   // Queues a trial for the scheduler now, or holds it back until `at` when that is later.
-  void QueueLocked(const TrialRecord& t, Steady at);
-  void UnholdLocked(TrialEntry& t);
-  absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref);
-  // The TCPStore port rank 0 of `l`'s attempt reported (0 = not yet).
-  int RendezvousPortLocked(const LeaseEntry& l) const;
-  pb::Lease LeaseMessage(const LeaseEntry& l, const TrialEntry& t) const;
-  QueuedTrial QueuedOf(const TrialRecord& t) const;
-  pb::Sweep SweepMessage(const SweepEntry& s, bool with_spec) const;
-  pb::Trial TrialMessage(const TrialEntry& t) const;
-  pb::Worker WorkerMessage(const WorkerEntry& w) const;
-  std::string PendingReason(const TrialRecord& t) const;
-  void CollectMetrics();
-  // recipe.init_from: fp32 (server/init_from_gate.cc).
-  void IndexInitDependenciesLocked(const SweepEntry& s);
+  void QueueLocked(const TrialRecord& t, SteadyTime at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease `ref` names with its current token, renewed; its worker was heard from.
+  absl::StatusOr<LeaseEntry*> CheckLease(const pb::LeaseRef& ref)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The registered worker `id`, else NOT_FOUND asking it to register again.
+  absl::StatusOr<WorkerEntry*> FindWorkerLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  pb::Lease LeaseMessageLocked(const LeaseEntry& l, const TrialEntry& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `worker` the gang leases granted to it while it was not asking, within `free_gpus`.
+  void DeliverWaitingLeasesLocked(const std::string& worker, int free_gpus,
+                                  pb::AcquireTrialResponse& resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts an attempt of the assigned trial: its leases, the records and the event.
+  void GrantLocked(const Assignment& a, SteadyTime now, int64_t now_ms, Mutation& m,
+                   pb::AcquireTrialResponse& resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  QueuedTrial QueuedOf(const TrialRecord& t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  pb::Trial TrialMessageLocked(const TrialEntry& t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  pb::Worker WorkerMessageLocked(const WorkerEntry& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string PendingReason(const TrialRecord& t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<SweepEntry*> FindSweepLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TrialEntry*> FindTrialLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits (up to 200 ms) for events after `after`, then the watched sweep's ones and its state.
+  // False at shutdown. `done`: the sweep is finished.
+  bool NextWatchBatch(int64_t sweep_id, int64_t* after, std::vector<pb::WatchSweepResponse>* out,
+                      bool* done) ABSL_LOCKS_EXCLUDED(mu_);
+  void CollectMetrics() ABSL_LOCKS_EXCLUDED(mu_);
+  // recipe.init_from: fp32 (server/coordinator_init_from.cc).
+  void IndexInitDependenciesLocked(const SweepEntry& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether a trial the scheduler picked may be leased; if not it is parked or failed.
-  bool InitGateOpenLocked(int64_t trial_id, Mutation& m);
+  bool InitGateOpenLocked(int64_t trial_id, Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After `source` ended: its parked dependents are queued again, or failed.
-  void InitSourceEndedLocked(const TrialRecord& source, Mutation& m);
-  void FailInitDependentLocked(TrialEntry& t, const std::string& reason, Mutation& m);
-  std::string InitPendingReason(const TrialRecord& t) const;  // "" = not waiting on one
-  void SetInitLeaseFields(const TrialEntry& t, pb::Lease& m) const;
+  void InitSourceEndedLocked(const TrialRecord& source, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FailInitDependentLocked(TrialEntry& t, const std::string& reason, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // "" when `t` waits on no FP32 trial.
+  std::string InitPendingReasonLocked(const TrialRecord& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The FP32 checkpoint `t` starts from, and whether others start from `t`'s.
+  void SetInitLeaseFieldsLocked(const TrialEntry& t, LeaseContext& ctx) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store* const store_;
   const Clock* const clock_;
   const CoordinatorOptions options_;
+  CoordinatorMetrics metrics_;
 
-  mutable std::mutex mu_;
-  std::condition_variable events_cv_;
-  bool shutdown_ = false;
-  std::map<int64_t, SweepEntry> sweeps_;
-  std::unordered_map<int64_t, TrialEntry> trials_;
-  std::unordered_map<std::string, LeaseEntry> leases_;
-  std::set<std::pair<Steady, std::string>> expiry_;  // (expires, lease id)
-  // Queued trials waiting out their retry backoff, not yet in the scheduler: (until, trial id).
-  std::set<std::pair<Steady, int64_t>> held_;
-  std::map<std::string, WorkerEntry> workers_;
-  std::unique_ptr<Scheduler> scheduler_;
-  InitDependencies init_deps_;
-  std::set<int64_t> init_parked_;  // queued dependents held out of the scheduler for their source
-  std::deque<EventRecord> recent_events_;  // newest last, bounded
-  int64_t next_sweep_id_ = 1, next_trial_id_ = 1, next_token_ = 1, next_seq_ = 1;
-  int64_t next_worker_ = 1;
-  PaperTables paper_;
-  PaperIndex paper_index_;  // of paper_
-  struct TrialLog {
-    std::deque<pb::LogLine> lines;
-    int64_t next_seq = 1;
-    int64_t dropped = 0;
-  };
-  std::unordered_map<int64_t, TrialLog> logs_;  // by trial id; not persisted
-
-  CounterFamily* lease_expirations_;
-  CounterFamily* attempts_total_;
-  CounterFamily* points_ingested_;
-  HistogramFamily* queue_wait_;
-  HistogramFamily* trial_duration_;
-  GaugeFamily* sweeps_gauge_;
-  GaugeFamily* trials_gauge_;
-  GaugeFamily* workers_gauge_;
-  GaugeFamily* top1_gauge_;
-  GaugeFamily* worker_images_gauge_;      // latest images/s a worker's trainer reported
-  GaugeFamily* worker_data_wait_gauge_;   // latest data_wait_ms_per_step a worker's trainer reported
-  GaugeFamily* worker_gpu_memory_gauge_;  // latest GPU memory in use a worker's trainer reported
+  mutable absl::Mutex mu_;
+  absl::CondVar events_cv_;  // signalled when events are committed and at shutdown
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<int64_t, SweepEntry> sweeps_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<int64_t, TrialEntry> trials_ ABSL_GUARDED_BY(mu_);
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  HeldTrials held_ ABSL_GUARDED_BY(mu_);  // queued trials waiting out their retry backoff
+  WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Scheduler> scheduler_ ABSL_GUARDED_BY(mu_);
+  EventHistory events_ ABSL_GUARDED_BY(mu_);
+  InitDependencies init_deps_ ABSL_GUARDED_BY(mu_);  // recipe.init_from: fp32
+  TrialLogs logs_ ABSL_GUARDED_BY(mu_);  // not persisted
+  PaperTables paper_ ABSL_GUARDED_BY(mu_);
+  PaperIndex paper_index_ ABSL_GUARDED_BY(mu_);  // of paper_
+  int64_t next_sweep_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_trial_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace wrpn::server

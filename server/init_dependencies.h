@@ -7,6 +7,7 @@
 // thread-safe; the coordinator serialises calls (under its lock).
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,8 @@ struct InitDecision {
 // What a dependent of `source` does now.
 InitDecision DecideInit(const TrialRecord& source);
 
-// Which trial starts from which FP32 trial.
+// Which trial starts from which FP32 trial, and which dependents are parked: queued, but held out
+// of the scheduler until their source ends.
 class InitDependencies {
  public:
   // Adds one sweep's trials (all of them, any order). A quantized trial with init_from: fp32
@@ -48,9 +50,14 @@ class InitDependencies {
   const std::vector<int64_t>& DependentsOf(int64_t source_id) const;
   bool HasDependents(int64_t source_id) const { return dependents_.count(source_id) > 0; }
 
+  void Park(int64_t trial_id) { parked_.insert(trial_id); }
+  // Whether `trial_id` was parked (it is not any more).
+  bool Unpark(int64_t trial_id) { return parked_.erase(trial_id) > 0; }
+
  private:
   std::map<int64_t, int64_t> source_;
   std::map<int64_t, std::vector<int64_t>> dependents_;
+  std::set<int64_t> parked_;
 };
 
 }  // namespace wrpn::server

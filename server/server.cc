@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "server/grpc_service.h"
 #include "server/http_server.h"
 #include "server/tls_context.h"
@@ -35,10 +36,11 @@ bool IsLoopbackAddress(const std::string& host_port) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
-    Coordinator* coordinator, const Authenticator* auth, MetricsRegistry* registry,
-    const ServerOptions& options) {
-  if (!auth->enabled() && !options.allow_unauthenticated) {
+namespace {
+
+// Refuses a non-loopback listen without tokens, and half a TLS configuration.
+absl::Status CheckListenOptions(const Authenticator& auth, const ServerOptions& options) {
+  if (!auth.enabled() && !options.allow_unauthenticated) {
     for (const std::string* addr : {&options.grpc_listen, &options.http_listen}) {
       if (!addr->empty() && !IsLoopbackAddress(*addr)) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -50,6 +52,31 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
+  return absl::OkStatus();
+}
+
+// TLS credentials from --tls-cert/--tls-key, or insecure ones without them.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(
+    const ServerOptions& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  auto key = ReadFile(options.tls_key, "TLS key");
+  if (!key.ok()) return key.status();
+  auto cert = ReadFile(options.tls_cert, "TLS certificate");
+  if (!cert.ok()) return cert.status();
+  pair.private_key = *key;
+  pair.cert_chain = *cert;
+  ssl.pem_key_cert_pairs.push_back(pair);
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    Coordinator* coordinator, const Authenticator* auth, MetricsRegistry* registry,
+    const ServerOptions& options) {
+  RETURN_IF_ERROR(CheckListenOptions(*auth, options));
   // Both files checked, naming the bad one, before anything listens; HTTPS serves them too.
   std::shared_ptr<const TlsServerContext> http_tls;
   if (!options.tls_cert.empty()) {
@@ -65,21 +92,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   s->worker_service_ =
       std::make_unique<WorkerServiceImpl>(coordinator, auth, s->rpc_metrics_.get());
 
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-  if (!options.tls_cert.empty()) {
-    grpc::SslServerCredentialsOptions ssl;
-    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    auto key = ReadFile(options.tls_key, "TLS key");
-    if (!key.ok()) return key.status();
-    auto cert = ReadFile(options.tls_cert, "TLS certificate");
-    if (!cert.ok()) return cert.status();
-    pair.private_key = *key;
-    pair.cert_chain = *cert;
-    ssl.pem_key_cert_pairs.push_back(pair);
-    creds = grpc::SslServerCredentials(ssl);
-  }
+  auto creds = GrpcCredentials(options);
+  if (!creds.ok()) return creds.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_listen, creds, &s->grpc_port_);
+  builder.AddListeningPort(options.grpc_listen, *creds, &s->grpc_port_);
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);

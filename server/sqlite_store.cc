@@ -94,6 +94,7 @@ DROP TABLE metrics;
 ALTER TABLE metrics_by_trial RENAME TO metrics;
 )sql",
       // 4: the trial's quantization scheme (common/quant_scheme.h); earlier trials were wrpn's.
+      // TODO(merge): becomes 5 once the fractional-GPU migration (h33) takes 4.
       R"sql(
 ALTER TABLE trials ADD COLUMN scheme TEXT NOT NULL DEFAULT 'wrpn';
 )sql",
@@ -458,111 +459,134 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Snapshot readers, one per table (SqliteStore::Load).
+absl::Status LoadSweeps(sqlite3* db, std::vector<SweepRecord>* out) {
+  Stmt q(db, "SELECT id, name, spec_json, priority, max_attempts, cancelled, created_ms, "
+              "trial_count FROM sweeps ORDER BY id");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    SweepRecord r;
+    r.id = q.Int(0), r.name = q.Text(1), r.spec_json = q.Text(2);
+    r.priority = static_cast<int>(q.Int(3)), r.max_attempts = static_cast<int>(q.Int(4));
+    r.cancelled = q.Int(5) != 0, r.created_ms = q.Int(6), r.trial_count = q.Int(7);
+    out->push_back(std::move(r));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
+  Stmt q(db, "SELECT id, sweep_id, idx, network, width, wbits, abits, seed, state, attempts, "
+              "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
+              "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
+              "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, scheme "
+              "FROM trials ORDER BY id");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    TrialRecord t;
+    t.id = q.Int(0), t.sweep_id = q.Int(1), t.index = q.Int(2), t.network = q.Text(3);
+    t.width = q.Double(4), t.wbits = static_cast<int>(q.Int(5));
+    t.abits = static_cast<int>(q.Int(6)), t.seed = q.Int(7);
+    t.state = static_cast<TrialState>(q.Int(8)), t.attempts = static_cast<int>(q.Int(9));
+    t.retry_base = static_cast<int>(q.Int(10)), t.error = q.Text(11);
+    t.checkpoint_path = q.Text(12), t.checkpoint_epoch = q.Int(13);
+    t.best_top1 = q.OptDouble(14), t.final_top1 = q.OptDouble(15);
+    t.final_top5 = q.OptDouble(16), t.images_per_sec = q.OptDouble(17);
+    t.fma_ratio = q.Double(18), t.cost_uniform = q.Double(19);
+    t.cost_first_last_fp32 = q.Double(20), t.queued_ms = q.Int(21), t.started_ms = q.Int(22);
+    t.finished_ms = q.Int(23), t.config_json = q.Text(24);
+    t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
+    t.scheme = q.Text(27);
+    out->push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadAttempts(sqlite3* db, std::vector<AttemptRecord>* out) {
+  Stmt q(db, "SELECT trial_id, attempt, fencing_token, outcome, lease_ids, worker_ids, "
+              "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch, failure_kind "
+              "FROM attempts "
+              "ORDER BY trial_id, attempt");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    AttemptRecord a;
+    a.trial_id = q.Int(0), a.attempt = static_cast<int>(q.Int(1)), a.fencing_token = q.Int(2);
+    a.outcome = static_cast<AttemptOutcome>(q.Int(3));
+    a.lease_ids = json::parse(q.Text(4)).get<std::vector<std::string>>();
+    a.worker_ids = json::parse(q.Text(5)).get<std::vector<std::string>>();
+    a.started_ms = q.Int(6), a.ended_ms = q.Int(7), a.reason = q.Text(8);
+    a.resume_checkpoint = q.Text(9), a.resume_epoch = q.Int(10);
+    if (const int64_t k = q.Int(11); k > 0) a.failure_kind = static_cast<FailureKind>(k);
+    out->push_back(std::move(a));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadWorkers(sqlite3* db, std::vector<WorkerRecord>* out) {
+  Stmt q(db, "SELECT id, name, address, gpus_json, cpus, max_cpu_trials, labels_json, "
+              "registered_ms, last_heartbeat_ms, draining, lost FROM workers ORDER BY id");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    WorkerRecord w;
+    w.id = q.Text(0);
+    w.name = q.Text(1), w.address = q.Text(2);
+    for (const auto& g : json::parse(q.Text(3))) {
+      w.gpus.push_back({g.at("index").get<int>(), g.at("memory_bytes").get<int64_t>(),
+                        g.at("name").get<std::string>()});
+    }
+    w.cpus = static_cast<int>(q.Int(4)), w.max_cpu_trials = static_cast<int>(q.Int(5));
+    w.labels = json::parse(q.Text(6)).get<std::map<std::string, std::string>>();
+    w.registered_ms = q.Int(7), w.last_heartbeat_ms = q.Int(8);
+    w.draining = q.Int(9) != 0, w.lost = q.Int(10) != 0;
+    out->push_back(std::move(w));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadCheckpoints(sqlite3* db, std::vector<CheckpointRecord>* out) {
+  Stmt q(db, "SELECT trial_id, attempt, epoch, path, time_ms FROM checkpoints "
+              "ORDER BY trial_id, attempt, epoch, id");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out->push_back({q.Int(0), static_cast<int>(q.Int(1)), q.Int(2), q.Text(3),
+                             q.Int(4)});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadCounters(sqlite3* db, Snapshot* s) {
+  Stmt q(db, "SELECT COALESCE(MAX(seq), 0), (SELECT COUNT(*) FROM metrics) FROM events");
+  RETURN_IF_ERROR(q.error());
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (row) {
+    s->max_event_seq = q.Int(0);
+    s->metric_count = q.Int(1);
+    ASSIGN_OR_RETURN(row, q.Step());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Snapshot> SqliteStore::Load() {
   Snapshot s;
-  {
-    Stmt q(db_, "SELECT id, name, spec_json, priority, max_attempts, cancelled, created_ms, "
-                "trial_count FROM sweeps ORDER BY id");
-    RETURN_IF_ERROR(q.error());
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      SweepRecord r;
-      r.id = q.Int(0), r.name = q.Text(1), r.spec_json = q.Text(2);
-      r.priority = static_cast<int>(q.Int(3)), r.max_attempts = static_cast<int>(q.Int(4));
-      r.cancelled = q.Int(5) != 0, r.created_ms = q.Int(6), r.trial_count = q.Int(7);
-      s.sweeps.push_back(std::move(r));
-    }
-  }
-  {
-    Stmt q(db_, "SELECT id, sweep_id, idx, network, width, wbits, abits, seed, state, attempts, "
-                "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
-                "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
-                "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, scheme "
-                "FROM trials ORDER BY id");
-    RETURN_IF_ERROR(q.error());
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      TrialRecord t;
-      t.id = q.Int(0), t.sweep_id = q.Int(1), t.index = q.Int(2), t.network = q.Text(3);
-      t.width = q.Double(4), t.wbits = static_cast<int>(q.Int(5));
-      t.abits = static_cast<int>(q.Int(6)), t.seed = q.Int(7);
-      t.state = static_cast<TrialState>(q.Int(8)), t.attempts = static_cast<int>(q.Int(9));
-      t.retry_base = static_cast<int>(q.Int(10)), t.error = q.Text(11);
-      t.checkpoint_path = q.Text(12), t.checkpoint_epoch = q.Int(13);
-      t.best_top1 = q.OptDouble(14), t.final_top1 = q.OptDouble(15);
-      t.final_top5 = q.OptDouble(16), t.images_per_sec = q.OptDouble(17);
-      t.fma_ratio = q.Double(18), t.cost_uniform = q.Double(19);
-      t.cost_first_last_fp32 = q.Double(20), t.queued_ms = q.Int(21), t.started_ms = q.Int(22);
-      t.finished_ms = q.Int(23), t.config_json = q.Text(24);
-      t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
-      t.scheme = q.Text(27);
-      s.trials.push_back(std::move(t));
-    }
-  }
-  {
-    Stmt q(db_, "SELECT trial_id, attempt, fencing_token, outcome, lease_ids, worker_ids, "
-                "started_ms, ended_ms, reason, resume_checkpoint, resume_epoch, failure_kind "
-                "FROM attempts "
-                "ORDER BY trial_id, attempt");
-    RETURN_IF_ERROR(q.error());
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      AttemptRecord a;
-      a.trial_id = q.Int(0), a.attempt = static_cast<int>(q.Int(1)), a.fencing_token = q.Int(2);
-      a.outcome = static_cast<AttemptOutcome>(q.Int(3));
-      a.lease_ids = json::parse(q.Text(4)).get<std::vector<std::string>>();
-      a.worker_ids = json::parse(q.Text(5)).get<std::vector<std::string>>();
-      a.started_ms = q.Int(6), a.ended_ms = q.Int(7), a.reason = q.Text(8);
-      a.resume_checkpoint = q.Text(9), a.resume_epoch = q.Int(10);
-      if (const int64_t k = q.Int(11); k > 0) a.failure_kind = static_cast<FailureKind>(k);
-      s.attempts.push_back(std::move(a));
-    }
-  }
-  {
-    Stmt q(db_, "SELECT id, name, address, gpus_json, cpus, max_cpu_trials, labels_json, "
-                "registered_ms, last_heartbeat_ms, draining, lost FROM workers ORDER BY id");
-    RETURN_IF_ERROR(q.error());
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      WorkerRecord w;
-      w.id = q.Text(0);
-      w.name = q.Text(1), w.address = q.Text(2);
-      for (const auto& g : json::parse(q.Text(3))) {
-        w.gpus.push_back({g.at("index").get<int>(), g.at("memory_bytes").get<int64_t>(),
-                          g.at("name").get<std::string>()});
-      }
-      w.cpus = static_cast<int>(q.Int(4)), w.max_cpu_trials = static_cast<int>(q.Int(5));
-      w.labels = json::parse(q.Text(6)).get<std::map<std::string, std::string>>();
-      w.registered_ms = q.Int(7), w.last_heartbeat_ms = q.Int(8);
-      w.draining = q.Int(9) != 0, w.lost = q.Int(10) != 0;
-      s.workers.push_back(std::move(w));
-    }
-  }
-  {
-    Stmt q(db_, "SELECT trial_id, attempt, epoch, path, time_ms FROM checkpoints "
-                "ORDER BY trial_id, attempt, epoch, id");
-    RETURN_IF_ERROR(q.error());
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      s.checkpoints.push_back({q.Int(0), static_cast<int>(q.Int(1)), q.Int(2), q.Text(3),
-                               q.Int(4)});
-    }
-  }
-  {
-    Stmt q(db_, "SELECT COALESCE(MAX(seq), 0), (SELECT COUNT(*) FROM metrics) FROM events");
-    RETURN_IF_ERROR(q.error());
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (row) {
-      s.max_event_seq = q.Int(0);
-      s.metric_count = q.Int(1);
-      ASSIGN_OR_RETURN(row, q.Step());
-    }
-  }
+  RETURN_IF_ERROR(LoadSweeps(db_, &s.sweeps));
+  RETURN_IF_ERROR(LoadTrials(db_, &s.trials));
+  RETURN_IF_ERROR(LoadAttempts(db_, &s.attempts));
+  RETURN_IF_ERROR(LoadWorkers(db_, &s.workers));
+  RETURN_IF_ERROR(LoadCheckpoints(db_, &s.checkpoints));
+  RETURN_IF_ERROR(LoadCounters(db_, &s));
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/trainer_protocol.h"
+#include "server/list_query.h"
 #include "server/paper_tables.h"
 
 namespace wrpn::server {
@@ -95,7 +96,8 @@ absl::Status CheckFailureKind(const pb::TrialFailure& f) {
 }
 
 absl::Status PageToken(const std::string& token) {
-  return Length("page_token", token, L::kMaxPageTokenBytes, false);
+  if (absl::Status s = Length("page_token", token, L::kMaxPageTokenBytes, false); !s.ok()) return s;
+  return PageStart(token).status();
 }
 
 #define WRPN_CHECK(expr)                     \

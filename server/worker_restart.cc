@@ -13,12 +13,10 @@ namespace wrpn::server {
 
 void Coordinator::ReleaseLeasesOfRestartedLocked(const WorkerRecord& fresh, Mutation& m) {
   std::set<int64_t> trial_ids;
-  std::set<std::string> old_ids;
-  for (auto& [id, w] : workers_) {
+  for (auto& [id, w] : workers_.all()) {
     if (id == fresh.id || w.rec.name != fresh.name || w.rec.address != fresh.address) continue;
-    old_ids.insert(id);
-    for (const std::string& lease_id : w.leases)
-      if (auto it = leases_.find(lease_id); it != leases_.end()) trial_ids.insert(it->second.trial_id);
+    for (const std::string& lease_id : leases_.LeasesOf(id))
+      if (const LeaseEntry* l = leases_.Find(lease_id)) trial_ids.insert(l->trial_id);
     if (!w.rec.lost) {
       w.rec.lost = true;
       m.workers.push_back(w.rec);

@@ -13,6 +13,7 @@
 #include "server/coordinator.h"
 #include "server/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/server/coordinator_calls.h"
 
 namespace wrpn::server {
 namespace {
@@ -100,6 +101,10 @@ TEST(InitDependencies, QuantizedTrialsDependOnTheFp32TrialOfTheirCellPreferringT
   EXPECT_TRUE(deps.HasDependents(2));
   EXPECT_FALSE(deps.HasDependents(3));
   EXPECT_TRUE(deps.DependentsOf(3).empty());
+  deps.Park(4);
+  EXPECT_TRUE(deps.Unpark(4));
+  EXPECT_FALSE(deps.Unpark(4)) << "parked once, unparked once";
+  EXPECT_FALSE(deps.Unpark(3));
 }
 
 TEST(InitDependencies, DecisionBySourceState) {
@@ -163,19 +168,9 @@ class InitFromCoordinatorTest : public testing::Test {
     return r->worker_id();
   }
   std::vector<pb::Lease> Acquire(const std::string& worker, int n) {
-    pb::AcquireTrialRequest req;
-    req.set_worker_id(worker);
-    req.set_max_trials(n);
-    auto r = c_->AcquireTrial(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return {r->leases().begin(), r->leases().end()};
+    return AcquireLeases(*c_, worker, n);
   }
-  static pb::LeaseRef Ref(const pb::Lease& l) {
-    pb::LeaseRef r;
-    r.set_lease_id(l.lease_id());
-    r.set_fencing_token(l.fencing_token());
-    return r;
-  }
+  static pb::LeaseRef Ref(const pb::Lease& l) { return RefOf(l); }
   void Succeed(const pb::Lease& l, const std::string& checkpoint) {
     pb::ReportCheckpointRequest ck;
     *ck.mutable_lease() = Ref(l);
@@ -194,9 +189,10 @@ class InitFromCoordinatorTest : public testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return {r->trials().begin(), r->trials().end()};
   }
-  int64_t Submit(const std::string& text, int64_t* count = nullptr) {
+  int64_t Submit(const std::string& text, int64_t* count = nullptr, bool dry_run = false) {
     pb::SubmitSweepRequest req;
     req.set_spec_text(text);
+    req.set_dry_run(dry_run);
     auto r = c_->SubmitSweep(req);
     EXPECT_TRUE(r.ok()) << r.status();
     if (count) *count = r->trial_count();
@@ -212,6 +208,8 @@ class InitFromCoordinatorTest : public testing::Test {
 
 TEST_F(InitFromCoordinatorTest, DependentsWaitSurviveARestartAndStartFromTheFp32Checkpoint) {
   int64_t count = 0;
+  Submit(kInitSpec, &count, /*dry_run=*/true);
+  EXPECT_EQ(count, 8 + 2) << "a dry run counts the FP32 trials it would add";
   const int64_t sweep = Submit(kInitSpec, &count);
   EXPECT_EQ(count, 8 + 2);  // the two FP32 trials the grid lacked were added
   const std::string w = Register("w");
@@ -280,6 +278,41 @@ TEST_F(InitFromCoordinatorTest, AFailedFp32TrialFailsItsDependentsClearly) {
   }
   EXPECT_EQ(failed, 4);
   EXPECT_EQ(Acquire(w, 20).size(), 0u);  // the other width's dependents still wait
+}
+
+// Cancelling the sweep while an FP32 trial runs cancels its dependents (they did not fail), and
+// a retry of the sweep holds them again behind the re-queued FP32 trial.
+TEST_F(InitFromCoordinatorTest, ACancelledSweepCancelsTheDependentsAndARetryHoldsThemAgain) {
+  const int64_t sweep = Submit(R"(
+axes: {network: lenet5, width: 1, precision: ["32/32", "2/2"], scheme: lsq}
+recipe: {epochs: 1, init_from: fp32}
+max_attempts: 1
+)");
+  const std::string w = Register("w");
+  auto leases = Acquire(w, 5);
+  ASSERT_EQ(leases.size(), 1u);  // the 32/32 trial, listed first
+  pb::CancelSweepRequest cancel;
+  cancel.set_sweep_id(sweep);
+  ASSERT_TRUE(c_->CancelSweep(cancel).ok());
+  for (const auto& t : Trials(sweep)) {
+    EXPECT_EQ(t.state(), pb::TRIAL_CANCELLED) << t.id();
+    EXPECT_EQ(t.error(), "") << t.id();
+  }
+  pb::RetrySweepRequest retry;
+  retry.set_sweep_id(sweep);
+  ASSERT_TRUE(c_->RetrySweep(retry).ok());
+  auto again = Acquire(w, 5);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].trial_id(), leases[0].trial_id());
+  for (const auto& t : Trials(sweep)) {
+    if (t.wbits() == 32) continue;
+    EXPECT_EQ(t.pending_reason(),
+              "waiting for trial " + std::to_string(leases[0].trial_id()) + ": fp32 initialisation");
+  }
+  Succeed(again[0], "/ck/trial-1/attempt-2/last.pt");
+  auto dependent = Acquire(w, 5);
+  ASSERT_EQ(dependent.size(), 1u);
+  EXPECT_EQ(dependent[0].init_checkpoint(), "/ck/trial-1/attempt-2/last.pt");
 }
 
 }  // namespace

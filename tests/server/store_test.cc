@@ -270,6 +270,24 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_EQ((*s)->Metrics(9, "top1")->size(), 1u);
 }
 
+// The metrics table as schema 1 and 2 had it (before migration 3), for downgrade tests.
+constexpr char kMetricsBeforeMigrationThree[] = R"sql(
+      DROP TABLE metrics;
+      CREATE TABLE metrics(
+        id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
+        attempt INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+        wall_ms INTEGER NOT NULL);
+      CREATE INDEX metrics_trial ON metrics(trial_id, name);)sql";
+
+// Runs `sql` on the database at `path` outside the store (to write an older schema's rows).
+void ExecOutsideTheStore(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(db);
+}
+
 // Migration 4 adds the trial's scheme: trials stored before it were wrpn's; new ones keep theirs.
 TEST(SqliteStoreTest, MigrationFourGivesEarlierTrialsTheWrpnScheme) {
   const std::string path = TempDb("migrate3");
@@ -284,16 +302,9 @@ TEST(SqliteStoreTest, MigrationFourGivesEarlierTrialsTheWrpnScheme) {
     m.trials = {Trial(9, 5), lsq};
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
-  {  // back to schema 3
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const char* sql = R"sql(
+  ExecOutsideTheStore(path, R"sql(
       ALTER TABLE trials DROP COLUMN scheme;
-      DELETE FROM schema_migrations WHERE version = 4;)sql";
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_close(db);
-  }
+      DELETE FROM schema_migrations WHERE version = 4;)sql");  // back to schema 3
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->schema_version(), 4);
@@ -331,25 +342,15 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 1, with attempts written by a coordinator of that schema
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const char* sql = R"sql(
+    const std::string sql = std::string(kMetricsBeforeMigrationThree) + R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
       ALTER TABLE trials DROP COLUMN scheme;
-      DROP TABLE metrics;
-      CREATE TABLE metrics(
-        id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
-        attempt INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
-        wall_ms INTEGER NOT NULL);
-      CREATE INDEX metrics_trial ON metrics(trial_id, name);
       DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
       INSERT INTO attempts VALUES(9, 2, 2, 3, '[]', '[]', 3, 4, 'interrupted: worker w shutting down', '', 0);
       INSERT INTO attempts VALUES(9, 3, 3, 3, '[]', '[]', 5, 6, 'trial failed (no reason given)', '', 0);
       INSERT INTO attempts VALUES(9, 4, 4, 4, '[]', '[]', 7, 8, 'lease expired', '', 0);)sql";
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_close(db);
+    ExecOutsideTheStore(path, sql);
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -377,24 +378,14 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 2, with points written by a coordinator of that schema
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const char* sql = R"sql(
-      DROP TABLE metrics;
-      CREATE TABLE metrics(
-        id INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL REFERENCES trials(id),
-        attempt INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
-        wall_ms INTEGER NOT NULL);
-      CREATE INDEX metrics_trial ON metrics(trial_id, name);
+    const std::string sql = std::string(kMetricsBeforeMigrationThree) + R"sql(
       ALTER TABLE trials DROP COLUMN scheme;
       DELETE FROM schema_migrations WHERE version >= 3;
       INSERT INTO metrics VALUES(1, 9, 1, 'top1', 1, 10.0, 100);
       INSERT INTO metrics VALUES(2, 10, 1, 'top1', 1, 20.0, 101);
       INSERT INTO metrics VALUES(3, 9, 1, 'train_loss', 1, 2.5, 102);
       INSERT INTO metrics VALUES(7, 9, 2, 'top1', 2, 30.0, 103);)sql";
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_close(db);
+    ExecOutsideTheStore(path, sql);
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();

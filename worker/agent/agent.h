@@ -15,57 +15,17 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "common/clock.h"
 #include "common/trainer_protocol.h"
+#include "worker/agent/agent_options.h"
+#include "worker/agent/attempt_outcome.h"
+#include "worker/agent/attempt_plan.h"
 #include "worker/agent/coordinator_client.h"
 #include "worker/agent/process_launcher.h"
 
 namespace wrpn::agent {
 
-struct AgentOptions {
-  std::string name;            // shown in `wrpn workers`
-  std::string address;         // host the worker's gang peers can reach (rank 0's TCPStore)
-  std::vector<pb::Gpu> gpus;   // empty on CPU machines
-  int cpus = 1;
-  std::map<std::string, std::string> labels;
-  int max_cpu_trials = 1;      // concurrent 0-GPU trials
-  int cpu_ranks = 1;           // trainer processes per 0-GPU trial on this node
-  std::string trainer;         // path of wrpn-train
-  std::string work_dir;        // attempt folders: <work_dir>/attempts/t<T>-a<A>-n<node>
-  std::string checkpoint_dir;  // "" = <work_dir>/checkpoints; shared storage for multi-machine
-  // Datasets root: a trial whose dataset.path is empty gets <data_dir>/<kind> (fashion_mnist ->
-  // fashion-mnist), a relative dataset.path is taken under it. Default: where Debian's dataset
-  // packages install.
-  std::string data_dir = "/usr/share/datasets";
-  // Folders besides data_dir a trial's dataset.path may name (--allow-data-root). A dataset path
-  // outside data_dir and all of them (absolute, or climbing out with `..`) fails the trial as a
-  // config error; with no folder at all (data_dir "" and no roots), every dataset path does.
-  // Confinement is off only when a root is "/".
-  std::vector<std::string> allowed_data_roots;
-  // Port this worker's rank-0 trainers host the TCPStore on in multi-node trials; registered as
-  // part of the address ("host:port") so every peer learns it. 0 = the coordinator's choice.
-  int rendezvous_port = 0;
-  // Seconds the ranks of a multi-rank trial wait for each other (wrpn-train
-  // --rendezvous-timeout); 0 = the trainer's default.
-  double rendezvous_timeout_s = 0;
-  std::chrono::milliseconds grace{30000};            // SIGTERM -> SIGKILL
-  std::chrono::milliseconds metrics_interval{5000};  // batch metric points this long at most
-  std::chrono::milliseconds acquire_interval{1000};  // ask for work at most this often
-  std::chrono::milliseconds register_retry{2000};
-  // A trial whose trainers print nothing (stdout or stderr, any rank) for this long is taken as
-  // hung: SIGTERM, SIGKILL after `grace`, reported as an internal failure (retried). 0 = off.
-  std::chrono::milliseconds stall_timeout{0};
-  std::chrono::hours retention{24 * 7};  // attempt folders and stale checkpoints older than this go
-  size_t log_tail_bytes = 64 * 1024;     // stderr kept per rank and attempt
-  bool keep_checkpoints = false;         // keep a trial's checkpoints after it succeeded
-};
-
-// OK when `path`, made absolute and normalised (`..` resolved lexically), lies in one of
-// `roots`; otherwise INVALID_ARGUMENT naming `field`, the path and the roots.
-[[nodiscard]] absl::Status CheckPathUnderRoots(const std::string& field, const std::string& path,
-                                               const std::vector<std::string>& roots);
+struct AttemptRun;  // attempt_run.h
 
 class Agent {
  public:
@@ -94,19 +54,26 @@ class Agent {
 
  private:
   using Steady = std::chrono::steady_clock::time_point;
-  enum class StopKind { kNone, kCancel, kForget, kLeaseLost, kDrain, kPeerFailed, kStalled };
-  struct RunState;
-  struct EventHandler;
+  using RunState = AttemptRun;
 
   void Register();
   void LogThrottled(const std::string& msg);  // the same message at most every 10 s
   void Heartbeat();
+  void Obey(const pb::WorkerCommand& command);
+  bool ForgotUs(const char* what, const absl::Status& s);
   void Acquire();
   void Start(const pb::Lease& lease);
+  bool PrepareFolders(RunState& r);
+  std::optional<int> MasterPort(RunState& r);
+  void Launch(RunState& r, int master_port);
   void Poll(RunState& r);
   void HandleEvent(RunState& r, int local_rank, const std::string& line);
   void Finish(RunState& r);
+  void Report(RunState& r, const Outcome& outcome);
   void RequestStop(RunState& r, StopKind kind, const std::string& reason);
+  // The coordinator no longer takes reports for the lease: stop the ranks still running, or
+  // drop the attempt when none is.
+  void LeaseRefused(RunState& r, StopKind kind, const std::string& why);
   void Note(RunState& r, const std::string& text);
   void QueueLog(RunState& r, int rank, std::string line);
   void FlushLogs(RunState& r, bool force);
@@ -118,7 +85,6 @@ class Agent {
   void Forget(RunState& r, const std::string& why);
   int FreeGpus() const;
   int FreeCpuSlots() const;
-  pb::LeaseRef Ref(const RunState& r) const;
 
   CoordinatorClient* const client_;
   ProcessLauncher* const launcher_;
@@ -138,10 +104,6 @@ class Agent {
   bool logs_supported_ = true;
   bool heartbeat_failing_ = false;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
 };
-
-// Splits "host:port" or "[v6]:port" into its parts; a bare host (or IPv6 address) is left whole
-// and `port` unchanged.
-void SplitHostPort(const std::string& addr, std::string* host, int* port);
 
 // Short human form of a lease for logs: "trial 7 attempt 2 (lease l-12-0)".
 std::string DescribeLease(const pb::Lease& lease);

@@ -71,6 +71,19 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
 
 }  // namespace
 
+bool IsTransient(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnimplemented:
+      return false;
+    default:
+      return true;
+  }
+}
+
 absl::StatusOr<std::unique_ptr<CoordinatorClient>> MakeGrpcCoordinatorClient(
     const GrpcClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("coordinator: address is empty");

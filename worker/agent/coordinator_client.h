@@ -15,6 +15,11 @@ namespace wrpn::agent {
 
 namespace pb = ::wrpn::v1;
 
+// Worth retrying: everything but "the lease is not ours" (FAILED_PRECONDITION, NOT_FOUND) and
+// "the request is wrong" (INVALID_ARGUMENT, UNIMPLEMENTED). A coordinator shutting down answers
+// CANCELLED or UNAVAILABLE; a bad token (UNAUTHENTICATED) is retried until an operator fixes it.
+bool IsTransient(const absl::Status& s);
+
 class CoordinatorClient {
  public:
   virtual ~CoordinatorClient() = default;

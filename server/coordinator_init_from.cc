@@ -1,10 +1,10 @@
 // The coordinator's side of recipe.init_from: fp32 (server/init_dependencies.h): dependents are
-// taken out of the scheduler while their FP32 trial is queued or running (pending reason
-// "waiting for trial N: fp32 initialisation"), put back when it succeeds, and failed when it
-// fails or is cancelled; their leases carry its final checkpoint, and its lease says to keep it.
+// parked (out of the scheduler) while their FP32 trial is queued or running, with the pending
+// reason "waiting for trial N: fp32 initialisation"; they are queued again when it succeeds and
+// failed when it fails. Their leases carry its final checkpoint, and its lease says to keep it.
 // Runs under the coordinator's mutex.
-#include "absl/strings/str_cat.h"
 #include "server/coordinator.h"
+#include "server/trial_transitions.h"
 
 namespace wrpn::server {
 
@@ -17,12 +17,9 @@ void Coordinator::IndexInitDependenciesLocked(const SweepEntry& s) {
 
 void Coordinator::FailInitDependentLocked(TrialEntry& t, const std::string& reason, Mutation& m) {
   scheduler_->Remove(t.rec.id);
-  UnholdLocked(t);
-  init_parked_.erase(t.rec.id);
-  TrialRecord r = t.rec;
-  r.state = TrialState::kFailed;
-  r.error = reason;
-  r.finished_ms = NowMs();
+  held_.Release(t.rec.id);
+  init_deps_.Unpark(t.rec.id);
+  const TrialRecord r = FailedWhileQueued(t.rec, reason, NowMs());
   SetTrial(r);
   m.trials.push_back(r);
   AddEvent(m, r, reason);
@@ -34,7 +31,7 @@ bool Coordinator::InitGateOpenLocked(int64_t trial_id, Mutation& m) {
   const InitDecision d = DecideInit(trials_.at(source).rec);
   if (d.gate == InitGate::kReady) return true;
   if (d.gate == InitGate::kWait) {
-    init_parked_.insert(trial_id);
+    init_deps_.Park(trial_id);
   } else {
     FailInitDependentLocked(trials_.at(trial_id), d.reason, m);
   }
@@ -42,6 +39,8 @@ bool Coordinator::InitGateOpenLocked(int64_t trial_id, Mutation& m) {
 }
 
 void Coordinator::InitSourceEndedLocked(const TrialRecord& source, Mutation& m) {
+  // A cancelled source was cancelled with its sweep, which cancels the dependents too.
+  if (source.state == TrialState::kCancelled) return;
   const InitDecision d = DecideInit(source);
   if (d.gate == InitGate::kWait) return;
   for (int64_t id : init_deps_.DependentsOf(source.id)) {
@@ -49,23 +48,23 @@ void Coordinator::InitSourceEndedLocked(const TrialRecord& source, Mutation& m) 
     if (t.rec.state != TrialState::kQueued) continue;
     if (d.gate == InitGate::kFail) {
       FailInitDependentLocked(t, d.reason, m);
-    } else if (init_parked_.erase(id) > 0) {
+    } else if (init_deps_.Unpark(id)) {
       scheduler_->Enqueue(QueuedOf(t.rec));
     }
   }
 }
 
-std::string Coordinator::InitPendingReason(const TrialRecord& t) const {
+std::string Coordinator::InitPendingReasonLocked(const TrialRecord& t) const {
   const int64_t source = init_deps_.SourceOf(t.id);
   if (source == 0) return "";
   const InitDecision d = DecideInit(trials_.at(source).rec);
   return d.gate == InitGate::kReady ? "" : d.reason;
 }
 
-void Coordinator::SetInitLeaseFields(const TrialEntry& t, pb::Lease& m) const {
-  if (init_deps_.HasDependents(t.rec.id)) m.set_keep_checkpoint(true);
+void Coordinator::SetInitLeaseFieldsLocked(const TrialEntry& t, LeaseContext& ctx) const {
+  ctx.keep_checkpoint = init_deps_.HasDependents(t.rec.id);
   if (const int64_t source = init_deps_.SourceOf(t.rec.id)) {
-    m.set_init_checkpoint(trials_.at(source).rec.checkpoint_path);
+    ctx.init_checkpoint = trials_.at(source).rec.checkpoint_path;
   }
 }
 

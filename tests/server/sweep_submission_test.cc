@@ -1,0 +1,109 @@
+// SpecOf and PlanSweep: a SubmitSweep request's spec, parsed, expanded and costed.
+#include "server/sweep_submission.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "nlohmann/json.hpp"
+
+namespace wrpn::server {
+namespace {
+
+TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
+  pb::SubmitSweepRequest text;
+  text.set_spec_text("name: s\naxes: {network: lenet5, width: [1, 2], precision: [\"4/4\"]}\n");
+  auto a = SpecOf(text);
+  ASSERT_TRUE(a.ok()) << a.status();
+  pb::SubmitSweepRequest msg;
+  msg.mutable_spec()->set_name("s");
+  auto* axes = msg.mutable_spec()->add_axes();
+  axes->add_network("lenet5");
+  axes->add_width(1);
+  axes->add_width(2);
+  axes->add_wbits(4);
+  axes->add_abits(4);
+  auto b = SpecOf(msg);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(SweepSpecToJson(*a), SweepSpecToJson(*b));
+}
+
+TEST(SweepSubmission, ABadOrMissingSpecNamesTheField) {
+  pb::SubmitSweepRequest none;
+  EXPECT_EQ(SpecOf(none).status().message(), "spec: give spec or spec_text");
+  pb::SubmitSweepRequest bad;
+  bad.set_spec_text("axes: {network: lenet5, widht: [1], precision: [\"4/4\"]}");
+  auto r = SpecOf(bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "did you mean 'width'")) << r.status();
+}
+
+TEST(SweepSubmission, PlanHasOneCostedTrialPerPoint) {
+  pb::SubmitSweepRequest req;
+  req.set_spec_text(R"(
+name: grid
+priority: 3
+max_attempts: 5
+axes: {network: lenet5, width: [1, 2], precision: ["32/32", "4/4"], seed: [1, 2]}
+resources: {gpus_per_node: 1}
+)");
+  auto spec = SpecOf(req);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  PlannedSweep plan = PlanSweep(*spec);
+  EXPECT_EQ(plan.sweep.name, "grid");
+  EXPECT_EQ(plan.sweep.priority, 3);
+  EXPECT_EQ(plan.sweep.max_attempts, 5);
+  EXPECT_EQ(plan.sweep.trial_count, 8);
+  ASSERT_EQ(plan.trials.size(), 8u);
+  for (size_t i = 0; i < plan.trials.size(); ++i) {
+    const TrialRecord& t = plan.trials[i];
+    EXPECT_EQ(t.index, static_cast<int64_t>(i));
+    EXPECT_EQ(t.gpus_per_node, 1);
+    EXPECT_EQ(t.state, TrialState::kQueued);
+    EXPECT_GT(t.cost_uniform, 0) << i;
+    EXPECT_EQ(nlohmann::json::parse(t.config_json).value("network", ""), "lenet5");
+  }
+  // Same network, width and precision: the same cost, whatever the seed.
+  const auto same = [&](const TrialRecord& a, const TrialRecord& b) {
+    return a.width == b.width && a.wbits == b.wbits && a.seed != b.seed;
+  };
+  for (const TrialRecord& a : plan.trials)
+    for (const TrialRecord& b : plan.trials)
+      if (same(a, b)) EXPECT_EQ(a.cost_uniform, b.cost_uniform);
+}
+
+// recipe.init_from: fp32 plans the FP32 trial of each (network, width, seed) the grid lacks,
+// after the spec's own trials; every trial keeps its scheme.
+TEST(SweepSubmission, InitFromFp32PlansTheMissingFp32TrialsLast) {
+  pb::SubmitSweepRequest req;
+  req.set_spec_text(R"(
+axes: {network: lenet5, width: [1, 2], precision: ["2/2"], scheme: [lsq, pact]}
+recipe: {init_from: fp32}
+)");
+  auto spec = SpecOf(req);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(CountTrials(*spec), 4);
+  EXPECT_EQ(PlannedTrialCount(*spec), 6);
+  const PlannedSweep plan = PlanSweep(*spec);
+  EXPECT_EQ(plan.sweep.trial_count, 6);
+  ASSERT_EQ(plan.trials.size(), 6u);
+  EXPECT_EQ(plan.trials[0].scheme, "lsq");
+  EXPECT_EQ(plan.trials[1].scheme, "pact");
+  for (size_t i : {4u, 5u}) {
+    EXPECT_EQ(plan.trials[i].wbits, 32) << i;
+    EXPECT_EQ(plan.trials[i].abits, 32) << i;
+    EXPECT_EQ(plan.trials[i].scheme, "wrpn") << i;
+    EXPECT_EQ(plan.trials[i].index, static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(plan.trials[4].width, 1);
+  EXPECT_EQ(plan.trials[5].width, 2);
+
+  pb::SubmitSweepRequest plain;
+  plain.set_spec_text("axes: {network: lenet5, width: 1, precision: [\"2/2\"], scheme: lsq}");
+  auto p = SpecOf(plain);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(PlannedTrialCount(*p), 1);
+  EXPECT_EQ(PlanSweep(*p).trials.size(), 1u);
+}
+
+}  // namespace
+}  // namespace wrpn::server
