@@ -63,6 +63,16 @@ std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 30) {
   return c;
 }
 
+// Setup RPCs (register, first lease) wait for the connection instead of failing on a connect
+// that fails transiently while 64 connections open at once under load (seen once as UNAVAILABLE
+// "failed to connect ... No such file or directory" before any request reached the coordinator);
+// the real agent retries registration the same way. The timed phases keep failing fast.
+std::unique_ptr<grpc::ClientContext> SetupCtx() {
+  auto c = Ctx(120);
+  c->set_wait_for_ready(true);
+  return c;
+}
+
 std::string g_phase = "setup";  // the phase Die reports
 
 [[noreturn]] void Die(const std::string& what, const grpc::Status& st) {
@@ -127,7 +137,7 @@ std::string Register(pb::WorkerService::Stub* stub, const std::string& name, int
   req.set_cpus(slots);
   req.set_max_cpu_trials(slots);
   pb::RegisterWorkerResponse resp;
-  grpc::Status st = stub->RegisterWorker(Ctx().get(), req, &resp);
+  grpc::Status st = stub->RegisterWorker(SetupCtx().get(), req, &resp);
   if (!st.ok()) Die("RegisterWorker", st);
   return resp.worker_id();
 }
@@ -175,7 +185,7 @@ int Fleet(const Args& a) {
           req.set_worker_id(w.id);
           req.set_max_trials(1);
           pb::AcquireTrialResponse resp;
-          grpc::Status st = w.stub->AcquireTrial(Ctx().get(), req, &resp);
+          grpc::Status st = w.stub->AcquireTrial(SetupCtx().get(), req, &resp);
           if (!st.ok()) Die("AcquireTrial", st);
           if (resp.leases_size() != 1) {
             wrpn::bench::Fail("fleet_load", g_phase, "worker " + std::to_string(i) + " got " +

@@ -36,10 +36,6 @@ class Invocation {
   std::unique_ptr<Connection> conn_;
 };
 
-// Protobuf message -> JSON with the proto field names; `print_defaults`: zeros and empty strings
-// and lists too, as /api/v1 prints them.
-nlohmann::json ProtoJson(const google::protobuf::Message& m, bool print_defaults = false);
-
 // Watches a sweep until it finishes; returns the exit code (0 succeeded, 1 failed or cancelled).
 int WatchSweep(Invocation& inv, int64_t sweep_id);
 

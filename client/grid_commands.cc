@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "client/grid.h"
 #include "client/output.h"
+#include "client/proto_json.h"
 #include "client/plot.h"
 #include "client/scheme_grid.h"
 

@@ -9,6 +9,7 @@
 #include "client/command_groups.h"
 #include "client/grid.h"
 #include "client/output.h"
+#include "client/proto_json.h"
 #include "client/spec_file.h"
 #include "common/sweep_spec.h"
 #include "common/yaml_json.h"

@@ -8,6 +8,7 @@
 #include "client/command_groups.h"
 #include "client/grid.h"
 #include "client/output.h"
+#include "client/proto_json.h"
 
 namespace wrpn::client {
 namespace {

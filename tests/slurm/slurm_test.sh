@@ -25,6 +25,31 @@ export SLURM_CONF="$dir/cluster/slurm.conf"
 export PATH="$PATH:/usr/sbin"
 
 coord_pid=
+# Processes of this test's cluster still running: in its folder (job scripts run with
+# --chdir=$dir; srun, workers and trainers inherit it) or with its SLURM_CONF (slurmstepd, which
+# outlives slurmd when a job was not reaped before the daemons stopped). TERM, then KILL after
+# 10 s; none may outlive the test.
+leftovers() {
+  local p cwd
+  for p in /proc/[0-9]*; do
+    [[ ${p#/proc/} == "$$" || ${p#/proc/} == "$BASHPID" ]] && continue
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    if [[ "$cwd" == "$dir" || "$cwd" == "$dir"/* ]] ||
+       tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$dir/cluster/slurm.conf"; then
+      echo "${p#/proc/}"
+    fi
+  done
+}
+kill_leftovers() {
+  local pids; pids=$(leftovers)
+  [[ -z "$pids" ]] && return 0
+  echo "cleanup: stopping processes left in $dir: $(echo $pids)"
+  kill -TERM $pids 2>/dev/null
+  for _ in $(seq 100); do [[ -z "$(leftovers)" ]] && return 0; sleep 0.1; done
+  pids=$(leftovers)
+  [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null
+  return 0
+}
 cleanup() {
   local rc=$?
   trap - EXIT
@@ -37,6 +62,7 @@ cleanup() {
   done
   [[ -n "$coord_pid" ]] && kill -TERM "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
   "$src/tests/slurm/cluster.sh" stop "$dir/cluster"
+  kill_leftovers
   if ((rc != 0)); then
     echo "--- logs under $dir"
     for f in "$dir"/coordinator.log "$dir"/jobs/*.out; do
