@@ -229,7 +229,7 @@ Table GridLongTable(const GridView& v) {
   Table t;
   t.columns = {"network", "width", "wbits", "abits", "state", "seeds", "seeds_done", "top1",
                "top1_std", "best_top1", "top5", "delta_top1", "fma_ratio", "cost_uniform",
-               "cost_first_last_fp32", "trial_id"};
+               "cost_first_last_fp32", "trial_id", "scheme"};
   if (v.with_paper) {
     for (const char* c : {"paper_network", "paper_table", "paper_top1", "paper_delta_top1", "paper_cost"})
       t.columns.push_back(c);
@@ -252,7 +252,8 @@ Table GridLongTable(const GridView& v) {
                              Fixed(c.cell.fma_ratio(), 4),
                              Fixed(c.cell.cost_uniform(), 4),
                              Fixed(c.cell.cost_first_last_fp32(), 4),
-                             absl::StrCat(c.cell.trial_id())};
+                             absl::StrCat(c.cell.trial_id()),
+                             c.cell.scheme()};
     if (v.with_paper) {
       row.push_back(c.ref_network);
       row.push_back(c.paper_table);

@@ -13,12 +13,14 @@
 #include "client/output.h"
 #include "client/proto_json.h"
 #include "client/plot.h"
+#include "client/scheme_grid.h"
 
 namespace wrpn::client {
 namespace {
 
 struct GridFlags {
   std::string network, metric = "top1", paper_ref = "auto", cost_mode = "uniform";
+  std::string compare;  // "" or "scheme"
   double width = 0;
   bool paper = false;
 };
@@ -82,7 +84,10 @@ int Grid(Invocation& inv, int64_t id, const GridFlags& g) {
     return kExitOk;
   }
   std::vector<Table> tables;
-  if (metric != GridMetric::kCost) tables = GridTables(v, metric);
+  if (!g.compare.empty() && g.compare != "scheme")
+    throw CliError{kExitUsage, "--compare: expected scheme, got '" + g.compare + "'"};
+  if (g.compare == "scheme" && metric != GridMetric::kCost) tables = SchemeCompareTables(v, metric);
+  else if (metric != GridMetric::kCost) tables = GridTablesPerScheme(v, metric);
   if (metric != GridMetric::kTop5) {
     auto cost = CostTables(v);
     tables.insert(tables.end(), cost.begin(), cost.end());
@@ -162,6 +167,7 @@ void AddGridCommand(CLI::App& app, Invocation& inv, int* rc) {
   grid->add_option("--paper-ref", gf->paper_ref,
                    "paper table to compare with: auto (by family: lenet5 and alexnet -> AlexNet Tables 1-3, "
                    "resnet* -> Table 4, inception_bn -> Table 5), alexnet, resnet34, inception_bn, table1..table5, none");
+  grid->add_option("--compare", gf->compare, "scheme: the quantization schemes side by side per cell (same bits, same cost)");
   grid->add_option("--cost-mode", gf->cost_mode, "uniform (every layer at the cell's bits, the paper's Table 3 rule) or first-last-fp32");
   grid->footer(
       "\nPer network and width: rows = weight bits, columns = activation bits, each cell the measured\n"

@@ -1,4 +1,5 @@
 #include "client/plot.h"
+#include "client/scheme_grid.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,7 +124,7 @@ std::vector<ParetoPoint> ParetoPoints(const GridView& v, ParetoY y) {
   for (const CellView& c : v.cells) {
     const double val = y == ParetoY::kDelta ? c.delta : c.top1;
     if (std::isnan(val)) continue;
-    pts.push_back({"ours: " + c.cell.network(), BitsLabel(c.cell.width(), c.cell.wbits(), c.cell.abits()),
+    pts.push_back({"ours: " + c.cell.network() + SchemeSeriesSuffix(v, c.cell), BitsLabel(c.cell.width(), c.cell.wbits(), c.cell.abits()),
                    c.cost, val, false});
     if (!v.with_paper || y != ParetoY::kDelta || c.ref_network.empty() || std::isnan(c.paper_delta))
       continue;

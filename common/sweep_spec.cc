@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 #include "common/status.h"
 #include "common/yaml_json.h"
 
@@ -243,11 +244,25 @@ std::vector<int> ParseBitsList(const std::vector<json>& list, const std::string&
   return out;
 }
 
+// The block's `scheme` list (default [wrpn]); values are checked by CheckAxes.
+void ParseSchemes(const json& obj, const std::string& path, AxesBlock& b, Problems& problems) {
+  bool present;
+  auto schemes = ReadList(obj, "scheme", &present);
+  if (!present || (schemes.empty() && !obj.at("scheme").is_array())) return;
+  b.schemes.clear();
+  if (schemes.empty()) problems.Add(absl::StrCat(Field(path, "scheme"), ": must not be empty"));
+  for (const auto& v : schemes) {
+    auto name = AsString(v, Field(path, "scheme"));
+    if (problems.Ok(name.status())) b.schemes.push_back(*name);
+  }
+  if (b.schemes.empty()) b.schemes = {kDefaultScheme};
+}
+
 // Parses one block of axes, reporting every problem found; the block is usable (for further
 // checks) only when nothing was reported.
 AxesBlock ParseAxes(const json& obj, const std::string& path, Problems& problems) {
   AxesBlock b;
-  if (!CheckKeys(obj, path, {"network", "width", "precision", "wbits", "abits", "seed"},
+  if (!CheckKeys(obj, path, {"network", "width", "precision", "wbits", "abits", "seed", "scheme"},
                  problems)) {
     return b;
   }
@@ -311,6 +326,7 @@ AxesBlock ParseAxes(const json& obj, const std::string& path, Problems& problems
     }
     if (b.seeds.empty()) b.seeds = {0};
   }
+  ParseSchemes(obj, path, b, problems);
   return b;
 }
 
@@ -552,6 +568,15 @@ void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = tr
         problems.Add(absl::StrCat(p, ".precision: duplicate value ", q.wbits, "/", q.abits));
       }
     }
+    std::set<std::string> seen_schemes;
+    for (const std::string& scheme : b.schemes) {
+      if (!ParseQuantScheme(scheme)) {
+        problems.Add(absl::StrCat(p, ".scheme: unknown scheme '", scheme, "' (known: ",
+                                  absl::StrJoin(KnownQuantSchemes(), ", "), ")"));
+      } else if (!seen_schemes.insert(scheme).second) {
+        problems.Add(absl::StrCat(p, ".scheme: duplicate value '", scheme, "'"));
+      }
+    }
     for (size_t j = 0; j < b.seeds.size(); ++j) {
       if (b.seeds[j] < 0) {
         problems.Add(absl::StrCat(p, ".seed: ", b.seeds[j], " must be >= 0"));
@@ -567,12 +592,12 @@ void CheckAxes(const SweepSpec& spec, Problems& problems, bool report_empty = tr
     return;
   }
   if (spec.axes.size() > 1 && problems.size() == before) {
-    std::set<std::tuple<std::string, double, int, int, int64_t>> seen;
+    std::set<std::tuple<std::string, double, int, int, int64_t, std::string>> seen;
     for (const TrialPoint& t : ExpandSweep(spec)) {
-      if (!seen.emplace(t.network, t.width, t.wbits, t.abits, t.seed).second) {
+      if (!seen.emplace(t.network, t.width, t.wbits, t.abits, t.seed, t.scheme).second) {
         problems.Add(absl::StrCat("axes: trial network=", t.network, " width=", Num(t.width),
                                   " wbits=", t.wbits, " abits=", t.abits, " seed=", t.seed,
-                                  " is listed by more than one block"));
+                                  " scheme=", t.scheme, " is listed by more than one block"));
         return;
       }
     }
@@ -599,6 +624,19 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
     }
     if (absl::Status st = ValidateTrialConfig(c); !st.ok()) {
       problems.Add(absl::StrCat(SectionMessage(st), " (network ", net, ")"));
+    }
+  }
+  // Rules relating the recipe to a scheme (e.g. weight_scale is wrpn's), once per scheme.
+  std::set<std::string> schemes;
+  if (check_recipe) {
+    for (const AxesBlock& b : spec.axes)
+      for (const std::string& s : b.schemes)
+        if (ParseQuantScheme(s)) schemes.insert(s);
+  }
+  for (const std::string& scheme : schemes) {
+    if (spec.base.weight_scale > 0 && scheme != kDefaultScheme) {
+      problems.Add(absl::StrCat("recipe.weight_scale: is a rule of the wrpn scheme's weight quantizer; "
+                                "scheme ", scheme, " sets its own range"));
     }
   }
   for (const ResourcesRow& r : ResourcesRows()) {
@@ -701,7 +739,8 @@ int64_t CountTrials(const SweepSpec& spec) {
   int64_t n = 0;
   for (const AxesBlock& b : spec.axes) {
     n += static_cast<int64_t>(b.networks.size()) * static_cast<int64_t>(b.widths.size()) *
-         static_cast<int64_t>(b.precisions.size()) * static_cast<int64_t>(b.seeds.size());
+         static_cast<int64_t>(b.precisions.size()) * static_cast<int64_t>(b.seeds.size()) *
+         static_cast<int64_t>(b.schemes.size());
   }
   return n;
 }
@@ -713,7 +752,8 @@ std::vector<TrialPoint> ExpandSweep(const SweepSpec& spec) {
     for (const auto& n : b.networks)
       for (double w : b.widths)
         for (const auto& p : b.precisions)
-          for (int64_t s : b.seeds) out.push_back({n, w, p.wbits, p.abits, s});
+          for (const auto& scheme : b.schemes)
+            for (int64_t s : b.seeds) out.push_back({n, w, p.wbits, p.abits, s, scheme});
   return out;
 }
 
@@ -732,7 +772,8 @@ json SweepSpecToJson(const SweepSpec& spec) {
     axes.push_back({{"network", b.networks},
                     {"width", b.widths},
                     {"precision", prec},
-                    {"seed", b.seeds}});
+                    {"seed", b.seeds},
+                    {"scheme", b.schemes}});
   }
   doc["axes"] = axes;
   doc["resources"] = json::object();
@@ -750,6 +791,7 @@ TrialConfig MakeTrialConfig(const SweepSpec& spec, const TrialPoint& point) {
   c.wbits = point.wbits;
   c.abits = point.abits;
   c.seed = static_cast<uint64_t>(point.seed);
+  c.scheme = point.scheme;
   return c;
 }
 

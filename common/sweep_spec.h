@@ -29,13 +29,14 @@ struct PrecisionPair {
   bool operator==(const PrecisionPair& o) const { return wbits == o.wbits && abits == o.abits; }
 };
 
-// One block of axes: the product network x width x precision x seed. `precision` is filled from
+// One block of axes: the product network x width x precision x scheme x seed. `precision` is filled from
 // either the `precision` list or the product `wbits` x `abits` when parsed.
 struct AxesBlock {
   std::vector<std::string> networks;
   std::vector<double> widths;
   std::vector<PrecisionPair> precisions;
   std::vector<int64_t> seeds{0};
+  std::vector<std::string> schemes{"wrpn"};  // quantization schemes (common/quant_scheme.h)
 };
 
 // The `resources` section; its fields are rows of the field table (trial_config_fields.inc).
@@ -68,6 +69,7 @@ struct TrialPoint {
   int wbits = 32;
   int abits = 32;
   int64_t seed = 0;
+  std::string scheme = "wrpn";
 };
 
 // Parses a spec file's text (YAML or JSON), then validates it. An invalid spec gives
@@ -88,7 +90,7 @@ nlohmann::json SweepSpecToJson(const SweepSpec& spec);
 
 // Number of trials (before de-duplication; valid specs have none).
 int64_t CountTrials(const SweepSpec& spec);
-// Trials in a fixed order: blocks in order, then network, width, precision, seed.
+// Trials in a fixed order: blocks in order, then network, width, precision, scheme, seed.
 std::vector<TrialPoint> ExpandSweep(const SweepSpec& spec);
 
 // The trial config `wrpn-train train --config` reads for one trial of the sweep.

@@ -1,12 +1,14 @@
 #include "common/trial_config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 #include "common/status.h"
 
 namespace wrpn {
@@ -72,6 +74,25 @@ struct NeedsCuda {
 struct NeedsCheckpointDir {
   std::string operator()(bool v, const TrialConfig& c) const {
     return v && c.checkpoint_dir.empty() ? "needs checkpoint_dir" : "";
+  }
+};
+
+// The quantization scheme and the FP32 initialisation (docs/recipe.md).
+struct KnownScheme {
+  std::string operator()(const std::string& v, const TrialConfig&) const {
+    if (ParseQuantScheme(v)) return "";
+    return absl::StrCat("unknown scheme '", v, "' (known: ", absl::StrJoin(KnownQuantSchemes(), ", "), ")");
+  }
+};
+struct InitFromRule {
+  std::string operator()(const std::string& v, const TrialConfig&) const {
+    if (v.empty() || v == kInitFromFp32) return "";
+    return absl::StrCat("must be empty or '", kInitFromFp32, "', got '", v, "'");
+  }
+};
+struct NeedsInitFrom {
+  std::string operator()(const std::string& v, const TrialConfig& c) const {
+    return !v.empty() && c.init_from.empty() ? "needs init_from: fp32" : "";
   }
 };
 

@@ -138,7 +138,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     const pb::SubmitSweepRequest& req) {
   ASSIGN_OR_RETURN(const SweepSpec spec, SpecOf(req));
   pb::SubmitSweepResponse resp;
-  resp.set_trial_count(CountTrials(spec));
+  resp.set_trial_count(PlannedTrialCount(spec));
   if (req.dry_run()) return resp;
 
   // Expansion, configs and costs are computed before taking the lock: a 100,000-trial sweep
@@ -173,6 +173,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     SetTrial(t);
     scheduler_->Enqueue(QueuedOf(t));
   }
+  IndexInitDependenciesLocked(se);
   resp.set_sweep_id(s.id);
   return resp;
 }
@@ -193,6 +194,7 @@ absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
       const TrialRecord r = CancelledWhileQueued(t.rec, NowMs());
       scheduler_->Remove(id);
       held_.Release(id);
+      init_deps_.Unpark(id);
       SetTrial(r);
       m.trials.push_back(r);
       AddEvent(m, r, "cancelled");
@@ -326,6 +328,7 @@ pb::Lease Coordinator::LeaseMessageLocked(const LeaseEntry& l, const TrialEntry&
   const AttemptRecord& a = t.attempts.back();
   LeaseContext ctx{t.rec, a};
   ctx.lease_ttl_ms = options_.lease_ttl.count();
+  SetInitLeaseFieldsLocked(t, ctx);
   if (t.rec.nodes > 1) {
     ctx.master_addr = workers_.RendezvousAddress(a.worker_ids[0]);
     const LeaseEntry* rank0 = leases_.Find(a.lease_ids[0]);
@@ -353,6 +356,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
     auto a = scheduler_->Next(req.worker_id(),
                               workers_.Views(leases_, req.worker_id(), req.free_gpus(), has_gpus));
     if (!a) break;
+    if (!InitGateOpenLocked(a->trial_id, m)) continue;
     GrantLocked(*a, now, now_ms, m, resp);
   }
   RETURN_IF_ERROR(CommitLocked(m));
@@ -455,6 +459,7 @@ void Coordinator::EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome,
   const TrialRecord r = AfterAttempt(t.rec, outcome, reason, retry,
                                      sweeps_.at(t.rec.sweep_id).rec.max_attempts, now_ms);
   SetTrial(r);
+  if (Terminal(r.state)) InitSourceEndedLocked(r, m);
   const bool requeued = r.state == TrialState::kQueued;
   const std::chrono::milliseconds delay = requeued ? RetryDelayOf(t) : std::chrono::milliseconds(0);
   if (requeued) QueueLocked(r, clock_->SteadyNow() + delay);

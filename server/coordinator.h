@@ -5,10 +5,12 @@
 // LeaseTable (leases, expiry, slot accounting), WorkerRegistry, HeldTrials and RetryDelay
 // (retry backoff), the Scheduler (whom to dispatch to), EventHistory (what WatchSweep streams),
 // TrialLogs, the record <-> message converters (record_proto.h), PlanSweep (submission),
-// metric ingestion (metric_ingest.h) and CoordinatorMetrics. Requests and answers are the
+// metric ingestion (metric_ingest.h), InitDependencies (recipe.init_from: fp32) and
+// CoordinatorMetrics. Requests and answers are the
 // wrpn.v1 messages. coordinator.cc has the state changes, coordinator_reports.cc what workers
 // report on a lease, coordinator_queries.cc the read-only calls, coordinator_load.cc restart
-// recovery, worker_restart.cc the restarted-worker rule. A request is validated once, at the
+// recovery, worker_restart.cc the restarted-worker rule, coordinator_init_from.cc the holding of
+// trials that start from an FP32 trial's checkpoint. A request is validated once, at the
 // edge (server/validate.h, by the gRPC and HTTP handlers), and the core takes it as valid.
 // Errors are absl::Status (converted to gRPC codes at the RPC edge). Thread-safe: one mutex serialises every operation; the state it guards
 // is annotated. Time comes from the Clock seam; lease expiry happens in Tick(), which every
@@ -28,6 +30,7 @@
 #include "common/clock.h"
 #include "server/coordinator_metrics.h"
 #include "server/event_history.h"
+#include "server/init_dependencies.h"
 #include "server/lease_table.h"
 #include "server/metrics.h"
 #include "server/paper_tables.h"
@@ -185,6 +188,21 @@ class Coordinator {
   bool NextWatchBatch(int64_t sweep_id, int64_t* after, std::vector<pb::WatchSweepResponse>* out,
                       bool* done) ABSL_LOCKS_EXCLUDED(mu_);
   void CollectMetrics() ABSL_LOCKS_EXCLUDED(mu_);
+  // recipe.init_from: fp32 (server/coordinator_init_from.cc).
+  void IndexInitDependenciesLocked(const SweepEntry& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a trial the scheduler picked may be leased; if not it is parked or failed.
+  bool InitGateOpenLocked(int64_t trial_id, Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After `source` ended: its parked dependents are queued again, or failed.
+  void InitSourceEndedLocked(const TrialRecord& source, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FailInitDependentLocked(TrialEntry& t, const std::string& reason, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // "" when `t` waits on no FP32 trial.
+  std::string InitPendingReasonLocked(const TrialRecord& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The FP32 checkpoint `t` starts from, and whether others start from `t`'s.
+  void SetInitLeaseFieldsLocked(const TrialEntry& t, LeaseContext& ctx) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store* const store_;
   const Clock* const clock_;
@@ -201,6 +219,7 @@ class Coordinator {
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Scheduler> scheduler_ ABSL_GUARDED_BY(mu_);
   EventHistory events_ ABSL_GUARDED_BY(mu_);
+  InitDependencies init_deps_ ABSL_GUARDED_BY(mu_);  // recipe.init_from: fp32
   TrialLogs logs_ ABSL_GUARDED_BY(mu_);  // not persisted
   PaperTables paper_ ABSL_GUARDED_BY(mu_);
   PaperIndex paper_index_ ABSL_GUARDED_BY(mu_);  // of paper_

@@ -17,9 +17,11 @@ absl::Status Coordinator::LoadLocked() {
   leases_.Clear();
   held_.Clear();
   scheduler_ = std::make_unique<PriorityScheduler>();
+  init_deps_ = InitDependencies();
   const SteadyTime now = clock_->SteadyNow();
   workers_.Load(std::move(snap.workers), now);  // silent workers get a full TTL from the restart
   LoadTrialsLocked(snap);
+  for (const auto& [id, s] : sweeps_) IndexInitDependenciesLocked(s);
   for (auto& a : snap.attempts) {
     next_token_ = std::max(next_token_, a.fencing_token + 1);
     auto it = trials_.find(a.trial_id);

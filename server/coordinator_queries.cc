@@ -49,6 +49,7 @@ std::string Coordinator::PendingReason(const TrialRecord& t) const {
     return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
                            std::max(0.0, std::ceil(s)));
   }
+  if (std::string why = InitPendingReasonLocked(t); !why.empty()) return why;
   std::string why = scheduler_->Unplaceable(QueuedOf(t), workers_.Views(leases_, "", 0, false));
   if (!why.empty()) return why;
   return "waiting for a free worker";

@@ -110,7 +110,7 @@ void JoinPaper(const PaperIndex& paper, const PaperRef& ref, pb::GetGridResponse
 
 }  // namespace
 
-std::string CellScheme(const TrialRecord&) { return "wrpn"; }
+std::string CellScheme(const TrialRecord& t) { return t.scheme; }
 
 pb::GetGridResponse BuildGrid(int64_t sweep_id, const std::vector<const TrialRecord*>& trials,
                               const PaperIndex& paper, const PaperRef& ref) {

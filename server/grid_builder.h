@@ -13,7 +13,7 @@
 
 namespace wrpn::server {
 
-// The quantization scheme a trial's cell is keyed by ("wrpn" for every trial today).
+// The quantization scheme a trial's cell is keyed by (TrialRecord::scheme).
 std::string CellScheme(const TrialRecord& t);
 
 // `trials`: the sweep's trials in sweep order; cells come in the order of their first trial.

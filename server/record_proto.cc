@@ -74,6 +74,7 @@ pb::Trial TrialMessage(const TrialRecord& t) {
   m.set_gpu_memory_bytes(t.gpu_memory_bytes);
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
+  m.set_scheme(t.scheme);
   return m;
 }
 
@@ -176,6 +177,8 @@ pb::Lease LeaseMessage(const LeaseEntry& l, const LeaseContext& ctx) {
   m.set_gpu_share(ShareOf(t.gpu_share_units));
   m.set_gpu_memory_bytes(t.gpu_memory_bytes);
   for (int s : l.gpu_slots) m.add_gpu_slots(s);
+  m.set_init_checkpoint(ctx.init_checkpoint);
+  m.set_keep_checkpoint(ctx.keep_checkpoint);
   if (t.nodes > 1) {
     pb::Rendezvous* r = m.mutable_rendezvous();
     r->set_master_addr(ctx.master_addr);

@@ -46,6 +46,10 @@ struct LeaseContext {
   std::string master_addr;
   int master_port = 0;
   int64_t lease_ttl_ms = 0;
+  // recipe.init_from: fp32: the FP32 trial's final checkpoint the trial starts from ("" = none),
+  // and whether other trials start from this one's (so its worker keeps it).
+  std::string init_checkpoint;
+  bool keep_checkpoint = false;
 };
 pb::Lease LeaseMessage(const LeaseEntry& l, const LeaseContext& ctx);
 

@@ -100,6 +100,10 @@ ALTER TABLE trials ADD COLUMN gpu_share_units INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE trials ADD COLUMN gpu_memory_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN gpu_slots TEXT NOT NULL DEFAULT '[]';
 )sql",
+      // 5: the trial's quantization scheme (common/quant_scheme.h); earlier trials were wrpn's.
+      R"sql(
+ALTER TABLE trials ADD COLUMN scheme TEXT NOT NULL DEFAULT 'wrpn';
+)sql",
   };
   return m;
 }
@@ -218,9 +222,9 @@ struct SqliteStore::Statements {
             seed, state, attempts, retry_base, error, checkpoint_path, checkpoint_epoch, best_top1,
             final_top1, final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32,
             queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes,
-            gpu_share_units, gpu_memory_bytes)
+            gpu_share_units, gpu_memory_bytes, scheme)
             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
-                   ?23,?24,?25,?26,?27,?28,?29)
+                   ?23,?24,?25,?26,?27,?28,?29,?30)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,
             retry_base=excluded.retry_base, error=excluded.error,
             checkpoint_path=excluded.checkpoint_path, checkpoint_epoch=excluded.checkpoint_epoch,
@@ -427,7 +431,8 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(21, t.cost_first_last_fp32).Bind(22, t.queued_ms)
                         .Bind(23, t.started_ms).Bind(24, t.finished_ms).Bind(25, t.config_json)
                         .Bind(26, t.gpus_per_node).Bind(27, t.nodes)
-                        .Bind(28, t.gpu_share_units).Bind(29, t.gpu_memory_bytes).Run());
+                        .Bind(28, t.gpu_share_units).Bind(29, t.gpu_memory_bytes)
+                        .Bind(30, t.scheme).Run());
   }
   for (const auto& a : m.attempts) {
     RETURN_IF_ERROR(st_->upsert_attempt.Bind(1, a.trial_id).Bind(2, a.attempt)
@@ -489,7 +494,7 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
               "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
               "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
               "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, "
-              "gpu_share_units, gpu_memory_bytes FROM trials ORDER BY id");
+              "gpu_share_units, gpu_memory_bytes, scheme FROM trials ORDER BY id");
   RETURN_IF_ERROR(q.error());
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -508,6 +513,7 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
     t.finished_ms = q.Int(23), t.config_json = q.Text(24);
     t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
     t.gpu_share_units = q.Int(27), t.gpu_memory_bytes = q.Int(28);
+    t.scheme = q.Text(29);
     out->push_back(std::move(t));
   }
   return absl::OkStatus();

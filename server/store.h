@@ -64,6 +64,7 @@ struct TrialRecord {
   int nodes = 1;
   int64_t gpu_share_units = 0;   // > 0: a fraction of one GPU (common/gpu_share.h)
   int64_t gpu_memory_bytes = 0;  // the trial's GPU memory cap; 0 = none
+  std::string scheme = "wrpn";  // quantization scheme (common/quant_scheme.h)
   bool operator==(const TrialRecord&) const = default;
 };
 

@@ -9,7 +9,9 @@
 
 #include "common/network_report.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 #include "nlohmann/json.hpp"
+#include "server/init_dependencies.h"
 
 namespace wrpn::server {
 namespace {
@@ -26,6 +28,13 @@ const CostReport& CostOf(const SweepSpec& spec, const TrialPoint& p,
     it = costs.emplace(key, c.ok() ? *c : CostReport{}).first;
   }
   return it->second;
+}
+
+// The spec's points, then the FP32 points init_from: fp32 adds.
+std::vector<TrialPoint> PlannedPoints(const SweepSpec& spec) {
+  std::vector<TrialPoint> points = ExpandSweep(spec);
+  for (TrialPoint& p : MissingFp32Points(spec, points)) points.push_back(std::move(p));
+  return points;
 }
 
 }  // namespace
@@ -45,8 +54,13 @@ absl::StatusOr<SweepSpec> SpecOf(const pb::SubmitSweepRequest& req) {
   return absl::InvalidArgumentError("spec: give spec or spec_text");
 }
 
+int64_t PlannedTrialCount(const SweepSpec& spec) {
+  if (spec.base.init_from != kInitFromFp32) return CountTrials(spec);
+  return static_cast<int64_t>(PlannedPoints(spec).size());
+}
+
 PlannedSweep PlanSweep(const SweepSpec& spec) {
-  const std::vector<TrialPoint> points = ExpandSweep(spec);
+  const std::vector<TrialPoint> points = PlannedPoints(spec);
   std::map<CostKey, CostReport> costs;
   PlannedSweep out;
   out.trials.reserve(points.size());
@@ -59,6 +73,7 @@ PlannedSweep PlanSweep(const SweepSpec& spec) {
     t.wbits = p.wbits;
     t.abits = p.abits;
     t.seed = p.seed;
+    t.scheme = p.scheme;
     t.config_json = TrialConfigJson(spec, p).dump();
     t.gpus_per_node = spec.resources.gpus_per_node;
     t.nodes = spec.resources.nodes;

@@ -80,6 +80,14 @@ TrialRecord CancelledWhileQueued(const TrialRecord& t, int64_t now_ms) {
   return r;
 }
 
+TrialRecord FailedWhileQueued(const TrialRecord& t, const std::string& reason, int64_t now_ms) {
+  TrialRecord r = t;
+  r.state = TrialState::kFailed;
+  r.error = reason;
+  r.finished_ms = now_ms;
+  return r;
+}
+
 TrialRecord RequeuedByRetry(const TrialRecord& t, int64_t now_ms) {
   TrialRecord r = t;
   r.state = TrialState::kQueued;

@@ -34,6 +34,9 @@ std::string AttemptEndedMessage(const AttemptRecord& a, const std::string& reaso
                                 std::chrono::milliseconds delay);
 
 TrialRecord CancelledWhileQueued(const TrialRecord& t, int64_t now_ms);
+// A queued trial that can no longer run (the FP32 trial it starts from failed): failed with
+// `reason`, without an attempt.
+TrialRecord FailedWhileQueued(const TrialRecord& t, const std::string& reason, int64_t now_ms);
 // RetrySweep: queued again with a fresh attempt budget.
 TrialRecord RequeuedByRetry(const TrialRecord& t, int64_t now_ms);
 

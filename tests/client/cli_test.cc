@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -532,6 +533,46 @@ TEST_F(CliTest, GridAveragesSeedsAndShowsUnfinishedCells) {
   EXPECT_THAT(r.out, HasSubstr("w32    queued"));
   r = Run({"grid", "2", "-o", "csv"});
   EXPECT_THAT(r.out, HasSubstr("lenet5,1,32,32,queued,2,0,,"));
+}
+
+// Issue 20: a sweep over schemes: one table per scheme, `--compare scheme` side by side per
+// cell, the scheme in CSV/JSON, one Pareto series per scheme.
+TEST_F(CliTest, GridPerSchemeAndSchemesSideBySide) {
+  const std::string spec = WriteFile(
+      "schemes.yaml",
+      "name: schemes\naxes: {network: lenet5, width: [1, 2], precision: [\"32/32\", \"4/4\"], scheme: [wrpn, lsq]}\n"
+      "recipe: {epochs: 1}\n");
+  ASSERT_EQ(Run({"sweep", "submit", spec}).code, 0);
+  ASSERT_EQ(NewWorker().RunAll(), 8);
+  Result r = Run({"grid", "1", "--metric", "top1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("scheme wrpn: lenet5 1x  top-1 %"));
+  EXPECT_THAT(r.out, HasSubstr("scheme lsq: lenet5 2x  top-1 %"));
+  r = Run({"grid", "1", "--compare", "scheme"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lenet5 2x  top-1 % by scheme (same bits, same compute cost)"));
+  EXPECT_THAT(r.out, HasSubstr("best"));
+  EXPECT_THAT(r.out, HasSubstr("w4/a4"));
+  const std::string w4 = r.out.substr(r.out.find("w4/a4"), r.out.find('\n', r.out.find("w4/a4")) - r.out.find("w4/a4"));
+  EXPECT_THAT(w4, HasSubstr(Fixed(testing::SyntheticTop1(1, 4, 4, 0), 2))) << w4;
+  EXPECT_EQ(Run({"grid", "1", "--compare", "width"}).code, 2);
+  r = Run({"grid", "1", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["cells"].size(), 8u);
+  std::set<std::string> schemes;
+  for (const auto& c : j["cells"]) schemes.insert(c["scheme"].get<std::string>());
+  EXPECT_EQ(schemes, (std::set<std::string>{"wrpn", "lsq"}));
+  EXPECT_THAT(Run({"grid", "1", "-o", "csv"}).out, HasSubstr(",trial_id,scheme\n"));
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    const std::string script = (home_ / "schemes.gp").string();
+    r = Run({"plot", "1", "--out", (home_ / "schemes.svg").string(), "--script", script, "--no-paper"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::stringstream ss;
+    ss << std::ifstream(script).rdbuf();
+    EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5 wrpn, Pareto front\""));
+    EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5 lsq, Pareto front\""));
+  }
 }
 
 TEST_F(CliTest, HelpHasExamplesEverywhere) {

@@ -260,7 +260,9 @@ TEST(SweepSpecTest, ExamplesParse) {
   };
   for (const Example& e : {Example{"table1_2_alexnet.yaml", 50}, Example{"table4_resnet34.yaml", 9},
                            Example{"table5_inception_bn.yaml", 5},
-                           Example{"fashion-quick.yaml", 8}}) {
+                           Example{"fashion-quick.yaml", 8},
+                           Example{"schemes-lenet5.yaml", 38},
+                           Example{"schemes-lenet5-lsq-init.yaml", 12}}) {
     const std::string path = std::string(WRPN_SOURCE_DIR) + "/examples/sweeps/" + e.file;
     const std::string text = ReadFile(path);
     ASSERT_FALSE(text.empty()) << path;
@@ -268,6 +270,56 @@ TEST(SweepSpecTest, ExamplesParse) {
     ASSERT_TRUE(spec.ok()) << path << ": " << spec.status();
     EXPECT_EQ(CountTrials(*spec), e.trials) << path;
   }
+}
+
+// Issue 20: the quantization scheme is an axis (default [wrpn]) and init_from a recipe key.
+TEST(SweepSpecTest, SchemeAxisExpandsAndDefaultsToWrpn) {
+  auto plain = ParseSweepSpec("axes: {network: lenet5, width: 1, precision: [\"4/4\"]}");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_EQ(ExpandSweep(*plain).size(), 1u);
+  EXPECT_EQ(ExpandSweep(*plain)[0].scheme, "wrpn");
+  EXPECT_EQ(MakeTrialConfig(*plain, ExpandSweep(*plain)[0]).scheme, "wrpn");
+
+  auto spec = ParseSweepSpec(
+      "axes: {network: lenet5, width: [1, 2], precision: [\"4/4\", \"2/2\"], scheme: [lsq, pact, dorefa],"
+      " seed: [0, 1]}\nrecipe: {init_from: fp32}");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(CountTrials(*spec), 2 * 2 * 3 * 2);
+  const auto points = ExpandSweep(*spec);
+  ASSERT_EQ(points.size(), 24u);
+  EXPECT_EQ(points[0].scheme, "lsq");  // network, width, precision, scheme, seed
+  EXPECT_EQ(points[1].scheme, "lsq");
+  EXPECT_EQ(points[2].scheme, "pact");
+  const TrialConfig c = MakeTrialConfig(*spec, points[2]);
+  EXPECT_EQ(c.scheme, "pact");
+  EXPECT_EQ(c.init_from, "fp32");
+  // The canonical form keeps both and parses back to the same trials.
+  auto again = SweepSpecFromJson(SweepSpecToJson(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(ExpandSweep(*again).size(), 24u);
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(ExpandSweep(*again)[i].scheme, points[i].scheme);
+  EXPECT_EQ(again->base.init_from, "fp32");
+  // A scalar is a one-element list; the same cell under two schemes is two trials.
+  auto scalar = ParseSweepSpec("axes:\n  - {network: lenet5, width: 1, precision: [\"4/4\"], scheme: lsq}\n"
+                               "  - {network: lenet5, width: 1, precision: [\"4/4\"]}\n");
+  ASSERT_TRUE(scalar.ok()) << scalar.status();
+  EXPECT_EQ(CountTrials(*scalar), 2);
+}
+
+TEST(SweepSpecTest, BadSchemesAndInitFromAreNamed) {
+  const std::string axes = "axes: {network: lenet5, width: 1, precision: [\"4/4\"], ";
+  EXPECT_THAT(ErrorOf(axes + "scheme: [lsqq]}"),
+              HasSubstr("axes.scheme: unknown scheme 'lsqq' (known: wrpn, lsq, pact, dorefa)"));
+  EXPECT_THAT(ErrorOf(axes + "scheme: [lsq, lsq]}"), HasSubstr("axes.scheme: duplicate value 'lsq'"));
+  EXPECT_THAT(ErrorOf(axes + "scheme: []}"), HasSubstr("axes.scheme: must not be empty"));
+  EXPECT_THAT(ErrorOf(axes + "scheme: [3]}"), HasSubstr("axes.scheme: expected a string, got 3"));
+  EXPECT_THAT(ErrorOf(axes + "scheme: [pact]}\nrecipe: {weight_scale: 1}"),
+              HasSubstr("recipe.weight_scale: is a rule of the wrpn scheme's weight quantizer"));
+  EXPECT_THAT(ErrorOf(axes + "scheme: [lsq]}\nrecipe: {init_from: fp16}"),
+              HasSubstr("recipe.init_from: must be empty or 'fp32', got 'fp16'"));
+  EXPECT_THAT(ErrorOf("axes:\n  - {network: lenet5, width: 1, precision: [\"4/4\"], scheme: lsq}\n"
+                      "  - {network: lenet5, width: 1, precision: [\"4/4\"], scheme: [wrpn, lsq]}\n"),
+              HasSubstr("scheme=lsq is listed by more than one block"));
 }
 
 }  // namespace

@@ -46,6 +46,9 @@ inline TrialConfig SampleTrialConfig() {
   c.resume = true;
   c.stop_after_epochs = 2;
   c.cpu_cores = 6;
+  c.scheme = "lsq";
+  c.init_from = "fp32";
+  c.init_checkpoint = "/ck/fp32/last.pt";
   return c;
 }
 

@@ -66,5 +66,26 @@ TEST(TrialConfig, AcceptsEveryKnownBitWidth) {
   }
 }
 
+// Issue 20: the scheme and the FP32 initialisation.
+TEST(TrialConfig, SchemeAndInitFromAreCheckedNamingTheField) {
+  auto error = [](json j) {
+    auto c = TrialConfigFromJson(j);
+    return c.ok() ? std::string("OK") : std::string(c.status().message());
+  };
+  EXPECT_EQ(error({{"scheme", "lsq"}, {"init_from", "fp32"}, {"init_checkpoint", "/ck/last.pt"}}), "OK");
+  EXPECT_EQ(TrialConfigFromJson(json::object())->scheme, "wrpn");
+  EXPECT_EQ(error({{"scheme", "bnn"}}), "scheme: unknown scheme 'bnn' (known: wrpn, lsq, pact, dorefa)");
+  EXPECT_EQ(error({{"scheme", 3}}), "scheme: expected a string, got 3");
+  EXPECT_EQ(error({{"init_from", "fp16"}}), "init_from: must be empty or 'fp32', got 'fp16'");
+  EXPECT_EQ(error({{"init_checkpoint", "/ck/last.pt"}}), "init_checkpoint: needs init_from: fp32");
+  TrialConfig c;
+  c.scheme = "pact";
+  c.init_from = "fp32";
+  auto back = TrialConfigFromJson(TrialConfigToJson(c));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->scheme, "pact");
+  EXPECT_EQ(back->init_from, "fp32");
+}
+
 }  // namespace
 }  // namespace wrpn

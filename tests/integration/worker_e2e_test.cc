@@ -189,8 +189,8 @@ class WorkerE2eTest : public testing::Test {
                  "--grace", "10",
                  "--metrics-interval", "0.5",
                  "--acquire-interval", "0.2",
-                 "--poll-interval", "0.05",
-                 "--keep-checkpoints"};
+                 "--poll-interval", "0.05"};
+    if (keep_checkpoints_) spec.argv.push_back("--keep-checkpoints");
     for (size_t i = 0; i + 1 < extra.size(); i += 2) {
       auto same = std::find(spec.argv.begin(), spec.argv.end(), extra[i]);
       if (same != spec.argv.end() && same + 1 != spec.argv.end()) {  // override a default
@@ -300,6 +300,7 @@ class WorkerE2eTest : public testing::Test {
   std::map<std::string, std::unique_ptr<Process>> workers_;
   std::set<std::string> stopped_;  // workers the test killed on purpose
   std::chrono::milliseconds retry_backoff_{0};  // for RestartCoordinator
+  bool keep_checkpoints_ = true;  // StartWorker passes --keep-checkpoints
 };
 
 TEST_F(WorkerE2eTest, FourTrialSweepCompletesThroughOneWorker) {
@@ -349,6 +350,63 @@ TEST_F(WorkerE2eTest, FourTrialSweepCompletesThroughOneWorker) {
       finished_line |= l.rank() == 0 && l.line().find("finished") != std::string::npos;
     EXPECT_TRUE(finished_line) << "trial " << t.id() << ": " << logs->lines_size() << " lines";
   }
+}
+
+// Issue 20: every quantization scheme through the real service and trainer, with init_from:
+// fp32 (the coordinator adds the FP32 trial, the quantized ones wait for it and start from its
+// final checkpoint, which the worker keeps although it deletes the checkpoints of other trials).
+TEST_F(WorkerE2eTest, EverySchemeTrainsFromTheFp32TrialsCheckpoint) {
+  keep_checkpoints_ = false;
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", {1}}, {"precision", {"2/4"}},
+                                {"scheme", {"wrpn", "lsq", "pact", "dorefa"}}, {"seed", {0}}},
+                               2, {{"gpus_per_node", 0}, {"nodes", 1}}, {{"init_from", "fp32"}});
+  ASSERT_NE(StartWorker("solo"), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 300s))
+      << "sweep state " << pb::SweepState_Name(Sweep(sweep).state());
+  EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
+  const auto trials = Trials(sweep);
+  ASSERT_EQ(trials.size(), 5u);  // four schemes at 2/4 and the FP32 trial the grid lacked
+  int64_t fp32 = 0;
+  std::set<std::string> schemes;
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.state(), pb::TRIAL_SUCCEEDED) << t.id() << " " << t.error();
+    if (t.wbits() == 32) {
+      fp32 = t.id();
+      EXPECT_TRUE(fs::exists(t.checkpoint_path())) << "the FP32 checkpoint its dependents use was kept";
+      continue;
+    }
+    schemes.insert(t.scheme());
+    EXPECT_TRUE(json::parse(t.trial_config_json()).value("init_from", "") == "fp32");
+  }
+  EXPECT_EQ(schemes, (std::set<std::string>{"wrpn", "lsq", "pact", "dorefa"}));
+  ASSERT_NE(fp32, 0);
+  const std::string fp32_checkpoint = Trial(fp32).trial().checkpoint_path();
+  for (const auto& t : trials) {
+    if (t.wbits() == 32) continue;
+    EXPECT_GT(t.started_ms(), Trial(fp32).trial().finished_ms() - 1) << "started before its FP32 trial ended";
+    EXPECT_FALSE(fs::exists(fs::path(t.checkpoint_path()).parent_path()))
+        << "a trial without dependents has its checkpoints removed";
+    pb::GetTrialLogsRequest lr;
+    lr.set_trial_id(t.id());
+    auto logs = coordinator_->GetTrialLogs(lr);
+    ASSERT_TRUE(logs.ok()) << logs.status();
+    bool initialised = false;
+    for (const auto& l : logs->lines())
+      initialised |= l.line().find("initialised from the FP32 checkpoint " + fp32_checkpoint) != std::string::npos;
+    EXPECT_TRUE(initialised) << "trial " << t.id() << " (" << t.scheme() << ")";
+  }
+  pb::GetGridRequest g;
+  g.set_sweep_id(sweep);
+  auto grid = coordinator_->GetGrid(g);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  std::set<std::string> cell_schemes;
+  for (const auto& c : grid->cells()) {
+    EXPECT_EQ(c.state(), pb::TRIAL_SUCCEEDED);
+    EXPECT_GT(c.final_top1(), 10.0) << c.scheme() << " better than chance";
+    if (c.wbits() != 32) cell_schemes.insert(c.scheme());
+  }
+  EXPECT_EQ(grid->cells_size(), 5);
+  EXPECT_EQ(cell_schemes, schemes);
 }
 
 TEST_F(WorkerE2eTest, KilledWorkerLosesItsLeaseAndTheTrialResumesFromItsCheckpoint) {

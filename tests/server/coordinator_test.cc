@@ -18,6 +18,7 @@
 #include "server/validate.h"
 #include "tests/fakes/failing_store.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/server/coordinator_calls.h"
 
 namespace wrpn::server {
 namespace {
@@ -68,21 +69,10 @@ class CoordinatorTest : public testing::Test {
   }
 
   std::vector<pb::Lease> Acquire(const std::string& worker, int n = 1, int free_gpus = 0) {
-    pb::AcquireTrialRequest req;
-    req.set_worker_id(worker);
-    req.set_max_trials(n);
-    req.set_free_gpus(free_gpus);
-    auto r = c_->AcquireTrial(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return {r->leases().begin(), r->leases().end()};
+    return AcquireLeases(*c_, worker, n, free_gpus);
   }
 
-  static pb::LeaseRef Ref(const pb::Lease& l) {
-    pb::LeaseRef r;
-    r.set_lease_id(l.lease_id());
-    r.set_fencing_token(l.fencing_token());
-    return r;
-  }
+  static pb::LeaseRef Ref(const pb::Lease& l) { return RefOf(l); }
 
   absl::Status Metrics(const pb::Lease& l, const std::string& name, int64_t step, double v) {
     pb::ReportMetricsRequest req;

@@ -145,5 +145,25 @@ TEST_F(GridBuilderTest, WithoutTablesThereIsNoComparison) {
   EXPECT_DOUBLE_EQ(g.cells(0).our_delta(), 0.0);
 }
 
+// Issue 20: the trial's scheme keys its cell; a scheme without its own 1x 32/32 cell is compared
+// with the network's (wrpn's) baseline, at the same cost.
+TEST_F(GridBuilderTest, EachSchemeHasItsOwnCells) {
+  Add("lenet5", 1, 32, 32, 0, 90.0);
+  Add("lenet5", 1, 4, 4, 0, 88.0);
+  Add("lenet5", 1, 4, 4, 0, 89.5);
+  recs_.back().scheme = "lsq";
+  Add("lenet5", 1, 4, 4, 1, 89.7);
+  recs_.back().scheme = "lsq";
+  const pb::GetGridResponse g = Build();
+  ASSERT_EQ(g.cells_size(), 3);
+  EXPECT_EQ(g.cells(1).scheme(), "wrpn");
+  EXPECT_EQ(g.cells(1).seeds_size(), 1);
+  EXPECT_EQ(g.cells(2).scheme(), "lsq");
+  EXPECT_EQ(g.cells(2).seeds_size(), 2);
+  EXPECT_NEAR(g.cells(2).final_top1(), 89.6, 1e-9);
+  EXPECT_NEAR(g.cells(2).our_delta(), -0.4, 1e-9);
+  EXPECT_EQ(g.cells(2).cost_uniform(), g.cells(1).cost_uniform());
+}
+
 }  // namespace
 }  // namespace wrpn::server

@@ -254,7 +254,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 4);
+    EXPECT_EQ((*s)->schema_version(), 5);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -279,7 +279,10 @@ constexpr char kMetricsBeforeMigrationThree[] = R"sql(
         wall_ms INTEGER NOT NULL);
       CREATE INDEX metrics_trial ON metrics(trial_id, name);)sql";
 
-// Undoes migration 4 (fractional GPUs), for tests that go back to an older schema.
+// Undo migrations 5 (the trial's scheme) and 4 (fractional GPUs), for tests that go back to an
+// older schema (5 first: a schema-3 database has neither).
+constexpr char kDropMigrationFive[] = R"sql(
+      ALTER TABLE trials DROP COLUMN scheme;)sql";
 constexpr char kDropMigrationFour[] = R"sql(
       ALTER TABLE attempts DROP COLUMN gpu_slots;
       ALTER TABLE trials DROP COLUMN gpu_share_units;
@@ -294,6 +297,48 @@ void ExecOutsideTheStore(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
+// Migration 5 adds the trial's scheme: trials stored before it were wrpn's; new ones keep theirs.
+TEST(SqliteStoreTest, MigrationFiveGivesEarlierTrialsTheWrpnScheme) {
+  const std::string path = TempDb("migrate5");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    TrialRecord lsq = Trial(10, 5);
+    lsq.index = 1;
+    lsq.scheme = "lsq";
+    m.trials = {Trial(9, 5), lsq};
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  ExecOutsideTheStore(path, R"sql(
+      ALTER TABLE trials DROP COLUMN scheme;
+      DELETE FROM schema_migrations WHERE version = 5;)sql");  // back to schema 4
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 5);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->trials.size(), 2u);
+  EXPECT_EQ(snap->trials[0].scheme, "wrpn");
+  EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 4
+}
+
+TEST(SqliteStoreTest, TrialsKeepTheirScheme) {
+  auto s = SqliteStore::Open(TempDb("scheme"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  Mutation m;
+  m.sweeps.push_back(Sweep(5));
+  TrialRecord t = Trial(9, 5);
+  t.scheme = "pact";
+  m.trials = {t};
+  ASSERT_TRUE((*s)->Apply(m).ok());
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0], t);
+}
+
 // Migration 2 gives attempts that failed under schema 1 the kind their reason starts with.
 TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   const std::string path = TempDb("migrate");
@@ -306,7 +351,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 1, with attempts written by a coordinator of that schema
-    const std::string sql = std::string(kDropMigrationFour) + kMetricsBeforeMigrationThree + R"sql(
+    const std::string sql = std::string(kDropMigrationFive) + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
       DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
@@ -317,7 +362,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 4);
+  EXPECT_EQ((*s)->schema_version(), 5);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->attempts.size(), 4u);
@@ -341,7 +386,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 2, with points written by a coordinator of that schema
-    const std::string sql = std::string(kDropMigrationFour) + kMetricsBeforeMigrationThree + R"sql(
+    const std::string sql = std::string(kDropMigrationFive) + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
       DELETE FROM schema_migrations WHERE version >= 3;
       INSERT INTO metrics VALUES(1, 9, 1, 'top1', 1, 10.0, 100);
       INSERT INTO metrics VALUES(2, 10, 1, 'top1', 1, 20.0, 101);
@@ -351,7 +396,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 4);
+  EXPECT_EQ((*s)->schema_version(), 5);
   Mutation m;
   m.metrics.push_back({9, 2, "top1", 3, 40.0, 104});
   ASSERT_TRUE((*s)->Apply(m).ok());
@@ -442,6 +487,7 @@ TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* sql = R"sql(
+      ALTER TABLE trials DROP COLUMN scheme;
       ALTER TABLE attempts DROP COLUMN gpu_slots;
       ALTER TABLE trials DROP COLUMN gpu_share_units;
       ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
@@ -453,7 +499,7 @@ TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 4);
+  EXPECT_EQ((*s)->schema_version(), 5);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->trials.size(), 1u);

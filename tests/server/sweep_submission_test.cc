@@ -71,5 +71,39 @@ resources: {gpus_per_node: 1}
       if (same(a, b)) EXPECT_EQ(a.cost_uniform, b.cost_uniform);
 }
 
+// recipe.init_from: fp32 plans the FP32 trial of each (network, width, seed) the grid lacks,
+// after the spec's own trials; every trial keeps its scheme.
+TEST(SweepSubmission, InitFromFp32PlansTheMissingFp32TrialsLast) {
+  pb::SubmitSweepRequest req;
+  req.set_spec_text(R"(
+axes: {network: lenet5, width: [1, 2], precision: ["2/2"], scheme: [lsq, pact]}
+recipe: {init_from: fp32}
+)");
+  auto spec = SpecOf(req);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(CountTrials(*spec), 4);
+  EXPECT_EQ(PlannedTrialCount(*spec), 6);
+  const PlannedSweep plan = PlanSweep(*spec);
+  EXPECT_EQ(plan.sweep.trial_count, 6);
+  ASSERT_EQ(plan.trials.size(), 6u);
+  EXPECT_EQ(plan.trials[0].scheme, "lsq");
+  EXPECT_EQ(plan.trials[1].scheme, "pact");
+  for (size_t i : {4u, 5u}) {
+    EXPECT_EQ(plan.trials[i].wbits, 32) << i;
+    EXPECT_EQ(plan.trials[i].abits, 32) << i;
+    EXPECT_EQ(plan.trials[i].scheme, "wrpn") << i;
+    EXPECT_EQ(plan.trials[i].index, static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(plan.trials[4].width, 1);
+  EXPECT_EQ(plan.trials[5].width, 2);
+
+  pb::SubmitSweepRequest plain;
+  plain.set_spec_text("axes: {network: lenet5, width: 1, precision: [\"2/2\"], scheme: lsq}");
+  auto p = SpecOf(plain);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(PlannedTrialCount(*p), 1);
+  EXPECT_EQ(PlanSweep(*p).trials.size(), 1u);
+}
+
 }  // namespace
 }  // namespace wrpn::server

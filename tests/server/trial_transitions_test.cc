@@ -91,5 +91,16 @@ TEST(TrialTransitions, CancelAndRetry) {
   EXPECT_EQ(r.finished_ms, 0);
 }
 
+TEST(TrialTransitions, FailedWhileQueuedKeepsItsAttemptsAndSaysWhy) {
+  TrialRecord q;
+  q.state = TrialState::kQueued;
+  q.attempts = 0;
+  const TrialRecord f = FailedWhileQueued(q, "fp32 initialisation: trial 3 failed", 90);
+  EXPECT_EQ(f.state, TrialState::kFailed);
+  EXPECT_EQ(f.error, "fp32 initialisation: trial 3 failed");
+  EXPECT_EQ(f.finished_ms, 90);
+  EXPECT_EQ(f.attempts, 0);
+}
+
 }  // namespace
 }  // namespace wrpn::server

@@ -534,7 +534,9 @@ void Agent::TryComplete(RunState& r) {
                      success ? "" : r.completion->failure().reason()));
     Note(r, success ? "reported success\n" : "reported failure\n");
     WriteLogs(r);
-    if (success && !options_.keep_checkpoints) RemoveTrialCheckpoints(checkpoint_root_, r.lease.trial_id());
+    if (success && !options_.keep_checkpoints && !r.lease.keep_checkpoint()) {
+      RemoveTrialCheckpoints(checkpoint_root_, r.lease.trial_id());
+    }
     r.done = true;
     return;
   }

@@ -59,6 +59,21 @@ void PlanResume(const pb::Lease& lease, const AgentOptions& options, AttemptPlan
                                     root, "; starting from epoch 0"));
 }
 
+// recipe.init_from: fp32: the FP32 trial's final checkpoint the coordinator hands over. Like
+// every checkpoint this worker reads it must lie under the checkpoint root; the trial config's
+// own value (none is sent) never counts.
+absl::Status PlanInit(const pb::Lease& lease, const AgentOptions& options, TrialConfig& c) {
+  c.init_checkpoint.clear();
+  const std::string& src = lease.init_checkpoint();
+  if (src.empty()) return absl::OkStatus();
+  if (absl::Status st = CheckPathUnderRoots("init_checkpoint", src, {CheckpointRoot(options)});
+      !st.ok()) {
+    return st;
+  }
+  c.init_checkpoint = src;
+  return absl::OkStatus();
+}
+
 // An empty dataset.path becomes <data_dir>/<kind> (fashion_mnist -> fashion-mnist), a relative
 // one is taken under data_dir; then the path must lie under data_dir or an allowed root.
 absl::Status PlaceDataset(const AgentOptions& options, DatasetConfig& d) {
@@ -88,6 +103,7 @@ absl::Status PlanConfig(const pb::Lease& lease, const AgentOptions& options, Att
   c.checkpoint_dir = plan.ckpt_dir;
   c.resume = false;
   if (absl::Status st = PlaceDataset(options, c.dataset); !st.ok()) return st;
+  if (absl::Status st = PlanInit(lease, options, c); !st.ok()) return st;
   if (!OnGpu(lease)) c.device = "cpu";
   const int rank_cores =
       RankCores(options.cpus, static_cast<int>(options.gpus.size()),

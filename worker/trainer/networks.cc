@@ -22,7 +22,8 @@ class QLayerImpl : public nn::Module {
         stride_(spec.stride),
         pad_(pad),
         wbits_(spec.quantized ? p.wbits : 32),
-        fixed_scale_(p.weight_scale) {
+        fixed_scale_(p.weight_scale),
+        scheme_(p.scheme) {
     if (kind_ == LayerKind::kConv) {
       weight_ = register_parameter(
           "weight", torch::empty({spec.out_channels, spec.in_channels, spec.kernel_h,
@@ -37,12 +38,29 @@ class QLayerImpl : public nn::Module {
       bias_ = register_parameter("bias", torch::empty({spec.out_channels}));
       nn::init::uniform_(bias_, -bound, bound);
     }
+    if (scheme_ == QuantScheme::kLsq && wbits_ >= 2 && wbits_ <= 16) {
+      step_ = register_parameter("step", torch::ones({}));
+      step_ready_ = register_buffer("step_ready", torch::zeros({}));
+    }
   }
 
   torch::Tensor QuantizedWeight() const {
     if (wbits_ == 32) return weight_;
-    if (fixed_scale_ > 0) return QuantizeWeight(weight_, wbits_, fixed_scale_);
-    return QuantizeWeightAdaptive(weight_, wbits_);
+    switch (scheme_) {
+      case QuantScheme::kWrpn:
+        if (fixed_scale_ > 0) return QuantizeWeight(weight_, wbits_, fixed_scale_);
+        return QuantizeWeightAdaptive(weight_, wbits_);
+      case QuantScheme::kLsq:
+        // LSQ defines no 1-bit weights (Qp = 0): binary-weight-network sign(w) * mean|w|.
+        if (!step_.defined()) return QuantizeWeight(weight_, 1, AdaptiveWeightScale(weight_, 1));
+        InitStep();
+        return LsqQuantize(weight_, step_, LsqWeightRange(wbits_),
+                           LsqGradScale(weight_.numel(), LsqWeightRange(wbits_).qp));
+      case QuantScheme::kPact:
+      case QuantScheme::kDorefa:
+        return DorefaWeight(weight_, wbits_);
+    }
+    return weight_;
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
@@ -59,19 +77,57 @@ class QLayerImpl : public nn::Module {
  private:
   LayerKind kind_;
   int64_t stride_, pad_;
+  // The paper's initial step from the weights as they are at the first forward.
+  // `ready_` caches the buffer so that a CUDA step does not sync on it once set.
+  void InitStep() const {
+    if (ready_ || (ready_ = step_ready_.item<float>() != 0)) return;
+    torch::NoGradGuard no_grad;
+    step_.copy_(LsqInitialStep(weight_, LsqWeightRange(wbits_).qp));
+    step_ready_.fill_(1);
+    ready_ = true;
+  }
+
   int wbits_;
   double fixed_scale_;
-  torch::Tensor weight_, bias_;
+  QuantScheme scheme_;
+  torch::Tensor weight_, bias_, step_, step_ready_;
+  mutable bool ready_ = false;
 };
 TORCH_MODULE(QLayer);
 
+// Quantized activation (clip to the scheme's range, round); 32 bits: ReLU.
 class QActImpl : public nn::Module {
  public:
-  explicit QActImpl(int bits) : bits_(bits) {}
-  torch::Tensor forward(const torch::Tensor& x) { return QuantizeActivation(x, bits_); }
+  QActImpl(int bits, QuantScheme scheme)
+      : bits_(bits), scheme_(bits == 32 ? QuantScheme::kWrpn : scheme) {
+    if (scheme_ == QuantScheme::kLsq) {
+      step_ = register_parameter("step", torch::ones({}));
+      step_ready_ = register_buffer("step_ready", torch::zeros({}));
+    }
+    if (scheme_ == QuantScheme::kPact) {
+      alpha_ = register_parameter("alpha", torch::full({}, kPactInitialAlpha));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (scheme_ == QuantScheme::kPact) return PactActivation(x, alpha_, bits_);
+    if (scheme_ != QuantScheme::kLsq) return QuantizeActivation(x, bits_);
+    const LsqRange range = LsqActivationRange(bits_);
+    if (!ready_ && !(ready_ = step_ready_.item<float>() != 0)) {
+      // The paper quantizes post-ReLU activations: its mean|v| is over ReLU(x).
+      torch::NoGradGuard no_grad;
+      step_.copy_(LsqInitialStep(torch::relu(x), range.qp));
+      step_ready_.fill_(1);
+      ready_ = true;
+    }
+    const int64_t per_image = x.dim() > 0 && x.size(0) > 0 ? x.numel() / x.size(0) : x.numel();
+    return LsqQuantize(x, step_, range, LsqGradScale(per_image, range.qp));
+  }
 
  private:
   int bits_;
+  QuantScheme scheme_;
+  torch::Tensor step_, step_ready_, alpha_;
+  bool ready_ = false;  // caches step_ready_ (no CUDA sync per step once set)
 };
 TORCH_MODULE(QAct);
 
@@ -91,6 +147,7 @@ class Layers {
     throw std::logic_error("network description has no layer " + name);
   }
   int abits() const { return p_.abits; }
+  QuantScheme scheme() const { return p_.scheme; }
 
  private:
   const NetworkSpec& spec_;
@@ -123,19 +180,19 @@ std::shared_ptr<Network> LeNet5(const Layers& L) {
   Chain s;
   s->push_back("conv1", L.Make("conv1", 2));
   s->push_back("bn1", BN2(L.Get("conv1").out_channels));
-  s->push_back("act1", QAct(32));
+  s->push_back("act1", QAct(32, L.scheme()));
   s->push_back("pool1", nn::MaxPool2d(2));
   s->push_back("conv2", L.Make("conv2"));
   s->push_back("bn2", BN2(L.Get("conv2").out_channels));
-  s->push_back("act2", QAct(L.abits()));
+  s->push_back("act2", QAct(L.abits(), L.scheme()));
   s->push_back("pool2", nn::MaxPool2d(2));
   s->push_back("flatten", nn::Flatten());
   s->push_back("fc1", L.Make("fc1"));
   s->push_back("bn3", BN1(L.Get("fc1").out_channels));
-  s->push_back("act3", QAct(L.abits()));
+  s->push_back("act3", QAct(L.abits(), L.scheme()));
   s->push_back("fc2", L.Make("fc2"));
   s->push_back("bn4", BN1(L.Get("fc2").out_channels));
-  s->push_back("act4", QAct(32));
+  s->push_back("act4", QAct(32, L.scheme()));
   s->push_back("fc3", L.Make("fc3"));
   return std::make_shared<SequentialNet>(s);
 }
@@ -145,7 +202,7 @@ std::shared_ptr<Network> AlexNet(const Layers& L) {
   auto conv = [&](const std::string& name, int pad, int act_bits) {
     s->push_back(std::string(name), L.Make(name, pad));
     s->push_back(std::string(name + "_bn"), BN2(L.Get(name).out_channels));
-    s->push_back(std::string(name + "_act"), QAct(act_bits));
+    s->push_back(std::string(name + "_act"), QAct(act_bits, L.scheme()));
   };
   conv("conv1", 2, 32);
   s->push_back("pool1", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2)));
@@ -159,10 +216,10 @@ std::shared_ptr<Network> AlexNet(const Layers& L) {
   s->push_back("flatten", nn::Flatten());
   s->push_back("fc1", L.Make("fc1"));
   s->push_back("fc1_bn", BN1(L.Get("fc1").out_channels));
-  s->push_back("fc1_act", QAct(L.abits()));
+  s->push_back("fc1_act", QAct(L.abits(), L.scheme()));
   s->push_back("fc2", L.Make("fc2"));
   s->push_back("fc2_bn", BN1(L.Get("fc2").out_channels));
-  s->push_back("fc2_act", QAct(32));
+  s->push_back("fc2_act", QAct(32, L.scheme()));
   s->push_back("fc3", L.Make("fc3"));
   return std::make_shared<SequentialNet>(s);
 }
@@ -174,10 +231,10 @@ class PreActBlockImpl : public nn::Module {
   PreActBlockImpl(const Layers& L, const std::string& name, int first_act_bits) {
     const LayerSpec& c1 = L.Get(name + ".conv1");
     bn1_ = register_module("bn1", BN2(c1.in_channels));
-    act1_ = register_module("act1", QAct(first_act_bits));
+    act1_ = register_module("act1", QAct(first_act_bits, L.scheme()));
     conv1_ = register_module("conv1", L.Make(name + ".conv1", 1));
     bn2_ = register_module("bn2", BN2(c1.out_channels));
-    act2_ = register_module("act2", QAct(L.abits()));
+    act2_ = register_module("act2", QAct(L.abits(), L.scheme()));
     conv2_ = register_module("conv2", L.Make(name + ".conv2", 1));
     if (c1.stride != 1 || c1.in_channels != c1.out_channels) {
       shortcut_ = register_module("shortcut", L.Make(name + ".shortcut", 0));
@@ -207,13 +264,13 @@ class PreActBottleneckImpl : public nn::Module {
     const LayerSpec& c2 = L.Get(name + ".conv2");
     const LayerSpec& c3 = L.Get(name + ".conv3");
     bn1_ = register_module("bn1", BN2(c1.in_channels));
-    act1_ = register_module("act1", QAct(L.abits()));
+    act1_ = register_module("act1", QAct(L.abits(), L.scheme()));
     conv1_ = register_module("conv1", L.Make(name + ".conv1", 0));
     bn2_ = register_module("bn2", BN2(c1.out_channels));
-    act2_ = register_module("act2", QAct(L.abits()));
+    act2_ = register_module("act2", QAct(L.abits(), L.scheme()));
     conv2_ = register_module("conv2", L.Make(name + ".conv2", 1));
     bn3_ = register_module("bn3", BN2(c2.out_channels));
-    act3_ = register_module("act3", QAct(L.abits()));
+    act3_ = register_module("act3", QAct(L.abits(), L.scheme()));
     conv3_ = register_module("conv3", L.Make(name + ".conv3", 0));
     if (c2.stride != 1 || c1.in_channels != c3.out_channels) {
       shortcut_ = register_module("shortcut", L.Make(name + ".shortcut", 0));
@@ -240,7 +297,7 @@ std::shared_ptr<Network> PreActResNet(const Layers& L, const NetworkSpec& spec, 
   if (imagenet) {
     s->push_back("conv1", L.Make("conv1", 3));
     s->push_back("bn1", BN2(L.Get("conv1").out_channels));
-    s->push_back("act1", QAct(32));
+    s->push_back("act1", QAct(32, L.scheme()));
     s->push_back("pool1", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
   } else {
     s->push_back("conv1", L.Make("conv1", 1));
@@ -263,7 +320,7 @@ std::shared_ptr<Network> PreActResNet(const Layers& L, const NetworkSpec& spec, 
   }
   // The global pool leaves a 1x1 map, so the classifier's inputs are the last block's channels.
   s->push_back("bn_final", BN2(L.Get("fc").in_channels));
-  s->push_back("act_final", QAct(32));
+  s->push_back("act_final", QAct(32, L.scheme()));
   s->push_back("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})));
   s->push_back("flatten", nn::Flatten());
   s->push_back("fc", L.Make("fc"));
@@ -274,7 +331,7 @@ Chain BasicConv(const Layers& L, const std::string& name, int pad, int act_bits)
   Chain s;
   s->push_back("conv", L.Make(name, pad));
   s->push_back("bn", BN2(L.Get(name).out_channels, 1e-3));
-  s->push_back("act", QAct(act_bits));
+  s->push_back("act", QAct(act_bits, L.scheme()));
   return s;
 }
 
@@ -342,6 +399,17 @@ std::vector<std::pair<std::string, torch::Tensor>> QuantizedWeights(Network& net
     }
   }
   return out;
+}
+
+bool QuantizerInitPending(Network& net) {
+  for (const auto& b : net.named_buffers()) {
+    const std::string& name = b.key();
+    if (name.size() >= 10 && name.compare(name.size() - 10, 10, "step_ready") == 0 &&
+        b.value().item<float>() == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::StatusOr<std::shared_ptr<Network>> BuildNetwork(const std::string& network, double width,

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 
 namespace wrpn::trainer {
 
@@ -21,7 +22,15 @@ struct Precision {
   // 0: the adaptive per-layer scale (AdaptiveWeightScale); > 0: a fixed scale for every layer
   // (1.0 reproduces the literal paper quantizer, clip to [-1, 1]).
   double weight_scale = 0;
+  // The quantizers (docs/recipe.md). LSQ layers hold a learned `step` per quantizer, PACT
+  // activations a learned `alpha`; both are parameters (trained, checkpointed). LSQ steps start
+  // at the paper's value on their first forward (weights: from the weights then, so an FP32
+  // initialisation is used; activations: from the first batch); buffer `step_ready` records it.
+  QuantScheme scheme = QuantScheme::kWrpn;
 };
+
+// PACT's initial clip value.
+inline constexpr double kPactInitialAlpha = 10.0;
 
 // A network: forward maps an NCHW batch to logits.
 class Network : public torch::nn::Module {
@@ -37,6 +46,9 @@ absl::StatusOr<std::shared_ptr<Network>> BuildNetwork(const std::string& network
 // The weights each conv/linear layer uses in its forward pass (the quantized copies), by module
 // name, in registration order: the hardware view of the network.
 std::vector<std::pair<std::string, torch::Tensor>> QuantizedWeights(Network& net);
+
+// Whether some LSQ step has not been initialised yet (it will be on its first forward).
+bool QuantizerInitPending(Network& net);
 
 // While alive on a thread, every conv/linear forward on that thread adds its FMAs per image to
 // `fmas` (used to check the modules against common/network_spec).

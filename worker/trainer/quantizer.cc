@@ -168,7 +168,107 @@ class CpuWeight : public torch::autograd::Function<CpuWeight> {
   }
 };
 
+// LSQ's quantizer with the paper's step gradient (an ATen composition would differentiate the
+// round as zero and give the step the wrong gradient).
+class LsqFunction : public torch::autograd::Function<LsqFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& v,
+                            const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale) {
+    const at::Tensor s = step.detach().to(v.scalar_type()).clamp_min(1e-8);
+    ctx->save_for_backward({v, s});
+    ctx->saved_data["qn"] = qn;
+    ctx->saved_data["qp"] = qp;
+    ctx->saved_data["g"] = grad_scale;
+    ctx->saved_data["dtype"] = static_cast<int64_t>(step.scalar_type());
+    return at::round(at::clamp(v / s, -static_cast<double>(qn), static_cast<double>(qp))) * s;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor u = saved[0] / saved[1];
+    const double qn = static_cast<double>(ctx->saved_data["qn"].toInt());
+    const double qp = static_cast<double>(ctx->saved_data["qp"].toInt());
+    const at::Tensor inside = at::logical_and(u > -qn, u < qp);
+    const at::Tensor ds = at::where(inside, at::round(u) - u,
+                                    at::where(u <= -qn, at::scalar_tensor(-qn, u.options()),
+                                              at::scalar_tensor(qp, u.options())));
+    const at::Tensor g = grad[0];
+    const at::Tensor grad_s = (g * ds).sum().mul(ctx->saved_data["g"].toDouble());
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    return {g * inside, grad_s.to(dtype), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// PACT's activation with the paper's straight-through gradients for x and alpha.
+class PactFunction : public torch::autograd::Function<PactFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& alpha, int64_t levels) {
+    const at::Tensor a = alpha.detach().to(x.scalar_type()).clamp_min(1e-8);
+    ctx->save_for_backward({x, a});
+    ctx->saved_data["dtype"] = static_cast<int64_t>(alpha.scalar_type());
+    const double m = static_cast<double>(levels);
+    const at::Tensor y = at::minimum(at::relu(x), a);
+    return at::round(y * m / a) * a / m;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& a = saved[1];
+    const at::Tensor g = grad[0];
+    const at::Tensor grad_x = g * at::logical_and(x >= 0, x < a);
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    const at::Tensor grad_a = (g * (x >= a)).sum().to(dtype);
+    return {grad_x, grad_a, at::Tensor()};
+  }
+};
+
 }  // namespace
+
+LsqRange LsqWeightRange(int bits) {
+  TORCH_CHECK(bits >= 2 && bits <= 16, "LSQ weight bits must be 2..16, got ", bits);
+  return {int64_t{1} << (bits - 1), (int64_t{1} << (bits - 1)) - 1};
+}
+
+LsqRange LsqActivationRange(int bits) {
+  TORCH_CHECK(bits >= 1 && bits <= 16, "LSQ activation bits must be 1..16, got ", bits);
+  return {0, (int64_t{1} << bits) - 1};
+}
+
+at::Tensor LsqQuantize(const at::Tensor& v, const at::Tensor& step, LsqRange range,
+                       double grad_scale) {
+  return LsqFunction::apply(v, step, range.qn, range.qp, grad_scale);
+}
+
+double LsqGradScale(int64_t n, int64_t qp) {
+  return 1.0 / std::sqrt(static_cast<double>(n) * static_cast<double>(qp));
+}
+
+at::Tensor LsqInitialStep(const at::Tensor& v, int64_t qp) {
+  at::NoGradGuard no_grad;
+  const at::Tensor mean_abs = v.detach().abs().mean().to(at::kFloat);
+  return (mean_abs * (2.0 / std::sqrt(static_cast<double>(qp)))).clamp_min(1e-8);
+}
+
+at::Tensor PactActivation(const at::Tensor& x, const at::Tensor& alpha, int bits) {
+  TORCH_CHECK((bits >= 1 && bits <= 16) || bits == 32,
+              "activation bits must be 1..16 or 32, got ", bits);
+  if (bits == 32) return at::relu(x);
+  return PactFunction::apply(x, alpha, ActivationLevels(bits));
+}
+
+at::Tensor DorefaWeight(const at::Tensor& w, int bits) {
+  TORCH_CHECK((bits >= 1 && bits <= 16) || bits == 32, "weight bits must be 1..16 or 32, got ",
+              bits);
+  if (bits == 32) return w;
+  if (bits == 1) return QuantizeWeight(w, 1, AdaptiveWeightScale(w, 1));
+  const at::Tensor t = at::tanh(w);
+  const at::Tensor x = t / (2 * t.abs().max().clamp_min(1e-30)) + 0.5;
+  const double n = static_cast<double>(ActivationLevels(bits));
+  const at::Tensor q = x + (at::round(x * n) / n - x).detach();
+  return 2 * q - 1;
+}
 
 bool HaveFusedCudaQuantizer() {
 #ifdef WRPN_WITH_CUDA_KERNELS

@@ -36,4 +36,39 @@ at::Tensor QuantizeActivation(const at::Tensor& a, int bits);
 at::Tensor QuantizeActivationAten(const at::Tensor& a, int bits);
 bool HaveFusedCudaQuantizer();
 
+// ---- The schemes beyond WRPN (docs/recipe.md cites the papers and these formulas) ----
+
+// LSQ's integer range: weights signed, Qn = 2^(b-1), Qp = 2^(b-1) - 1 (b >= 2); activations
+// unsigned, Qn = 0, Qp = 2^b - 1 (b >= 1).
+struct LsqRange {
+  int64_t qn = 0;
+  int64_t qp = 0;
+};
+LsqRange LsqWeightRange(int bits);
+LsqRange LsqActivationRange(int bits);
+
+// LSQ (Esser et al. 2020): v_q = round(clip(v / s, -Qn, Qp)) * s with a learned 0-d step s.
+// Gradients: dv_q/dv = 1 where -Qn < v/s < Qp, else 0; dv_q/ds = round(v/s) - v/s inside,
+// -Qn where v/s <= -Qn, Qp where v/s >= Qp, and the step's gradient summed over v is multiplied
+// by `grad_scale` (the paper's g = 1 / sqrt(N * Qp)). A step below 1e-8 is used as 1e-8.
+at::Tensor LsqQuantize(const at::Tensor& v, const at::Tensor& step, LsqRange range,
+                       double grad_scale);
+// g = 1 / sqrt(n * Qp): n is the layer's weight count, or its activation count per image.
+double LsqGradScale(int64_t n, int64_t qp);
+// The paper's initial step 2 * mean|v| / sqrt(Qp) (no gradient; positive for an all-zero v).
+at::Tensor LsqInitialStep(const at::Tensor& v, int64_t qp);
+
+// PACT (Choi et al. 2018): y = clip(x, 0, alpha), y_q = round(y * m / alpha) * alpha / m with
+// m = 2^b - 1 and a learned 0-d alpha. Gradients (straight-through round): dy_q/dx = 1 where
+// 0 <= x < alpha, else 0; dy_q/dalpha = 1 where x >= alpha, else 0. bits == 32: ReLU. An alpha
+// below 1e-8 is used as 1e-8.
+at::Tensor PactActivation(const at::Tensor& x, const at::Tensor& alpha, int bits);
+
+// DoReFa-Net (Zhou et al. 2016) weights: k = 32: w. 2 <= k <= 16:
+// 2 * q_k(tanh(w) / (2 max|tanh w|) + 0.5) - 1 with q_k(x) = round((2^k - 1) x) / (2^k - 1),
+// the round straight-through and the rest (tanh, the max) differentiated as written. k = 1: the
+// paper's own 1-bit rule sign(w) * mean|w| with a straight-through gradient.
+at::Tensor DorefaWeight(const at::Tensor& w, int bits);
+// DoReFa activations q_k(clip(a, 0, 1)) are exactly QuantizeActivation.
+
 }  // namespace wrpn::trainer

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/network_spec.h"
+#include "common/quant_scheme.h"
 #include "worker/trainer/data.h"
 #include "worker/trainer/networks.h"
 #include "worker/trainer/optim.h"
@@ -263,7 +264,14 @@ class Trial {
     if (data_.test->size() < 1) Fail(kExitDataError, FailureKind::kData, "test split is empty");
 
     torch::manual_seed(c_.seed);
-    auto net = BuildNetwork(c_.network, c_.width, input_, Precision{c_.wbits, c_.abits, c_.weight_scale});
+    const auto scheme = ParseQuantScheme(c_.scheme);
+    if (!scheme) Fail(kExitBadConfig, FailureKind::kConfig, "scheme: unknown scheme '" + c_.scheme + "'");
+    if (c_.weight_scale > 0 && *scheme != QuantScheme::kWrpn) {
+      Fail(kExitBadConfig, FailureKind::kConfig,
+           "weight_scale: is a rule of the wrpn scheme's weight quantizer; scheme " + c_.scheme + " sets its own range");
+    }
+    auto net = BuildNetwork(c_.network, c_.width, input_,
+                            Precision{c_.wbits, c_.abits, c_.weight_scale, *scheme});
     if (!net.ok()) Fail(kExitBadConfig, FailureKind::kConfig, std::string(net.status().message()));
     model_ = *net;
     model_->to(device_);
@@ -286,7 +294,73 @@ class Trial {
   json Identity() const {
     return {{"network", c_.network}, {"width", c_.width}, {"wbits", c_.wbits},
             {"abits", c_.abits},     {"weight_scale", c_.weight_scale},
+            {"scheme", c_.scheme},
             {"input", {input_.channels, input_.height, input_.width, input_.classes}}};
+  }
+
+  bool Quantized() const { return c_.wbits != 32 || c_.abits != 32; }
+
+  // recipe.init_from: fp32: the FP32 trial's final weights and BN statistics, by name; the
+  // scheme's own parameters (LSQ steps, PACT alphas) are not in it and start as in a fresh trial.
+  void LoadInitCheckpoint() {
+    if (c_.init_from.empty() || !Quantized()) return;
+    const std::string& path = c_.init_checkpoint;
+    if (path.empty()) {
+      Fail(kExitBadConfig, FailureKind::kConfig,
+           "init_from: fp32 needs init_checkpoint, the FP32 trial's final checkpoint (the "
+           "coordinator hands it over once that trial succeeded)");
+    }
+    if (!leader()) return;  // rank 0's weights are broadcast
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(path, device_);
+    } catch (const c10::Error& e) {
+      Fail(kExitBadConfig, FailureKind::kConfig, "init_checkpoint: cannot read " + path + ": " + e.what_without_backtrace());
+    }
+    torch::Tensor meta_t;
+    if (!archive.try_read("meta", meta_t)) Fail(kExitBadConfig, FailureKind::kConfig, "init_checkpoint: " + path + " has no metadata");
+    const json meta = json::parse(TensorBytes(meta_t), nullptr, false);
+    if (meta.is_discarded() || !meta.contains("identity")) {
+      Fail(kExitBadConfig, FailureKind::kConfig, "init_checkpoint: " + path + " has corrupt metadata");
+    }
+    const json& id = meta["identity"];
+    json want = Identity();
+    want["wbits"] = 32;
+    want["abits"] = 32;
+    for (const char* key : {"network", "width", "input", "wbits", "abits"}) {
+      if (!id.contains(key) || id[key] != want[key]) {
+        Fail(kExitBadConfig, FailureKind::kConfig,
+             absl::StrCat("init_checkpoint: ", path, " is for ", key, " = ", id.value(key, json()).dump(),
+                          ", an FP32 initialisation of this trial needs ", want[key].dump()));
+      }
+    }
+    torch::NoGradGuard no_grad;
+    auto load = [&](const std::string& name, torch::Tensor& value, bool buffer) {
+      torch::Tensor t;
+      if (archive.try_read("model." + name, t, buffer)) return value.copy_(t), true;
+      return false;
+    };
+    for (auto& p : model_->named_parameters()) {
+      if (!load(p.key(), p.value(), false) && !SchemeParameter(p.key())) {
+        Fail(kExitBadConfig, FailureKind::kConfig, "init_checkpoint: " + path + " has no parameter " + p.key());
+      }
+    }
+    for (auto& b : model_->named_buffers()) {
+      if (!load(b.key(), b.value(), true) && !SchemeParameter(b.key())) {
+        Fail(kExitBadConfig, FailureKind::kConfig, "init_checkpoint: " + path + " has no buffer " + b.key());
+      }
+    }
+    std::cerr << "wrpn-train: initialised from the FP32 checkpoint " << path << "\n";
+  }
+  // The quantizers' own parameters and buffers (networks.h), absent from an FP32 checkpoint.
+  static bool SchemeParameter(const std::string& name) {
+    for (const std::string suffix : {"step", "step_ready", "alpha"}) {
+      if (name == suffix || (name.size() > suffix.size() &&
+                             name.compare(name.size() - suffix.size() - 1, suffix.size() + 1, "." + suffix) == 0)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   void SaveCheckpoint(const Position& pos) {
@@ -333,11 +407,13 @@ class Trial {
     const json meta = json::parse(TensorBytes(meta_t), nullptr, false);
     if (meta.is_discarded()) Fail(kExitBadConfig, FailureKind::kConfig, "resume: checkpoint " + path + " has corrupt metadata");
     const json want = Identity();
+    json have = meta["identity"];
+    if (have.is_object() && !have.contains("scheme")) have["scheme"] = kDefaultScheme;  // older checkpoints
     for (const auto& [key, value] : want.items()) {
-      if (!meta["identity"].contains(key) || meta["identity"][key] != value) {
+      if (!have.contains(key) || have[key] != value) {
         Fail(kExitBadConfig, FailureKind::kConfig,
              absl::StrCat("resume: checkpoint ", path, " is for ", key, " = ",
-                          meta["identity"].value(key, json()).dump(), ", this trial has ", value.dump()));
+                          have.value(key, json()).dump(), ", this trial has ", value.dump()));
       }
     }
     torch::NoGradGuard no_grad;
@@ -445,6 +521,9 @@ class Trial {
   int RunOrThrow() {
     Setup();
     Position pos = MaybeResume();
+    if (pos.epoch == 0 && pos.step == 0) LoadInitCheckpoint();
+    // LSQ activation steps start from each rank's first batch: rank 0's are broadcast after it.
+    bool broadcast_init = comm_ && QuantizerInitPending(*model_);
     std::unique_ptr<GradientReducer> reducer;
     if (comm_) {
       BroadcastTensors(ModelState(), *comm_);
@@ -505,6 +584,10 @@ class Trial {
           ForeachSgdStep(*fast_sgd_);
         } else {
           optimizer_->step();
+        }
+        if (broadcast_init) {
+          BroadcastTensors(ModelState(), *comm_);
+          broadcast_init = false;
         }
         loss_sum += loss.detach().to(torch::kDouble) * static_cast<double>(x.size(0));
         correct += logits.detach().argmax(1).eq(y).sum();

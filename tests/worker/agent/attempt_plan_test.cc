@@ -133,6 +133,19 @@ TEST_F(AttemptPlanTest, OnlyCheckpointsUnderTheRootAreResumed) {
   EXPECT_THAT(p.notes[0], HasSubstr("is outside this worker's checkpoint root"));
 }
 
+// recipe.init_from: fp32: the FP32 checkpoint comes from the lease, only from under the root.
+TEST_F(AttemptPlanTest, TheFp32CheckpointFromTheLeaseMustLieUnderTheRoot) {
+  lease_.set_trial_config_json(
+      R"({"network":"lenet5","epochs":3,"wbits":2,"abits":2,"scheme":"lsq","init_from":"fp32",)"
+      R"("init_checkpoint":"/elsewhere/last.pt"})");
+  lease_.set_init_checkpoint("/var/wrpn/checkpoints/trial-3/attempt-1/last.pt");
+  EXPECT_EQ(Plan().config.init_checkpoint, lease_.init_checkpoint()) << "the config's is ignored";
+  lease_.set_init_checkpoint("/etc/shadow");
+  const FailedEvent f = Refused();
+  EXPECT_EQ(f.kind, FailureKind::kConfig);
+  EXPECT_THAT(f.reason, HasSubstr("init_checkpoint: '/etc/shadow' is outside"));
+}
+
 TEST_F(AttemptPlanTest, GangNodesTakeTheRendezvousFromTheLease) {
   lease_.set_gpus_per_node(1);
   lease_.set_trial_config_json(R"({"device":"cuda"})");

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 namespace wrpn::trainer {
@@ -51,6 +52,21 @@ class TrainerTest : public ::testing::Test {
       if (events) events->push_back(e);
       if (on) on(e);
     }, o);
+  }
+
+  // The one event of resuming, after `change`, the checkpoint of a finished one-epoch Small() run
+  // (a config failure).
+  json ResumeRefusedAfter(const std::function<void(TrialConfig&)>& change) {
+    TrialConfig c = Small();
+    c.epochs = 1;
+    c.checkpoint_dir = dir_.string();
+    EXPECT_EQ(Run(c), kExitOk);
+    change(c);
+    c.resume = true;
+    std::vector<json> ev;
+    EXPECT_EQ(Run(c, &ev), kExitBadConfig);
+    EXPECT_EQ(ev.size(), 1u);
+    return ev.empty() ? json() : ev.back();
   }
 
   fs::path dir_;
@@ -131,19 +147,10 @@ TEST_F(TrainerTest, StopMidEpochCheckpointsAndResumesExactly) {
 }
 
 TEST_F(TrainerTest, ResumeFromAnotherNetworksCheckpointIsABadConfig) {
-  TrialConfig c = Small();
-  c.epochs = 1;
-  c.checkpoint_dir = dir_.string();
-  ASSERT_EQ(Run(c), kExitOk);
-  c.network = "resnet20";
-  c.resume = true;
-  std::vector<json> ev;
-  EXPECT_EQ(Run(c, &ev), kExitBadConfig);
-  ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0]["event"], "failed");
-  EXPECT_EQ(ev[0]["kind"], "config");
-  EXPECT_NE(ev[0]["reason"].get<std::string>().find("is for network = \"lenet5\""), std::string::npos)
-      << ev[0];
+  const json ev = ResumeRefusedAfter([](TrialConfig& c) { c.network = "resnet20"; });
+  EXPECT_EQ(ev.value("event", ""), "failed");
+  EXPECT_EQ(ev.value("kind", ""), "config");
+  EXPECT_NE(ev.value("reason", "").find("is for network = \"lenet5\""), std::string::npos) << ev;
 }
 
 TEST_F(TrainerTest, MissingDatasetIsADataError) {
@@ -285,6 +292,122 @@ TEST(TrainerErrorsTest, OutOfMemoryIsRecognised) {
   EXPECT_TRUE(IsOutOfMemory(c10::Error(here, "CUDA out of memory. Tried to allocate 2 GiB")));
   EXPECT_FALSE(IsOutOfMemory(c10::Error(here, "shape mismatch")));
   EXPECT_FALSE(IsOutOfMemory(std::runtime_error("CUDA out of memory")));
+}
+
+// ---- Quantization schemes and the FP32 initialisation (issue 20) ----
+
+bool HasKeyEnding(const std::vector<std::pair<std::string, std::vector<float>>>& w, const std::string& suffix) {
+  for (const auto& [k, _] : w)
+    if (k.size() > suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
+  return false;
+}
+
+// Learned steps and alphas are checkpointed and a resumed trial is bit-identical to a straight
+// one, for every scheme.
+TEST_F(TrainerTest, EverySchemeResumesBitIdenticallyWithItsLearnedParameters) {
+  for (const char* scheme : {"lsq", "pact", "dorefa"}) {
+    SCOPED_TRACE(scheme);
+    TrialConfig straight = Small();
+    straight.scheme = scheme;
+    straight.epochs = 2;
+    straight.dataset.train_size = 128;  // three schemes x four epochs: keep each epoch short
+    straight.dataset.test_size = 32;
+    straight.checkpoint_dir = (dir_ / (std::string(scheme) + "-straight")).string();
+    std::vector<json> ev;
+    ASSERT_EQ(Run(straight, &ev), kExitOk) << ev.back();
+    TrialConfig split = straight;
+    split.checkpoint_dir = (dir_ / (std::string(scheme) + "-split")).string();
+    split.stop_after_epochs = 1;
+    ASSERT_EQ(Run(split), kExitInterrupted);
+    split.stop_after_epochs = 0;
+    split.resume = true;
+    ASSERT_EQ(Run(split), kExitOk);
+    const auto w = ReadCheckpointWeights(CheckpointPath(split.checkpoint_dir));
+    if (std::string(scheme) == "lsq") {
+      EXPECT_TRUE(HasKeyEnding(w, ".step"));
+      EXPECT_TRUE(HasKeyEnding(w, ".step_ready"));
+    }
+    if (std::string(scheme) == "pact") EXPECT_TRUE(HasKeyEnding(w, ".alpha"));
+    ExpectSameWeights(CheckpointPath(straight.checkpoint_dir), CheckpointPath(split.checkpoint_dir));
+  }
+}
+
+TEST_F(TrainerTest, ResumingAnotherSchemesCheckpointIsABadConfig) {
+  const json ev = ResumeRefusedAfter([](TrialConfig& c) { c.scheme = "lsq"; });
+  EXPECT_NE(ev.value("reason", "").find("is for scheme = \"wrpn\""), std::string::npos) << ev;
+}
+
+// init_from: fp32 starts the quantized trial from the FP32 checkpoint's weights (lr ~ 0, so the
+// one step taken leaves them where they were); the LSQ steps start from those weights.
+TEST_F(TrainerTest, InitFromFp32StartsFromTheFp32TrialsWeights) {
+  TrialConfig fp32 = Small();
+  fp32.wbits = fp32.abits = 32;
+  fp32.epochs = 1;
+  fp32.checkpoint_dir = (dir_ / "fp32").string();
+  ASSERT_EQ(Run(fp32), kExitOk);
+  const auto source = ReadCheckpointWeights(CheckpointPath(fp32.checkpoint_dir));
+
+  auto one_step = [&](const std::string& name, bool init) {
+    TrialConfig q = Small();
+    q.scheme = "lsq";
+    q.seed = 7;  // another seed: a fresh start would have other weights
+    q.lr = 1e-12;
+    q.checkpoint_dir = (dir_ / name).string();
+    if (init) {
+      q.init_from = "fp32";
+      q.init_checkpoint = CheckpointPath(fp32.checkpoint_dir);
+    }
+    std::atomic<bool> stop{false};
+    EXPECT_EQ(Run(q, nullptr, &stop, [&](const json& e) { if (e["event"] == "started") stop = true; }),
+              kExitInterrupted);
+    std::map<std::string, std::vector<float>> out;
+    for (auto& [k, v] : ReadCheckpointWeights(CheckpointPath(q.checkpoint_dir))) out[k] = v;
+    return out;
+  };
+  const auto inited = one_step("init", true);
+  const auto fresh = one_step("fresh", false);
+  for (const auto& [k, v] : source) {
+    if (k.find("weight") == std::string::npos) continue;
+    ASSERT_TRUE(inited.count(k)) << k;
+    ASSERT_EQ(inited.at(k).size(), v.size());
+    float max_diff = 0, fresh_diff = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      max_diff = std::max(max_diff, std::abs(inited.at(k)[i] - v[i]));
+      fresh_diff = std::max(fresh_diff, std::abs(fresh.at(k)[i] - v[i]));
+    }
+    EXPECT_LT(max_diff, 1e-6) << k;
+    EXPECT_GT(fresh_diff, 1e-3) << k;
+  }
+  const auto& w = source;
+  std::vector<float> conv2;
+  for (const auto& [k, v] : w) if (k == "model.body.conv2.weight") conv2 = v;
+  ASSERT_FALSE(conv2.empty());
+  double mean_abs = 0;
+  for (float x : conv2) mean_abs += std::abs(x);
+  mean_abs /= conv2.size();
+  EXPECT_NEAR(inited.at("model.body.conv2.step")[0], 2 * mean_abs / std::sqrt(1.0), 1e-4);  // 2 bits: Qp = 1
+}
+
+TEST_F(TrainerTest, InitFromFp32RefusesAMissingOrForeignCheckpointNamingTheField) {
+  TrialConfig q = Small();
+  q.init_from = "fp32";
+  std::vector<json> ev;
+  EXPECT_EQ(Run(q, &ev), kExitBadConfig);
+  EXPECT_NE(ev.back()["reason"].get<std::string>().find("init_from: fp32 needs init_checkpoint"), std::string::npos)
+      << ev.back();
+
+  TrialConfig other = Small();  // a quantized trial's checkpoint is no FP32 initialisation
+  other.epochs = 1;
+  other.checkpoint_dir = (dir_ / "q").string();
+  ASSERT_EQ(Run(other), kExitOk);
+  q.init_checkpoint = CheckpointPath(other.checkpoint_dir);
+  ev.clear();
+  EXPECT_EQ(Run(q, &ev), kExitBadConfig);
+  EXPECT_NE(ev.back()["reason"].get<std::string>().find("is for wbits = 2"), std::string::npos) << ev.back();
+  q.init_checkpoint = (dir_ / "absent.pt").string();
+  ev.clear();
+  EXPECT_EQ(Run(q, &ev), kExitBadConfig);
+  EXPECT_NE(ev.back()["reason"].get<std::string>().find("init_checkpoint: cannot read"), std::string::npos) << ev.back();
 }
 
 }  // namespace
