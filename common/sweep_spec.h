@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "common/search_spec.h"
 #include "common/trial_config.h"
 
 namespace wrpn {
@@ -55,6 +56,7 @@ struct SweepSpec {
   Resources resources;
   int max_attempts = 3;
   int priority = 0;
+  SearchSpec search;  // the `search` section (common/search_spec.h): grid unless it says pareto
 };
 
 // One point of the expanded grid.

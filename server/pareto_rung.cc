@@ -86,6 +86,12 @@ double AutoMargin(const std::vector<CellVerdict>& cells) {
 
 }  // namespace
 
+RungMargin MarginOf(const SearchSpec& s) { return {s.margin_auto, s.margin_auto ? 0 : s.margin}; }
+
+RungPolicy PolicyOf(const SearchSpec& s) {
+  return {s.quorum, std::chrono::seconds(s.rung_timeout_seconds)};
+}
+
 RungReadiness RungReady(const std::vector<RungTrial>& trials, const RungPolicy& policy,
                         const Clock& clock) {
   RungReadiness r;

@@ -18,9 +18,10 @@
 //
 // When a rung is decided (RungReady). Live trials are those neither failed nor cancelled.
 //   (a) every live trial has reported at the rung; or
-//   (b) at least ceil(quorum x live) trials have reported (quorum 0.75 by default) and no
-//       report has arrived for `timeout` (30 min by default), counted from the latest report's
-//       time (a stored wall time, so a restarted coordinator keeps the wait).
+//   (b) at least ceil(quorum x live) trials have reported (search.quorum, 0.75 by default) and
+//       no report has arrived for `timeout` (search.rung_timeout, 30 min by default), counted
+//       from the latest report's time (a stored wall time, so a restarted coordinator keeps
+//       the wait).
 // A failed or cancelled trial therefore never blocks a rung. A rung with no live trial is not
 // decided (there is nothing to decide). Trials that report after the decision (late) do not move
 // the front: a late trial of a cell with a verdict follows it; a cell without one is judged on
@@ -32,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/search_spec.h"
 #include "nlohmann/json.hpp"
 
 namespace wrpn::server {
@@ -60,9 +62,12 @@ struct RungMargin {
 inline constexpr double kMinAutoMargin = 0.5;
 
 struct RungPolicy {
-  double quorum = 0.75;  // fraction of live trials, (0, 1]
-  std::chrono::milliseconds timeout = std::chrono::minutes(30);
+  double quorum = kDefaultRungQuorum;  // fraction of live trials, (0, 1]
+  std::chrono::milliseconds timeout = std::chrono::seconds(kDefaultRungTimeoutSeconds);
 };
+// A pareto spec's margin and policy (search.margin, search.quorum, search.rung_timeout).
+RungMargin MarginOf(const SearchSpec& s);
+RungPolicy PolicyOf(const SearchSpec& s);
 
 struct RungReadiness {
   bool ready = false;

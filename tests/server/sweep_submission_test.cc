@@ -27,6 +27,53 @@ TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
   EXPECT_EQ(SweepSpecToJson(*a), SweepSpecToJson(*b));
 }
 
+// A pareto search as a message (margin a number or "auto") is the same sweep as the text form.
+TEST(SweepSubmission, ASearchSectionAsAMessageIsTheTextsSearch) {
+  const std::string axes = "axes: {network: lenet5, width: [1], precision: [\"4/4\"]}\n";
+  for (const bool automatic : {true, false}) {
+    pb::SubmitSweepRequest text;
+    text.set_spec_text("name: s\n" + axes +
+                       (automatic ? "search: {mode: pareto, rungs: [2, 5]}\n"
+                                  : "search: {mode: pareto, rungs: [2, 5], margin: 0.75, quorum: "
+                                    "0.5, rung_timeout: 60}\n"));
+    auto a = SpecOf(text);
+    ASSERT_TRUE(a.ok()) << a.status();
+    pb::SubmitSweepRequest msg;
+    msg.mutable_spec()->set_name("s");
+    auto* ax = msg.mutable_spec()->add_axes();
+    ax->add_network("lenet5");
+    ax->add_width(1);
+    ax->add_wbits(4);
+    ax->add_abits(4);
+    pb::Search* search = msg.mutable_spec()->mutable_search();
+    search->set_mode("pareto");
+    search->add_rungs(2);
+    search->add_rungs(5);
+    if (!automatic) {
+      search->mutable_margin()->set_number_value(0.75);
+      search->set_quorum(0.5);
+      search->set_rung_timeout(60);
+    }
+    auto b = SpecOf(msg);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ(b->search, a->search);
+    EXPECT_EQ(b->search.mode, SearchMode::kPareto);
+    EXPECT_EQ(b->search.margin_auto, automatic);
+    search->mutable_margin()->set_string_value("auto");
+    auto c = SpecOf(msg);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->search.margin_auto);
+  }
+  pb::SubmitSweepRequest bad;
+  bad.mutable_spec()->add_axes()->add_network("lenet5");
+  bad.mutable_spec()->mutable_axes(0)->add_width(1);
+  bad.mutable_spec()->mutable_search()->set_mode("pareto");
+  bad.mutable_spec()->mutable_search()->mutable_margin()->set_string_value("wide");
+  EXPECT_TRUE(absl::StrContains(SpecOf(bad).status().message(),
+                                "search.margin: must be a number of points >= 0 or \"auto\", got \"wide\""))
+      << SpecOf(bad).status();
+}
+
 TEST(SweepSubmission, ABadOrMissingSpecNamesTheField) {
   pb::SubmitSweepRequest none;
   EXPECT_EQ(SpecOf(none).status().message(), "spec: give spec or spec_text");
