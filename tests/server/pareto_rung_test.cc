@@ -139,6 +139,23 @@ TEST(DecideRung, WithinTheMarginIsPromotedButNotOnTheFront) {
   EXPECT_NEAR(CellOf(d, "b").gap, 0.3, 1e-9);
 }
 
+TEST(ParetoSpec, MarginAndPolicyComeFromTheSearchSection) {
+  SearchSpec s;
+  s.mode = SearchMode::kPareto;
+  s.rungs = {2, 5};
+  EXPECT_TRUE(MarginOf(s).automatic);
+  EXPECT_EQ(PolicyOf(s).quorum, 0.75);
+  EXPECT_EQ(PolicyOf(s).timeout, std::chrono::minutes(30));
+  s.margin_auto = false;
+  s.margin = 0.4;
+  s.quorum = 0.5;
+  s.rung_timeout_seconds = 90;
+  EXPECT_FALSE(MarginOf(s).automatic);
+  EXPECT_EQ(MarginOf(s).points, 0.4);
+  EXPECT_EQ(PolicyOf(s).quorum, 0.5);
+  EXPECT_EQ(PolicyOf(s).timeout, std::chrono::seconds(90));
+}
+
 class RungReadyTest : public ::testing::Test {
  protected:
   int64_t NowMs() const {
