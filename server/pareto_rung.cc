@@ -30,7 +30,10 @@ std::vector<CellVerdict> ScoreCells(const std::vector<RungTrial>& trials) {
     if (t.state != RungTrialState::kReported) continue;
     auto [it, fresh] = index.emplace(t.cell, cells.size());
     if (fresh) {
-      cells.push_back({.cell = t.cell, .cost_uniform = t.cost_uniform});
+      CellVerdict c;
+      c.cell = t.cell;
+      c.cost_uniform = t.cost_uniform;
+      cells.push_back(std::move(c));
       range[t.cell] = {t.top1, t.top1};
     }
     CellVerdict& c = cells[it->second];
