@@ -614,6 +614,7 @@ void CheckRest(const SweepSpec& spec, Problems& problems, bool check_recipe = tr
         if (IsKnownNetwork(n)) networks.insert(n);
     }
   }
+  if (check_recipe) problems.Add(ValidateSearchSpec(spec.search, spec.base.epochs));
   for (const std::string& net : networks) {
     TrialConfig c = spec.base;
     c.network = net;
@@ -666,7 +667,7 @@ std::vector<FieldInfo> ResourcesFields() {
 absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   Problems problems;
   if (!CheckKeys(doc, "", {"name", "dataset", "axes", "recipe", "resources", "max_attempts",
-                           "priority"},
+                           "priority", "search"},
                  problems)) {
     return problems.ToStatus();
   }
@@ -690,6 +691,10 @@ absl::StatusOr<SweepSpec> SweepSpecFromJson(const json& doc) {
   }
   problems.Add(ReadInt(doc, "", "max_attempts", &spec.max_attempts));
   problems.Add(ReadInt(doc, "", "priority", &spec.priority));
+  if (auto it = doc.find("search"); it != doc.end()) {
+    absl::StatusOr<SearchSpec> search = SearchSpecFromJson(*it);
+    if (problems.Ok(search.status())) spec.search = *std::move(search);
+  }
   // The recipe is checked against the spec's first known network (network-dependent rules, e.g.
   // the input size, are checked for every network below).
   std::string first_net = "lenet5";
@@ -781,6 +786,7 @@ json SweepSpecToJson(const SweepSpec& spec) {
     doc["resources"][std::string(r.info.key)] = r.write(spec.resources);
   doc["max_attempts"] = spec.max_attempts;
   doc["priority"] = spec.priority;
+  if (spec.search.mode != SearchMode::kGrid) doc["search"] = SearchSpecToJson(spec.search);
   return doc;
 }
 

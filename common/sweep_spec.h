@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "common/gpu_share.h"
+#include "common/search_spec.h"
 #include "common/trial_config.h"
 
 namespace wrpn {
@@ -60,6 +61,7 @@ struct SweepSpec {
   Resources resources;
   int max_attempts = 3;
   int priority = 0;
+  SearchSpec search;  // the `search` section (common/search_spec.h): grid unless it says pareto
 };
 
 // One point of the expanded grid.

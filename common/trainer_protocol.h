@@ -26,7 +26,7 @@ enum ExitCode : int {
   kExitInternal = 1,     // a bug or a LibTorch/CUDA failure
   kExitBadConfig = 2,    // the config (or a flag) is invalid; retrying will not help
   kExitDataError = 3,    // the dataset is missing, truncated or corrupt
-  kExitInterrupted = 4,  // stopped by SIGTERM/SIGINT or stop_after_epochs, after a checkpoint
+  kExitInterrupted = 4,  // stopped by SIGTERM/SIGINT, stop_after_epochs or stop_at_epoch, after a checkpoint
   kExitRendezvous = 5,   // not every rank of a multi-rank trial arrived within the timeout
   kExitResources = 6,    // the GPU ran out of memory (the trial's cap or a crowded GPU)
 };

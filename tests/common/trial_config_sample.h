@@ -45,6 +45,7 @@ inline TrialConfig SampleTrialConfig() {
   c.checkpoint_dir = "/ck";
   c.resume = true;
   c.stop_after_epochs = 2;
+  c.stop_at_epoch = 5;
   c.cpu_cores = 6;
   c.scheme = "lsq";
   c.init_from = "fp32";

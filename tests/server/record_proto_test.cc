@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sweep_spec.h"
+
 namespace wrpn::server {
 namespace {
 
@@ -42,6 +44,25 @@ TEST(RecordProto, SweepMessageCarriesCountsAndTheSpec) {
   EXPECT_EQ(m.spec().name(), "quick");
   EXPECT_EQ(m.spec().max_attempts(), 4);
   EXPECT_FALSE(SweepMessage(s, Counts(1, 1, 2, 1, 0), false).has_spec());
+}
+
+// A pareto spec's canonical JSON (common/search_spec.h) comes back in GetSweep's spec.
+TEST(RecordProto, SweepMessageCarriesTheSearchSection) {
+  absl::StatusOr<SweepSpec> spec = ParseSweepSpec(
+      "name: p\naxes: {network: lenet5, width: [1], precision: [\"4/4\"]}\n"
+      "search: {mode: pareto, rungs: [2, 5], quorum: 0.5}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  SweepRecord s;
+  s.id = 4;
+  s.spec_json = SweepSpecToJson(*spec).dump();
+  const pb::Sweep m = SweepMessage(s, Counts(1, 0, 0, 0, 0), true);
+  ASSERT_TRUE(m.spec().has_search());
+  EXPECT_EQ(m.spec().search().mode(), "pareto");
+  EXPECT_EQ(std::vector<int>(m.spec().search().rungs().begin(), m.spec().search().rungs().end()),
+            (std::vector<int>{2, 5}));
+  EXPECT_EQ(m.spec().search().margin().string_value(), "auto");
+  EXPECT_EQ(m.spec().search().quorum(), 0.5);
+  EXPECT_EQ(m.spec().search().rung_timeout(), kDefaultRungTimeoutSeconds);
 }
 
 TEST(RecordProto, TrialMessageKeepsUnsetResultsUnset) {

@@ -9,11 +9,8 @@
 namespace wrpn::server {
 namespace {
 
-TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
-  pb::SubmitSweepRequest text;
-  text.set_spec_text("name: s\naxes: {network: lenet5, width: [1, 2], precision: [\"4/4\"]}\n");
-  auto a = SpecOf(text);
-  ASSERT_TRUE(a.ok()) << a.status();
+// The message form of "name: s, axes: {network: lenet5, width: [1, 2], precision: [4/4]}".
+pb::SubmitSweepRequest Lenet44Message() {
   pb::SubmitSweepRequest msg;
   msg.mutable_spec()->set_name("s");
   auto* axes = msg.mutable_spec()->add_axes();
@@ -22,9 +19,68 @@ TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
   axes->add_width(2);
   axes->add_wbits(4);
   axes->add_abits(4);
+  return msg;
+}
+
+TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
+  pb::SubmitSweepRequest text;
+  text.set_spec_text("name: s\naxes: {network: lenet5, width: [1, 2], precision: [\"4/4\"]}\n");
+  auto a = SpecOf(text);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const pb::SubmitSweepRequest msg = Lenet44Message();
   auto b = SpecOf(msg);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(SweepSpecToJson(*a), SweepSpecToJson(*b));
+}
+
+// A pareto search as a message (margin a number or "auto") is the same sweep as the text form.
+TEST(SweepSubmission, ASearchSectionAsAMessageIsTheTextsSearch) {
+  const std::string axes = "axes: {network: lenet5, width: [1, 2], precision: [\"4/4\"]}\n";
+  for (const bool automatic : {true, false}) {
+    pb::SubmitSweepRequest text;
+    text.set_spec_text("name: s\n" + axes +
+                       (automatic ? "search: {mode: pareto, rungs: [2, 5]}\n"
+                                  : "search: {mode: pareto, rungs: [2, 5], margin: 0.75, quorum: "
+                                    "0.5, rung_timeout: 60}\n"));
+    auto a = ParseSpecOf(text);
+    ASSERT_TRUE(a.ok()) << a.status();
+    pb::SubmitSweepRequest msg = Lenet44Message();
+    pb::Search* search = msg.mutable_spec()->mutable_search();
+    search->set_mode("pareto");
+    search->add_rungs(2);
+    search->add_rungs(5);
+    if (!automatic) {
+      search->mutable_margin()->set_number_value(0.75);
+      search->set_quorum(0.5);
+      search->set_rung_timeout(60);
+    }
+    auto b = ParseSpecOf(msg);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ(b->search, a->search);
+    EXPECT_EQ(b->search.mode, SearchMode::kPareto);
+    EXPECT_EQ(b->search.margin_auto, automatic);
+    search->mutable_margin()->set_string_value("auto");
+    auto c = ParseSpecOf(msg);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->search.margin_auto);
+    // Until the coordinator runs pareto sweeps it refuses them rather than run a grid.
+    for (const pb::SubmitSweepRequest* req : {&text, &msg}) {
+      const absl::Status st = SpecOf(*req).status();
+      EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
+      EXPECT_TRUE(absl::StartsWith(st.message(), "search.mode: pareto sweeps are not run")) << st;
+    }
+  }
+  pb::SubmitSweepRequest grid;
+  grid.set_spec_text("name: s\n" + axes + "search: {mode: grid}\n");
+  EXPECT_TRUE(SpecOf(grid).ok()) << SpecOf(grid).status();
+  pb::SubmitSweepRequest bad;
+  bad.mutable_spec()->add_axes()->add_network("lenet5");
+  bad.mutable_spec()->mutable_axes(0)->add_width(1);
+  bad.mutable_spec()->mutable_search()->set_mode("pareto");
+  bad.mutable_spec()->mutable_search()->mutable_margin()->set_string_value("wide");
+  EXPECT_TRUE(absl::StrContains(ParseSpecOf(bad).status().message(),
+                                "search.margin: must be a number of points >= 0 or \"auto\", got \"wide\""))
+      << SpecOf(bad).status();
 }
 
 TEST(SweepSubmission, ABadOrMissingSpecNamesTheField) {

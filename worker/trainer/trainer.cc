@@ -390,6 +390,11 @@ class Trial {
     Emit(CheckpointEvent{pos.epoch, pos.step, path});
   }
 
+  // stop_at_epoch reached (an absolute epoch, so a resumed attempt stops at the same rung).
+  bool AtStopEpoch(const Position& pos) const {
+    return c_.stop_at_epoch > 0 && pos.epoch >= c_.stop_at_epoch && pos.epoch < c_.epochs;
+  }
+
   // Returns the position to continue from (epoch 0, step 0 when there is no checkpoint).
   Position MaybeResume() {
     Position pos;
@@ -553,6 +558,11 @@ class Trial {
     EvalResult last;
     double images = 0, train_seconds = 0;
     const int64_t first_epoch = pos.epoch;
+    if (AtStopEpoch(pos)) {  // resumed at (or past) the epoch to stop at: train nothing
+      if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
+      Emit(InterruptedEvent{pos.epoch, pos.step, !c_.checkpoint_dir.empty()});
+      return kExitInterrupted;
+    }
     while (pos.epoch < c_.epochs) {
       torch::manual_seed(MixSeed(c_.seed, static_cast<uint64_t>(pos.epoch)));
       BatchLoader loader(*data_.train, ShardOrder(pos.epoch), batch_,
@@ -636,7 +646,8 @@ class Trial {
       ++pos.epoch;
       pos.step = 0;
       if (!c_.checkpoint_dir.empty()) SaveCheckpoint(pos);
-      const bool budget_done = c_.stop_after_epochs > 0 && pos.epoch - first_epoch >= c_.stop_after_epochs;
+      const bool budget_done =
+          (c_.stop_after_epochs > 0 && pos.epoch - first_epoch >= c_.stop_after_epochs) || AtStopEpoch(pos);
       if ((budget_done || StopRequested()) && pos.epoch < c_.epochs) {
         Emit(InterruptedEvent{pos.epoch, 0, !c_.checkpoint_dir.empty()});
         return kExitInterrupted;

@@ -55,6 +55,15 @@ class AttemptPlanTest : public testing::Test {
   pb::Lease lease_;
 };
 
+// A Pareto rung (docs/pareto.md): the coordinator's stop epoch in the lease reaches the trainer.
+TEST_F(AttemptPlanTest, TheLeasesStopEpochReachesTheTrainer) {
+  EXPECT_EQ(Plan().config.stop_at_epoch, 0);
+  lease_.set_trial_config_json(R"({"network":"lenet5","epochs":10,"stop_at_epoch":2})");
+  EXPECT_EQ(Plan().config.stop_at_epoch, 2);
+  lease_.set_trial_config_json(R"({"network":"lenet5","epochs":10,"stop_at_epoch":-1})");
+  EXPECT_THAT(Refused().reason, HasSubstr("stop_at_epoch: must be >= 0, got -1"));
+}
+
 TEST_F(AttemptPlanTest, ACpuTrialGetsItsFoldersDeviceAndCoreShare) {
   const AttemptPlan p = Plan();
   EXPECT_EQ(p.nproc, 1);

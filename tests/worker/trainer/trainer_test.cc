@@ -122,6 +122,67 @@ TEST_F(TrainerTest, ResumeAfterAnEpochContinuesExactly) {
   ExpectSameWeights(CheckpointPath(straight.checkpoint_dir), CheckpointPath(split.checkpoint_dir));
 }
 
+std::vector<json> EpochEvents(const std::vector<json>& events) {
+  std::vector<json> out;
+  for (const json& e : events)
+    if (e["event"] == "epoch") out.push_back(e);
+  return out;
+}
+
+// A Pareto rung (issue 21): stop_at_epoch counts from epoch 0, so every attempt stops at the
+// same rung; the run to a rung is the first part of the full run (the schedule is the full
+// run's), and resuming rung by rung to the end gives exactly the unstopped run.
+TEST_F(TrainerTest, StopAtEpochStopsAtTheRungAndResumesExactly) {
+  TrialConfig straight = Small();
+  straight.checkpoint_dir = (dir_ / "straight").string();
+  std::vector<json> straight_ev;
+  ASSERT_EQ(Run(straight, &straight_ev), kExitOk);
+
+  TrialConfig rung = Small();
+  rung.checkpoint_dir = (dir_ / "rung").string();
+  rung.stop_at_epoch = 1;
+  std::vector<json> ev, epochs;
+  ASSERT_EQ(Run(rung, &ev), kExitInterrupted);
+  EXPECT_EQ(ev.back(), json({{"event", "interrupted"}, {"epoch", 1}, {"step", 0}, {"checkpointed", true}}));
+  for (const json& e : EpochEvents(ev)) epochs.push_back(e);
+
+  // An attempt that resumes at the rung (its report was lost, a retry) trains nothing.
+  rung.resume = true;
+  ev.clear();
+  ASSERT_EQ(Run(rung, &ev), kExitInterrupted);
+  EXPECT_EQ(ev.front()["start_epoch"], 1);
+  EXPECT_TRUE(EpochEvents(ev).empty());
+  EXPECT_EQ(ev[1]["event"], "checkpoint");
+  EXPECT_EQ(ev.back()["epoch"], 1);
+
+  // Promoted to the next rung (epoch 2: one more epoch), then to the end.
+  rung.stop_at_epoch = 2;
+  ev.clear();
+  ASSERT_EQ(Run(rung, &ev), kExitInterrupted);
+  EXPECT_EQ(ev.back()["epoch"], 2);
+  for (const json& e : EpochEvents(ev)) epochs.push_back(e);
+  rung.stop_at_epoch = 0;
+  ev.clear();
+  ASSERT_EQ(Run(rung, &ev), kExitOk);
+  for (const json& e : EpochEvents(ev)) epochs.push_back(e);
+
+  ExpectSameWeights(CheckpointPath(straight.checkpoint_dir), CheckpointPath(rung.checkpoint_dir));
+  const std::vector<json> want = EpochEvents(straight_ev);
+  ASSERT_EQ(epochs.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    for (const char* k : {"epoch", "lr", "train_loss", "top1", "test_loss"})
+      EXPECT_EQ(epochs[i][k], want[i][k]) << "epoch event " << i << ": " << k;
+  }
+  for (const char* k : {"top1", "top5", "best_top1", "test_loss"})
+    EXPECT_EQ(ev.back()[k], straight_ev.back()[k]) << k;
+
+  // A stop epoch at or past the end is no stop.
+  TrialConfig past = Small();
+  past.epochs = 1;
+  past.stop_at_epoch = 1;
+  EXPECT_EQ(Run(past), kExitOk);
+}
+
 // A stop request in the middle of an epoch checkpoints that step; resuming is still exact.
 TEST_F(TrainerTest, StopMidEpochCheckpointsAndResumesExactly) {
   TrialConfig straight = Small();
