@@ -483,20 +483,9 @@ TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
     m.trials.push_back(Trial(9, 5));
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const char* sql = R"sql(
-      ALTER TABLE trials DROP COLUMN scheme;
-      ALTER TABLE attempts DROP COLUMN gpu_slots;
-      ALTER TABLE trials DROP COLUMN gpu_share_units;
-      ALTER TABLE trials DROP COLUMN gpu_memory_bytes;
+  ExecOutsideTheStore(path, std::string(kDropMigrationFive) + kDropMigrationFour + R"sql(
       DELETE FROM schema_migrations WHERE version >= 4;
-      INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql";
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_close(db);
-  }
+      INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql");
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->schema_version(), 5);
