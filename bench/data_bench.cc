@@ -16,6 +16,8 @@
 // system time of all its threads: what a core's worth of loader work yields, robust to other
 // load on a shared machine as long as the cores are not oversubscribed to the point of cache
 // thrashing). The load average is printed at the start and the end; the goals use the latter.
+// The thread counts take turns for --repeat rounds and each figure is their median, with the
+// rounds' max/min of images/s beside it (this VM's speed drifts by 10-15% from minute to minute).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -82,7 +84,24 @@ std::shared_ptr<Batch> NextOrExit(BatchLoader& loader) {
   return *std::move(b);
 }
 
-// Images/s of `c` with `threads` loader threads: whole epochs (shuffled) until `seconds` pass.
+// The generated trees are ~15 batches an epoch, an ImageNet epoch is ~20,000: one loader reads
+// a stream of shuffled epochs of at least kStreamBatches, so the drain at a loader's end (one
+// thread building the last batch while the others idle) weighs about what it does in a user's
+// epoch instead of 1 in 15.
+constexpr int64_t kStreamBatches = 200;
+
+std::vector<int64_t> EpochStream(int64_t n, int batch, int64_t first_epoch, int64_t* epochs) {
+  *epochs = std::max<int64_t>(1, (kStreamBatches * batch + n - 1) / n);
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(*epochs * n));
+  for (int64_t e = 0; e < *epochs; ++e) {
+    const std::vector<int64_t> one = EpochOrder(n, 1, first_epoch + e);
+    order.insert(order.end(), one.begin(), one.end());
+  }
+  return order;
+}
+
+// Images/s of `c` with `threads` loader threads: streams of shuffled epochs until `seconds` pass.
 double Measure(const Case& c, int threads, int batch, double seconds, double* cpu_per_image) {
   SetResamplePath(c.path);
   const int64_t n = c.dataset->size();
@@ -91,8 +110,9 @@ double Measure(const Case& c, int threads, int batch, double seconds, double* cp
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = CpuSeconds();
   double elapsed = 0;
-  for (int64_t epoch = 0; elapsed < seconds; ++epoch) {
-    BatchLoader loader(*c.dataset, EpochOrder(n, 1, epoch), batch, true, c.augment,
+  for (int64_t epoch = 0, epochs = 0; elapsed < seconds; epoch += epochs) {
+    std::vector<int64_t> order = EpochStream(n, batch, epoch, &epochs);
+    BatchLoader loader(*c.dataset, std::move(order), batch, true, c.augment,
                        MixSeed(7, static_cast<uint64_t>(epoch)), threads, std::max(4, 2 * threads));
     while (std::shared_ptr<Batch> b = NextOrExit(loader)) {
       images += b->size;
@@ -103,6 +123,12 @@ double Measure(const Case& c, int threads, int batch, double seconds, double* cp
   }
   *cpu_per_image = (CpuSeconds() - cpu0) / std::max<int64_t>(images, 1);
   return images / elapsed;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 void WarmUp(const Case& c, int batch) {
@@ -156,6 +182,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "minimum seconds per measurement")->capture_default_str();
   int warmup_epochs = 1;
   app.add_option("--warmup-epochs", warmup_epochs, "untimed epochs per case before measuring")->capture_default_str();
+  int repeat = 3;
+  app.add_option("--repeat", repeat, "rounds per figure (the median is printed)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch", batch, "batch size")->capture_default_str();
   app.add_option("--size", size, "crop size")->capture_default_str();
   app.add_option("--max-side", max_side, "packed file: longer side")->capture_default_str();
@@ -249,25 +277,37 @@ int main(int argc, char** argv) {
 
   char host[256] = "?";
   gethostname(host, sizeof host - 1);
-  std::cout << absl::StrFormat("machine: %s, %d cores; batch %d, crop %d, >= %.1f s per figure; load average %s\n",
-                               host, cores, batch, size, seconds, LoadAverage());
-  std::cout << absl::StrFormat("%-15s %7s %10s %12s %9s %12s %11s\n", "case", "threads", "images/s",
-                               "img/s/core", "speedup", "cpu ms/img", "img/cpu-s");
+  std::cout << absl::StrFormat(
+      "machine: %s, %d cores; batch %d, crop %d, >= %.1f s per measurement, median of %d rounds; load average %s\n",
+      host, cores, batch, size, seconds, repeat, LoadAverage());
+  std::cout << absl::StrFormat("%-15s %7s %10s %12s %9s %12s %11s %9s\n", "case", "threads", "images/s",
+                               "img/s/core", "speedup", "cpu ms/img", "img/cpu-s", "max/min");
   std::vector<Result> results;
   for (const Case& c : cases) {
     // One untimed epoch first, as a training run's later epochs see it: every packed record's
     // CRC-32 checked once, the dataset's batch buffers allocated, the page cache warm.
     for (int w = 0; w < warmup_epochs; ++w) WarmUp(c, batch);
+    // The thread counts take turns, `repeat` rounds, so a slow minute of a shared VM falls on
+    // all of them alike; each figure is the median of its rounds.
+    std::vector<std::vector<double>> ips(thread_counts.size()), cpu(thread_counts.size());
+    for (int r = 0; r < repeat; ++r) {
+      for (size_t i = 0; i < thread_counts.size(); ++i) {
+        double per_image = 0;
+        ips[i].push_back(Measure(c, thread_counts[i], batch, seconds, &per_image));
+        cpu[i].push_back(per_image);
+      }
+    }
     double one = 0;
-    for (int t : thread_counts) {
-      double cpu = 0;
-      const double ips = Measure(c, t, batch, seconds, &cpu);
-      if (t == thread_counts.front()) one = ips / t;
-      std::cout << absl::StrFormat("%-15s %7d %10.0f %12.0f %8.2fx %12.3f %11.0f\n", c.name, t, ips,
-                                   ips / std::min(t, cores), one > 0 ? ips / one : 0, 1e3 * cpu,
-                                   cpu > 0 ? 1 / cpu : 0);
+    for (size_t i = 0; i < thread_counts.size(); ++i) {
+      const int t = thread_counts[i];
+      const double m = Median(ips[i]), per_image = Median(cpu[i]);
+      const auto [lo, hi] = std::minmax_element(ips[i].begin(), ips[i].end());
+      if (i == 0) one = m / t;
+      std::cout << absl::StrFormat("%-15s %7d %10.0f %12.0f %8.2fx %12.3f %11.0f %9.2f\n", c.name, t, m,
+                                   m / std::min(t, cores), one > 0 ? m / one : 0, 1e3 * per_image,
+                                   per_image > 0 ? 1 / per_image : 0, *lo > 0 ? *hi / *lo : 0);
       std::cout.flush();
-      results.push_back({c.name, t, ips, cpu > 0 ? 1 / cpu : 0});
+      results.push_back({c.name, t, m, per_image > 0 ? 1 / per_image : 0});
     }
   }
   auto at = [&](const std::string& name, int t) {
