@@ -52,15 +52,15 @@ int TrialList(Invocation& inv, int64_t sweep, const TrialFilter& f) {
   (void)GetSweep(c, sweep);  // NOT_FOUND for an unknown sweep rather than an empty list
   const auto trials = ListTrials(c, sweep, f);
   Table t;
-  t.columns = {"ID", "NETWORK", "WIDTH", "W/A", "SEED", "STATE", "ATTEMPTS", "TOP1", "TOP5", "IMG/S", "COST", "NOTE"};
-  t.right = {true, false, true, true, true, false, true, true, true, true, true, false};
+  t.columns = {"ID", "NETWORK", "WIDTH", "W/A", "SCHEME", "SEED", "STATE", "ATTEMPTS", "TOP1", "TOP5", "IMG/S", "COST", "NOTE"};
+  t.right = {true, false, true, true, false, true, false, true, true, true, true, true, false};
   nlohmann::json j = nlohmann::json::array();
   for (const auto& tr : trials) {
     const std::string st = TrialStateName(tr.state());
     std::string note = tr.state() == pb::TRIAL_QUEUED ? tr.pending_reason() : tr.error();
     if (note.size() > 60) note = note.substr(0, 57) + "...";
     t.rows.push_back({absl::StrCat(tr.id()), tr.network(), WidthLabel(tr.width()), Bits(tr.wbits(), tr.abits()),
-                      absl::StrCat(tr.seed()), Cell(st, StateColor(st)), absl::StrCat(tr.attempts()),
+                      tr.scheme(), absl::StrCat(tr.seed()), Cell(st, StateColor(st)), absl::StrCat(tr.attempts()),
                       Opt(tr.has_final_top1(), tr.final_top1(), 2), Opt(tr.has_final_top5(), tr.final_top5(), 2),
                       Opt(tr.has_images_per_sec(), tr.images_per_sec(), 0), Fixed(tr.cost_uniform(), 3), note});
     nlohmann::json tj = ProtoJson(tr);
@@ -113,8 +113,9 @@ int TrialShow(Invocation& inv, int64_t id) {
   Table d;
   d.title = absl::StrFormat("trial %d (sweep %d, #%d)", t.id(), t.sweep_id(), t.index());
   d.columns = {"FIELD", "VALUE"};
-  d.rows = {{"network", absl::StrFormat("%s %s, weights %d bits, activations %d bits, seed %d", t.network(),
-                                        WidthLabel(t.width()), t.wbits(), t.abits(), t.seed())},
+  d.rows = {{"network", absl::StrFormat("%s %s, weights %d bits, activations %d bits, scheme %s, seed %d",
+                                        t.network(), WidthLabel(t.width()), t.wbits(), t.abits(), t.scheme(),
+                                        t.seed())},
             {"state", Cell(st, StateColor(st))},
             {"attempts", absl::StrCat(t.attempts())},
             {"top-1 final / best", absl::StrCat(Opt(t.has_final_top1(), t.final_top1(), 2), " / ",

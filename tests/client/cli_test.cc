@@ -396,7 +396,7 @@ TEST_F(CliTest, TrialCommandsAndWorkers) {
   FinishQuickSweep();
   Result r = Run({"trial", "show", "6"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("lenet5 2x, weights 4 bits, activations 4 bits, seed 0"));
+  EXPECT_THAT(r.out, HasSubstr("lenet5 2x, weights 4 bits, activations 4 bits, scheme wrpn, seed 0"));
   EXPECT_THAT(r.out, HasSubstr("epoch 3: /tmp/wrpn-fake/6/epoch3.pt"));
   r = Run({"trial", "show", "6", "-o", "json"});
   ASSERT_EQ(r.code, 0);
@@ -564,6 +564,20 @@ TEST_F(CliTest, GridPerSchemeAndSchemesSideBySide) {
   for (const auto& c : j["cells"]) schemes.insert(c["scheme"].get<std::string>());
   EXPECT_EQ(schemes, (std::set<std::string>{"wrpn", "lsq"}));
   EXPECT_THAT(Run({"grid", "1", "-o", "csv"}).out, HasSubstr(",trial_id,scheme\n"));
+  // Trials of the same cell and seed differ only by scheme: the list and `trial show` name it.
+  r = Run({"trial", "list", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" SCHEME "));
+  std::map<std::string, int> rows_per_scheme;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    for (const char* s : {" wrpn ", " lsq "})
+      if (line.find(s) != std::string::npos) ++rows_per_scheme[s];
+  }
+  EXPECT_EQ(rows_per_scheme, (std::map<std::string, int>{{" wrpn ", 4}, {" lsq ", 4}})) << r.out;
+  r = Run({"trial", "show", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(", scheme lsq, seed 0"));
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     const std::string script = (home_ / "schemes.gp").string();
     r = Run({"plot", "1", "--out", (home_ / "schemes.svg").string(), "--script", script, "--no-paper"});
