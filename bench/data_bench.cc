@@ -287,8 +287,6 @@ int main(int argc, char** argv) {
     // One untimed epoch first, as a training run's later epochs see it: every packed record's
     // CRC-32 checked once, the dataset's batch buffers allocated, the page cache warm.
     for (int w = 0; w < warmup_epochs; ++w) WarmUp(c, batch);
-    // The thread counts take turns, `repeat` rounds, so a slow minute of a shared VM falls on
-    // all of them alike; each figure is the median of its rounds.
     std::vector<std::vector<double>> ips(thread_counts.size()), cpu(thread_counts.size());
     for (int r = 0; r < repeat; ++r) {
       for (size_t i = 0; i < thread_counts.size(); ++i) {
