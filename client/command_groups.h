@@ -20,7 +20,7 @@ std::function<void()> Runs(int& rc, std::function<int()> fn);
 // sweep submit, list, show, watch, cancel and retry (sweep_commands.cc).
 struct SweepCommands {
   std::string spec_path, state;
-  bool watch = false, dry_run = false;
+  bool watch = false, dry_run = false, pruned = false;
   int64_t id = 0;
   int limit = 0;
   void Add(CLI::App& app, Invocation& inv, int& rc);

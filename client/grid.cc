@@ -17,6 +17,7 @@ std::string TrialStateName(pb::TrialState s) {
     case pb::TRIAL_SUCCEEDED: return "succeeded";
     case pb::TRIAL_FAILED: return "failed";
     case pb::TRIAL_CANCELLED: return "cancelled";
+    case pb::TRIAL_PRUNED: return "pruned";
     default: return "unknown";
   }
 }
@@ -36,11 +37,15 @@ Color StateColor(const std::string& s) {
   if (s == "succeeded" || s == "alive") return Color::kGreen;
   if (s == "failed" || s == "lost") return Color::kRed;
   if (s == "running" || s == "draining") return Color::kYellow;
-  if (s == "queued" || s == "cancelled") return Color::kDim;
+  if (s == "queued" || s == "cancelled" || s == "pruned") return Color::kDim;
   return Color::kNone;
 }
 
 std::string WidthLabel(double w) { return absl::StrFormat("%gx", w); }
+
+std::string PrunedText(int64_t epoch, double top1) {
+  return absl::StrFormat("pruned at epoch %d: %.2f", epoch, top1);
+}
 
 absl::StatusOr<GridView> BuildGridView(const pb::GetGridResponse& grid, const GridOptions& opt) {
   GridView v;
@@ -144,6 +149,8 @@ Cell MetricCell(const CellView& c, GridMetric m, bool paper) {
     return Cell(t);
   }
   const double value = m == GridMetric::kTop1 ? c.top1 : c.top5;
+  if (std::isnan(value) && c.cell.state() == pb::TRIAL_PRUNED && c.cell.has_pruned_top1())
+    return Cell(PrunedText(c.cell.pruned_epoch(), c.cell.pruned_top1()), Color::kDim);
   if (std::isnan(value)) return StateCell(c);
   std::string t = Fixed(value, 2);
   if (m == GridMetric::kTop1 && !std::isnan(c.top1_std)) t += absl::StrFormat("±%.2f", c.top1_std);

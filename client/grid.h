@@ -60,6 +60,8 @@ Table GridLongTable(const GridView& v);
 std::string TrialStateName(pb::TrialState s);
 std::string SweepStateName(pb::SweepState s);
 Color StateColor(const std::string& state);
+// A pruned trial's or cell's top-1 at its rung: "pruned at epoch 2: 88.10".
+std::string PrunedText(int64_t epoch, double top1);
 std::string WidthLabel(double w);  // "1x", "1.5x"
 
 }  // namespace wrpn::client

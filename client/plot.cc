@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -101,7 +102,8 @@ std::string BitsLabel(double width, int wbits, int abits) {
 
 void MarkFront(std::vector<ParetoPoint>& pts) {
   std::map<std::string, std::vector<ParetoPoint*>> by;
-  for (auto& p : pts) by[p.series].push_back(&p);
+  for (auto& p : pts)
+    if (!p.pruned) by[p.series].push_back(&p);
   for (auto& [s, v] : by) {
     std::sort(v.begin(), v.end(), [](const ParetoPoint* a, const ParetoPoint* b) {
       return a->cost != b->cost ? a->cost < b->cost : a->y > b->y;
@@ -116,6 +118,27 @@ void MarkFront(std::vector<ParetoPoint>& pts) {
   }
 }
 
+// A pruned cell's point: its top-1 at the rung (as a change from the baseline in delta plots,
+// the baseline being the final top-1 of its network and scheme's 1x 32/32 cell).
+std::optional<ParetoPoint> PrunedPoint(const GridView& v, const CellView& c, ParetoY y) {
+  if (c.cell.state() != pb::TRIAL_PRUNED || !c.cell.has_pruned_top1()) return std::nullopt;
+  double value = c.cell.pruned_top1();
+  if (y == ParetoY::kDelta) {
+    const CellView* base = nullptr;
+    for (const CellView& o : v.cells) {
+      if (o.cell.network() == c.cell.network() && o.cell.scheme() == c.cell.scheme() &&
+          !std::isnan(o.delta) && !std::isnan(o.top1))
+        base = &o;
+    }
+    if (base == nullptr) return std::nullopt;
+    value -= base->top1 - base->delta;
+  }
+  return ParetoPoint{"ours: " + c.cell.network() + SchemeSeriesSuffix(v, c.cell) + " pruned at a rung",
+                     absl::StrFormat("%s (epoch %d)", BitsLabel(c.cell.width(), c.cell.wbits(), c.cell.abits()),
+                                     c.cell.pruned_epoch()),
+                     c.cost, value, false, true};
+}
+
 }  // namespace
 
 std::vector<ParetoPoint> ParetoPoints(const GridView& v, ParetoY y) {
@@ -123,7 +146,10 @@ std::vector<ParetoPoint> ParetoPoints(const GridView& v, ParetoY y) {
   std::set<std::tuple<std::string, double, int, int>> paper_done;
   for (const CellView& c : v.cells) {
     const double val = y == ParetoY::kDelta ? c.delta : c.top1;
-    if (std::isnan(val)) continue;
+    if (std::isnan(val)) {
+      if (auto p = PrunedPoint(v, c, y)) pts.push_back(*std::move(p));
+      continue;
+    }
     pts.push_back({"ours: " + c.cell.network() + SchemeSeriesSuffix(v, c.cell), BitsLabel(c.cell.width(), c.cell.wbits(), c.cell.abits()),
                    c.cost, val, false});
     if (!v.with_paper || y != ParetoY::kDelta || c.ref_network.empty() || std::isnan(c.paper_delta))
@@ -188,8 +214,16 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
   std::map<std::string, std::string> colors;
   {
     int oi = 0, pi = 0;
-    for (const auto& name : series)
+    const std::string kPruned = " pruned at a rung";
+    for (const auto& name : series) {
+      if (absl::EndsWith(name, kPruned)) continue;
       colors[name] = absl::StartsWith(name, "ours") ? ours_colors[oi++ % 4] : paper_colors[pi++ % 4];
+    }
+    for (const auto& name : series) {  // a pruned series takes its cells' series' colour
+      if (!absl::EndsWith(name, kPruned)) continue;
+      auto parent = colors.find(name.substr(0, name.size() - kPruned.size()));
+      colors[name] = parent != colors.end() ? parent->second : ours_colors[oi++ % 4];
+    }
   }
   for (const auto& l : PlaceLabels(pts)) {
     const ParetoPoint& p = *l.point;
@@ -202,10 +236,14 @@ std::string ParetoScript(const GridView& v, const std::vector<ParetoPoint>& pts,
     const bool ours = absl::StartsWith(series[i], "ours");
     const std::string color = colors[series[i]];
     const std::string name = series[i];
-    s << "  $s" << i << " using 1:2 with points pt " << (ours ? 7 : 8) << " ps " << (ours ? 1.6 : 1.8)
-      << " lc rgb '" << color << "' title " << Quote(name) << ", \\\n";
-    s << "  $f" << i << " using 1:2 with steps lw 2 dt " << (ours ? 1 : 2) << " lc rgb '" << color
-      << "' title " << Quote(name.substr(0, name.find(" (")) + ", Pareto front");
+    const bool pruned = absl::EndsWith(name, " pruned at a rung");
+    // Ours filled circles, pruned cells hollow circles, the paper's open triangles.
+    s << "  $s" << i << " using 1:2 with points pt " << (pruned ? 6 : ours ? 7 : 8) << " ps "
+      << (ours ? 1.6 : 1.8) << " lc rgb '" << color << "' title " << Quote(name);
+    if (!pruned) {
+      s << ", \\\n  $f" << i << " using 1:2 with steps lw 2 dt " << (ours ? 1 : 2) << " lc rgb '" << color
+        << "' title " << Quote(name.substr(0, name.find(" (")) + ", Pareto front");
+    }
     s << (i + 1 < series.size() ? ", \\\n" : "\n");
   }
   if (series.empty()) s << "  NaN notitle\n";

@@ -23,6 +23,9 @@ struct ParetoPoint {
   double cost = 0;
   double y = 0;
   bool front = false;  // on its series' Pareto front
+  // A Pareto-pruned sweep's pruned cell, at its top-1 at the rung it was pruned at (a hollow
+  // marker in its own series "... pruned at a rung", never on a front).
+  bool pruned = false;
 };
 
 // Our cells and (when the view has paper numbers and y is the change from the baseline) the

@@ -62,7 +62,7 @@ int SweepSubmit(Invocation& inv, const std::string& path, bool watch, bool dry_r
 }
 
 std::string CountsText(const pb::TrialCounts& c) {
-  return absl::StrFormat("%d/%d", c.succeeded() + c.failed() + c.cancelled(), c.total());
+  return absl::StrFormat("%d/%d", c.succeeded() + c.failed() + c.cancelled() + c.pruned(), c.total());
 }
 
 int SweepList(Invocation& inv, const std::string& state, int limit) {
@@ -80,8 +80,9 @@ int SweepList(Invocation& inv, const std::string& state, int limit) {
   }
   if (limit > 0 && static_cast<int>(sweeps.size()) > limit) sweeps.resize(limit);
   Table t;
-  t.columns = {"ID", "NAME", "STATE", "DONE", "SUCCEEDED", "RUNNING", "QUEUED", "FAILED", "CANCELLED", "PRIORITY", "CREATED (UTC)"};
-  t.right = {true, false, false, true, true, true, true, true, true, true, false};
+  t.columns = {"ID",     "NAME",      "STATE",  "DONE",   "SUCCEEDED", "RUNNING",       "QUEUED",
+               "FAILED", "CANCELLED", "PRUNED", "PRIORITY", "CREATED (UTC)"};
+  t.right = {true, false, false, true, true, true, true, true, true, true, true, false};
   nlohmann::json j = nlohmann::json::array();
   for (const auto& s : sweeps) {
     const std::string st = SweepStateName(s.state());
@@ -90,7 +91,7 @@ int SweepList(Invocation& inv, const std::string& state, int limit) {
                       absl::StrCat(n.succeeded()), absl::StrCat(n.running()),
                       absl::StrCat(n.queued()),
                       Cell(absl::StrCat(n.failed()), n.failed() ? Color::kRed : Color::kNone),
-                      absl::StrCat(n.cancelled()), absl::StrCat(s.priority()),
+                      absl::StrCat(n.cancelled()), absl::StrCat(n.pruned()), absl::StrCat(s.priority()),
                       UtcTime(s.created_ms())});
     j.push_back(ProtoJson(s));
   }
@@ -130,8 +131,10 @@ int SweepShow(Invocation& inv, int64_t id) {
   t.columns = {"FIELD", "VALUE"};
   t.rows = {{"name", s.name()},
             {"state", Cell(st, StateColor(st))},
-            {"trials", absl::StrFormat("%d total: %d succeeded, %d running, %d queued, %d failed, %d cancelled",
-                                       n.total(), n.succeeded(), n.running(), n.queued(), n.failed(), n.cancelled())},
+            {"trials", absl::StrCat(absl::StrFormat("%d total: %d succeeded, %d running, %d queued, %d failed, %d cancelled",
+                                                    n.total(), n.succeeded(), n.running(), n.queued(), n.failed(),
+                                                    n.cancelled()),
+                                    n.pruned() > 0 ? absl::StrFormat(", %d pruned", n.pruned()) : "")},
             {"priority", absl::StrCat(s.priority())},
             {"max attempts", absl::StrCat(s.max_attempts())},
             {"created (UTC)", UtcTime(s.created_ms())}};
@@ -161,19 +164,21 @@ int SweepCancel(Invocation& inv, int64_t id) {
   return kExitOk;
 }
 
-int SweepRetry(Invocation& inv, int64_t id) {
+int SweepRetry(Invocation& inv, int64_t id, bool pruned) {
   Connection& c = inv.conn();
   pb::RetrySweepRequest req;
   req.set_sweep_id(id);
+  req.set_pruned(pruned);
   pb::RetrySweepResponse resp;
   c.Check(c.stub().RetrySweep(c.Context().get(), req, &resp), absl::StrCat("retry sweep ", id));
   const Format f = inv.format();
   if (f == Format::kJson || f == Format::kYaml)
     inv.EmitJson({{"sweep_id", id}, {"requeued_trials", resp.requeued_trials()}});
   else if (resp.requeued_trials() == 0)
-    inv.out() << absl::StrFormat("sweep %d: no failed or cancelled trials to retry\n", id);
+    inv.out() << absl::StrFormat("sweep %d: no failed%s or cancelled trials to retry\n", id, pruned ? ", pruned" : "");
   else
-    inv.out() << absl::StrFormat("sweep %d: re-queued %d failed or cancelled trials\n", id, resp.requeued_trials());
+    inv.out() << absl::StrFormat("sweep %d: re-queued %d failed%s or cancelled trials%s\n", id, resp.requeued_trials(),
+                                 pruned ? ", pruned" : "", pruned ? " (pruned ones to the end)" : "");
   return kExitOk;
 }
 
@@ -219,8 +224,10 @@ void SweepCommands::Add(CLI::App& app, Invocation& inv, int& rc) {
 
   auto* retry = sweep->add_subcommand("retry", "re-queue a sweep's failed and cancelled trials");
   retry->add_option("ID", id, "sweep id")->required();
-  retry->footer("\nExamples:\n  wrpn sweep retry 3");
-  retry->callback(run([&] { return SweepRetry(inv, id); }));
+  retry->add_flag("--pruned", pruned,
+                  "also resume the trials a Pareto-pruned sweep pruned at a rung, to the end (docs/pareto.md)");
+  retry->footer("\nExamples:\n  wrpn sweep retry 3\n  wrpn sweep retry 3 --pruned");
+  retry->callback(run([&] { return SweepRetry(inv, id, pruned); }));
 }
 
 }  // namespace wrpn::client

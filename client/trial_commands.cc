@@ -21,10 +21,10 @@ std::string Bits(int w, int a) { return absl::StrFormat("%d/%d", w, a); }
 pb::TrialState ParseTrialState(const std::string& s) {
   if (s.empty() || s == "any") return pb::TRIAL_STATE_UNSPECIFIED;
   for (auto st : {pb::TRIAL_QUEUED, pb::TRIAL_RUNNING, pb::TRIAL_SUCCEEDED, pb::TRIAL_FAILED,
-                  pb::TRIAL_CANCELLED})
+                  pb::TRIAL_CANCELLED, pb::TRIAL_PRUNED})
     if (TrialStateName(st) == s) return st;
   throw CliError{kExitUsage, absl::StrCat("--state: unknown state '", s,
-                                          "' (expected queued, running, succeeded, failed, cancelled)")};
+                                          "' (expected queued, running, succeeded, failed, cancelled, pruned)")};
 }
 
 std::vector<pb::Trial> ListTrials(Connection& c, int64_t sweep, const TrialFilter& f) {
@@ -58,6 +58,7 @@ int TrialList(Invocation& inv, int64_t sweep, const TrialFilter& f) {
   for (const auto& tr : trials) {
     const std::string st = TrialStateName(tr.state());
     std::string note = tr.state() == pb::TRIAL_QUEUED ? tr.pending_reason() : tr.error();
+    if (tr.state() == pb::TRIAL_PRUNED && tr.has_pruned_top1()) note = PrunedText(tr.pruned_epoch(), tr.pruned_top1());
     if (note.size() > 60) note = note.substr(0, 57) + "...";
     t.rows.push_back({absl::StrCat(tr.id()), tr.network(), WidthLabel(tr.width()), Bits(tr.wbits(), tr.abits()),
                       tr.scheme(), absl::StrCat(tr.seed()), Cell(st, StateColor(st)), absl::StrCat(tr.attempts()),
@@ -90,6 +91,7 @@ std::string OutcomeName(pb::AttemptOutcome o) {
     case pb::ATTEMPT_FAILED: return "failed";
     case pb::ATTEMPT_EXPIRED: return "expired";
     case pb::ATTEMPT_CANCELLED: return "cancelled";
+    case pb::ATTEMPT_RUNG: return "rung";
     default: return "unknown";
   }
 }
@@ -127,6 +129,10 @@ int TrialShow(Invocation& inv, int64_t id) {
             {"checkpoint", t.checkpoint_path().empty() ? "-" : absl::StrFormat("epoch %d: %s", t.checkpoint_epoch(), t.checkpoint_path())},
             {"queued / started / finished (UTC)", absl::StrCat(UtcTime(t.queued_ms()), " / ", UtcTime(t.started_ms()), " / ", UtcTime(t.finished_ms()))}};
   if (!t.pending_reason().empty()) d.rows.push_back({"pending", t.pending_reason()});
+  if (t.stop_at_epoch() > 0)
+    d.rows.push_back({"trains to", absl::StrFormat("epoch %d (a rung of its Pareto-pruned sweep)", t.stop_at_epoch())});
+  if (t.state() == pb::TRIAL_PRUNED && t.has_pruned_top1())
+    d.rows.push_back({"pruned", Cell(PrunedText(t.pruned_epoch(), t.pruned_top1()), Color::kDim)});
   if (!t.error().empty()) d.rows.push_back({"error", Cell(t.error(), Color::kRed)});
   Table a;
   a.title = "attempts";

@@ -35,10 +35,11 @@ bool Finished(pb::SweepState s) {
 }
 
 std::string CountsLine(const pb::TrialCounts& c) {
-  return absl::StrFormat("%d/%d done, %d running, %d queued, %d failed%s",
-                         c.succeeded() + c.failed() + c.cancelled(), c.total(), c.running(),
+  return absl::StrFormat("%d/%d done, %d running, %d queued, %d failed%s%s",
+                         c.succeeded() + c.failed() + c.cancelled() + c.pruned(), c.total(), c.running(),
                          c.queued(), c.failed(),
-                         c.cancelled() ? absl::StrFormat(", %d cancelled", c.cancelled()) : "");
+                         c.cancelled() ? absl::StrFormat(", %d cancelled", c.cancelled()) : "",
+                         c.pruned() ? absl::StrFormat(", %d pruned", c.pruned()) : "");
 }
 
 std::string Bar(double fraction, int width) {
@@ -95,7 +96,9 @@ class Watcher {
   }
 
  private:
-  static int64_t Done(const pb::TrialCounts& c) { return c.succeeded() + c.failed() + c.cancelled(); }
+  static int64_t Done(const pb::TrialCounts& c) {
+    return c.succeeded() + c.failed() + c.cancelled() + c.pruned();
+  }
 
   std::string Header() const {
     return absl::StrFormat("sweep %d (%s): %s, %s", id_, sweep_.name(), SweepStateName(sweep_.state()),
@@ -176,7 +179,8 @@ class Watcher {
         if (!r.has_event()) continue;
         const pb::TrialState s = r.event().state();
         const std::string line = EventLine(r.event());
-        if (s == pb::TRIAL_SUCCEEDED || s == pb::TRIAL_FAILED || s == pb::TRIAL_CANCELLED)
+        if (s == pb::TRIAL_SUCCEEDED || s == pb::TRIAL_FAILED || s == pb::TRIAL_CANCELLED ||
+            s == pb::TRIAL_PRUNED)
           scroll += Paint(line, StateColor(TrialStateName(s)), inv_.color_on()) + "\n";
       }
       RefreshRunning();
@@ -246,8 +250,9 @@ class Watcher {
   int Summary() {
     const auto& c = sweep_.counts();
     const std::string st = SweepStateName(sweep_.state());
-    inv_.out() << absl::StrFormat("sweep %d %s: %d succeeded, %d failed, %d cancelled of %d\n", id_, st,
-                                  c.succeeded(), c.failed(), c.cancelled(), c.total());
+    inv_.out() << absl::StrFormat("sweep %d %s: %d succeeded, %d failed, %d cancelled%s of %d\n", id_, st,
+                                  c.succeeded(), c.failed(), c.cancelled(),
+                                  c.pruned() ? absl::StrFormat(", %d pruned", c.pruned()) : "", c.total());
     if (c.failed()) inv_.out() << absl::StrFormat("see why: wrpn trial list %d --state failed\n", id_);
     inv_.out() << absl::StrFormat("next: wrpn grid %d --paper\n", id_);
     return sweep_.state() == pb::SWEEP_SUCCEEDED ? kExitOk : kExitFailed;

@@ -136,7 +136,7 @@ absl::StatusOr<WorkerEntry*> Coordinator::FindWorkerLocked(const std::string& id
 
 absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     const pb::SubmitSweepRequest& req) {
-  ASSIGN_OR_RETURN(const SweepSpec spec, SpecOf(req));
+  ASSIGN_OR_RETURN(const SweepSpec spec, ParseSpecOf(req));
   pb::SubmitSweepResponse resp;
   resp.set_trial_count(PlannedTrialCount(spec));
   if (req.dry_run()) return resp;
@@ -174,6 +174,7 @@ absl::StatusOr<pb::SubmitSweepResponse> Coordinator::SubmitSweep(
     scheduler_->Enqueue(QueuedOf(t));
   }
   IndexInitDependenciesLocked(se);
+  pareto_.AddSweep(se.rec);
   resp.set_sweep_id(s.id);
   return resp;
 }
@@ -195,6 +196,7 @@ absl::StatusOr<pb::CancelSweepResponse> Coordinator::CancelSweep(
       scheduler_->Remove(id);
       held_.Release(id);
       init_deps_.Unpark(id);
+      pareto_.Unpark(id);
       SetTrial(r);
       m.trials.push_back(r);
       AddEvent(m, r, "cancelled");
@@ -222,6 +224,11 @@ absl::StatusOr<pb::RetrySweepResponse> Coordinator::RetrySweep(const pb::RetrySw
   int64_t n = 0;
   for (int64_t id : se->trial_ids) {
     TrialEntry& t = trials_[id];
+    if (t.rec.state == TrialState::kPruned && req.pruned()) {
+      ResumePrunedLocked(t, m);
+      ++n;
+      continue;
+    }
     if (t.rec.state != TrialState::kFailed && t.rec.state != TrialState::kCancelled) continue;
     const TrialRecord r = RequeuedByRetry(t.rec, NowMs());
     SetTrial(r);
@@ -329,6 +336,7 @@ pb::Lease Coordinator::LeaseMessageLocked(const LeaseEntry& l, const TrialEntry&
   LeaseContext ctx{t.rec, a};
   ctx.lease_ttl_ms = options_.lease_ttl.count();
   SetInitLeaseFieldsLocked(t, ctx);
+  ctx.stop_at_epoch = pareto_.StopEpoch(t.rec);
   if (t.rec.nodes > 1) {
     ctx.master_addr = workers_.RendezvousAddress(a.worker_ids[0]);
     const LeaseEntry* rank0 = leases_.Find(a.lease_ids[0]);
@@ -356,7 +364,7 @@ absl::StatusOr<pb::AcquireTrialResponse> Coordinator::AcquireTrial(
     auto a = scheduler_->Next(req.worker_id(),
                               workers_.Views(leases_, req.worker_id(), req.free_gpus(), has_gpus));
     if (!a) break;
-    if (!InitGateOpenLocked(a->trial_id, m)) continue;
+    if (!InitGateOpenLocked(a->trial_id, m) || !ParetoGateOpenLocked(a->trial_id, m)) continue;
     GrantLocked(*a, now, now_ms, m, resp);
   }
   RETURN_IF_ERROR(CommitLocked(m));
@@ -434,6 +442,11 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
     const std::string reason =
         f.reason().empty() ? "trial failed (no reason given)" : f.reason();
     t.attempts.back().failure_kind = kind;  // EndAttemptLocked copies the attempt
+    if (kind == FailureKind::kInterrupted && pareto_.IsPareto(t.rec.sweep_id) &&
+        ReachedRungLocked(t, lease_id, m)) {
+      RETURN_IF_ERROR(CommitLocked(m));
+      return pb::CompleteTrialResponse();
+    }
     EndAttemptLocked(t, AttemptOutcome::kFailed,
                      absl::StrCat(FailureKindName(kind), ": ", reason), FailureIsRetried(kind),
                      lease_id, m);
@@ -460,6 +473,9 @@ void Coordinator::EndAttemptLocked(TrialEntry& t, AttemptOutcome outcome,
                                      sweeps_.at(t.rec.sweep_id).rec.max_attempts, now_ms);
   SetTrial(r);
   if (Terminal(r.state)) InitSourceEndedLocked(r, m);
+  // A failed trial no longer holds its rung back.
+  if (r.state == TrialState::kFailed && pareto_.IsPareto(r.sweep_id))
+    EvaluateRungLocked(r.sweep_id, pareto_.TargetRung(r), m);
   const bool requeued = r.state == TrialState::kQueued;
   const std::chrono::milliseconds delay = requeued ? RetryDelayOf(t) : std::chrono::milliseconds(0);
   if (requeued) QueueLocked(r, clock_->SteadyNow() + delay);
@@ -512,6 +528,7 @@ absl::Status Coordinator::TickLocked() {
   Mutation m;
   m.op = "tick";
   ExpireLeasesLocked(now, m);
+  EvaluateDueRungsLocked(m);
   for (WorkerRecord& w : workers_.MarkSilentLost(now, options_.lease_ttl))
     m.workers.push_back(std::move(w));
   if (m.empty()) return absl::OkStatus();

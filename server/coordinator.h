@@ -10,7 +10,8 @@
 // wrpn.v1 messages. coordinator.cc has the state changes, coordinator_reports.cc what workers
 // report on a lease, coordinator_queries.cc the read-only calls, coordinator_load.cc restart
 // recovery, worker_restart.cc the restarted-worker rule, coordinator_init_from.cc the holding of
-// trials that start from an FP32 trial's checkpoint. A request is validated once, at the
+// trials that start from an FP32 trial's checkpoint, coordinator_pareto.cc the rungs of
+// Pareto-pruned sweeps (ParetoSweeps: stop at a rung, decide, promote or prune). A request is validated once, at the
 // edge (server/validate.h, by the gRPC and HTTP handlers), and the core takes it as valid.
 // Errors are absl::Status (converted to gRPC codes at the RPC edge). Thread-safe: one mutex serialises every operation; the state it guards
 // is annotated. Time comes from the Clock seam; lease expiry happens in Tick(), which every
@@ -34,6 +35,7 @@
 #include "server/lease_table.h"
 #include "server/metrics.h"
 #include "server/paper_tables.h"
+#include "server/pareto_sweeps.h"
 #include "server/record_proto.h"
 #include "server/retry_backoff.h"
 #include "server/scheduler.h"
@@ -204,6 +206,34 @@ class Coordinator {
   void SetInitLeaseFieldsLocked(const TrialEntry& t, LeaseContext& ctx) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // search.mode: pareto (server/coordinator_pareto.cc).
+  std::vector<const TrialRecord*> SweepTrialsLocked(int64_t sweep_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At load, after the trials: the decisions, every trial's top-1 at the rungs it reached (from
+  // its stored top1 metric) and the parked trials; undecided rungs are evaluated at the next Tick.
+  absl::Status LoadParetoLocked(const Snapshot& snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An interrupted attempt of a pareto sweep's trial that stopped at a rung: ends the attempt
+  // (not counted against max_attempts), parks or re-queues the trial and evaluates the rung.
+  // False (nothing done) when it is an ordinary interruption.
+  bool ReachedRungLocked(TrialEntry& t, const std::string& reporting_lease, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Decides the rung when RungReady says so, or extends its decision with late reports, and
+  // applies it to the parked trials (promoted: queued; pruned: ended).
+  void EvaluateRungLocked(int64_t sweep_id, int rung, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyRungDecisionLocked(int64_t sweep_id, int rung, const RungDecision& d, Mutation& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tick: rungs whose quorum timeout has passed (and, after a load, every undecided one).
+  void EvaluateDueRungsLocked(Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a trial the scheduler picked may be leased: not when it already stands at its rung
+  // (it is parked instead).
+  bool ParetoGateOpenLocked(int64_t trial_id, Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `t`'s top-1 after `epoch` epochs (its top1 metric at step epoch - 1), if it has one.
+  absl::StatusOr<std::optional<MetricRecord>> RungTop1Locked(TrialEntry& t, int64_t epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RetrySweep --pruned: `t` (pruned) resumes to the end.
+  void ResumePrunedLocked(TrialEntry& t, Mutation& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   Store* const store_;
   const Clock* const clock_;
   const CoordinatorOptions options_;
@@ -220,6 +250,8 @@ class Coordinator {
   std::unique_ptr<Scheduler> scheduler_ ABSL_GUARDED_BY(mu_);
   EventHistory events_ ABSL_GUARDED_BY(mu_);
   InitDependencies init_deps_ ABSL_GUARDED_BY(mu_);  // recipe.init_from: fp32
+  ParetoSweeps pareto_ ABSL_GUARDED_BY(mu_);          // search.mode: pareto
+  bool pareto_reevaluate_ ABSL_GUARDED_BY(mu_) = false;  // set at load: undecided rungs
   TrialLogs logs_ ABSL_GUARDED_BY(mu_);  // not persisted
   PaperTables paper_ ABSL_GUARDED_BY(mu_);
   PaperIndex paper_index_ ABSL_GUARDED_BY(mu_);  // of paper_

@@ -22,6 +22,7 @@ absl::Status Coordinator::LoadLocked() {
   workers_.Load(std::move(snap.workers), now);  // silent workers get a full TTL from the restart
   LoadTrialsLocked(snap);
   for (const auto& [id, s] : sweeps_) IndexInitDependenciesLocked(s);
+  RETURN_IF_ERROR(LoadParetoLocked(snap));
   for (auto& a : snap.attempts) {
     next_token_ = std::max(next_token_, a.fencing_token + 1);
     auto it = trials_.find(a.trial_id);
@@ -76,7 +77,7 @@ std::vector<int> Coordinator::FirstFitSlotsLocked(const LeaseEntry& l, const Tri
 void Coordinator::RequeueLoadedLocked(SteadyTime now) {
   const int64_t now_ms = NowMs();
   for (auto& [id, t] : trials_) {
-    if (t.rec.state != TrialState::kQueued) continue;
+    if (t.rec.state != TrialState::kQueued || pareto_.Parked(id)) continue;
     // A backoff that was running at the restart runs on from the failed attempt's end.
     const int64_t left_ms =
         t.attempts.empty() ? 0 : t.attempts.back().ended_ms + RetryDelayOf(t).count() - now_ms;

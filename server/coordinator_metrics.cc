@@ -18,8 +18,12 @@ CoordinatorMetrics::CoordinatorMetrics(MetricsRegistry* registry) {
   attempts_total = registry->AddCounter("wrpn_trial_attempts_total",
                                         "Trial attempts ended, by outcome.", {"outcome"});
   for (AttemptOutcome o : {AttemptOutcome::kSucceeded, AttemptOutcome::kFailed,
-                           AttemptOutcome::kExpired, AttemptOutcome::kCancelled})
+                           AttemptOutcome::kExpired, AttemptOutcome::kCancelled,
+                           AttemptOutcome::kRung})
     attempts_total->Declare({AttemptOutcomeName(o)});  // exported at 0 from the start
+  rung_decisions = registry->AddCounter(
+      "wrpn_rung_decisions_total",
+      "Rungs of Pareto-pruned sweeps decided (each promotes the cells near the front).");
   points_ingested = registry->AddCounter("wrpn_metric_points_ingested_total",
                                          "Metric points stored from ReportMetrics.");
   queue_wait = registry->AddHistogram(
@@ -61,13 +65,13 @@ void CoordinatorMetrics::RecordWorkerPoints(const std::string& worker,
 
 StateGauges::StateGauges() {
   for (const char* s : kSweepStates) sweeps_[{s}] = 0;
-  for (int s = 1; s <= 5; ++s) trials_[{TrialStateName(static_cast<TrialState>(s))}] = 0;
+  for (int s = 1; s < kTrialStateCount; ++s) trials_[{TrialStateName(static_cast<TrialState>(s))}] = 0;
   for (const char* s : {"alive", "draining", "lost"}) workers_[{s}] = 0;
 }
 
 void StateGauges::AddSweep(const SweepRecord& s, const TrialCounts& counts) {
   sweeps_[{kSweepStates[SweepStateOf(s, counts) - 1]}] += 1;
-  for (int st = 1; st <= 5; ++st)
+  for (int st = 1; st < kTrialStateCount; ++st)
     trials_[{TrialStateName(static_cast<TrialState>(st))}] += static_cast<double>(counts[st]);
 }
 

@@ -25,6 +25,7 @@ struct CoordinatorMetrics {
   CounterFamily* lease_expirations;
   CounterFamily* attempts_total;
   CounterFamily* points_ingested;
+  CounterFamily* rung_decisions;  // Pareto-pruned sweeps' rungs decided
   HistogramFamily* queue_wait;
   HistogramFamily* trial_duration;
   GaugeFamily* sweeps;

@@ -49,6 +49,7 @@ std::string Coordinator::PendingReason(const TrialRecord& t) const {
     return absl::StrFormat("retry backoff after a failed attempt: leased again in %.0f s",
                            std::max(0.0, std::ceil(s)));
   }
+  if (std::string why = pareto_.WaitReason(t.id); !why.empty()) return why;
   if (std::string why = InitPendingReasonLocked(t); !why.empty()) return why;
   std::string why = scheduler_->Unplaceable(QueuedOf(t), workers_.Views(leases_, "", 0, false));
   if (!why.empty()) return why;
@@ -58,6 +59,8 @@ std::string Coordinator::PendingReason(const TrialRecord& t) const {
 pb::Trial Coordinator::TrialMessageLocked(const TrialEntry& e) const {
   pb::Trial m = TrialMessage(e.rec);
   m.set_pending_reason(PendingReason(e.rec));
+  if (e.rec.state == TrialState::kQueued || e.rec.state == TrialState::kRunning)
+    m.set_stop_at_epoch(pareto_.StopEpoch(e.rec));
   if (e.rec.state == TrialState::kRunning && !e.attempts.empty() &&
       !e.attempts.back().lease_ids.empty()) {
     if (const LeaseEntry* l = leases_.Find(e.attempts.back().lease_ids[0])) {

@@ -1,5 +1,6 @@
 #include "server/grid_builder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -16,12 +17,12 @@ double Mean(const std::vector<double>& v) {
   return s / static_cast<double>(v.size());
 }
 
-// SUCCEEDED when every seed did; else running > queued > failed > cancelled.
+// SUCCEEDED when every seed did; else running > queued > failed > cancelled > pruned.
 pb::TrialState CellState(const std::vector<const TrialRecord*>& trials) {
   std::set<TrialState> seen;
   for (const TrialRecord* t : trials) seen.insert(t->state);
   for (TrialState s : {TrialState::kRunning, TrialState::kQueued, TrialState::kFailed,
-                       TrialState::kCancelled})
+                       TrialState::kCancelled, TrialState::kPruned})
     if (seen.count(s)) return static_cast<pb::TrialState>(s);
   return pb::TRIAL_SUCCEEDED;
 }
@@ -37,7 +38,8 @@ void FillCell(const std::vector<const TrialRecord*>& trials, pb::GridCell* c) {
   c->set_cost_uniform(first.cost_uniform);
   c->set_cost_first_last_fp32(first.cost_first_last_fp32);
   c->set_trial_id(first.id);
-  std::vector<double> finals, bests, top5s;
+  std::vector<double> finals, bests, top5s, pruned;
+  int64_t pruned_epoch = 0;
   for (const TrialRecord* t : trials) {
     pb::SeedResult* s = c->add_seeds();
     s->set_seed(t->seed);
@@ -46,6 +48,16 @@ void FillCell(const std::vector<const TrialRecord*>& trials, pb::GridCell* c) {
     if (t->best_top1) s->set_best_top1(*t->best_top1), bests.push_back(*t->best_top1);
     if (t->final_top1) s->set_final_top1(*t->final_top1), finals.push_back(*t->final_top1);
     if (t->final_top5) s->set_final_top5(*t->final_top5), top5s.push_back(*t->final_top5);
+    if (t->state == TrialState::kPruned && t->pruned_top1) {
+      s->set_pruned_top1(*t->pruned_top1);
+      s->set_pruned_epoch(t->pruned_epoch);
+      pruned.push_back(*t->pruned_top1);
+      pruned_epoch = std::max(pruned_epoch, t->pruned_epoch);
+    }
+  }
+  if (!pruned.empty()) {
+    c->set_pruned_top1(Mean(pruned));
+    c->set_pruned_epoch(pruned_epoch);
   }
   c->set_state(CellState(trials));
   if (!bests.empty()) c->set_best_top1(Mean(bests));

@@ -14,6 +14,7 @@ const char* TrialStateName(TrialState s) {
     case TrialState::kSucceeded: return "succeeded";
     case TrialState::kFailed: return "failed";
     case TrialState::kCancelled: return "cancelled";
+    case TrialState::kPruned: return "pruned";
   }
   return "unknown";
 }
@@ -25,6 +26,7 @@ const char* AttemptOutcomeName(AttemptOutcome o) {
     case AttemptOutcome::kFailed: return "failed";
     case AttemptOutcome::kExpired: return "expired";
     case AttemptOutcome::kCancelled: return "cancelled";
+    case AttemptOutcome::kRung: return "rung";
   }
   return "unknown";
 }
@@ -65,6 +67,12 @@ absl::Status MemoryStore::Apply(const Mutation& m) {
           absl::StrCat("checkpoint references missing trial ", c.trial_id));
     }
   }
+  for (const auto& d : m.rung_decisions) {
+    if (!has_sweep(d.sweep_id)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("rung decision references missing sweep ", d.sweep_id));
+    }
+  }
   for (const auto& s : m.sweeps) sweeps_[s.id] = s;
   for (const auto& t : m.trials) trials_[t.id] = t;
   for (const auto& a : m.attempts) attempts_[{a.trial_id, a.attempt}] = a;
@@ -72,6 +80,7 @@ absl::Status MemoryStore::Apply(const Mutation& m) {
   metrics_.insert(metrics_.end(), m.metrics.begin(), m.metrics.end());
   checkpoints_.insert(checkpoints_.end(), m.checkpoints.begin(), m.checkpoints.end());
   events_.insert(events_.end(), m.events.begin(), m.events.end());
+  for (const auto& d : m.rung_decisions) rung_decisions_[{d.sweep_id, d.rung}] = d;
   return absl::OkStatus();
 }
 
@@ -87,6 +96,7 @@ absl::StatusOr<Snapshot> MemoryStore::Load() {
                      return std::tie(a.trial_id, a.attempt, a.epoch) <
                             std::tie(b.trial_id, b.attempt, b.epoch);
                    });
+  for (const auto& [_, v] : rung_decisions_) s.rung_decisions.push_back(v);
   for (const auto& e : events_) s.max_event_seq = std::max(s.max_event_seq, e.seq);
   s.metric_count = static_cast<int64_t>(metrics_.size());
   return s;

@@ -29,6 +29,7 @@ class MemoryStore final : public Store {
   std::vector<MetricRecord> metrics_;
   std::vector<CheckpointRecord> checkpoints_;
   std::vector<EventRecord> events_;
+  std::map<std::pair<int64_t, int>, RungDecisionRecord> rung_decisions_;
   PaperTables paper_;
 };
 

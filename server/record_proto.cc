@@ -36,6 +36,7 @@ pb::Sweep SweepMessage(const SweepRecord& rec, const TrialCounts& counts, bool w
   c->set_succeeded(counts[3]);
   c->set_failed(counts[4]);
   c->set_cancelled(counts[5]);
+  c->set_pruned(counts[static_cast<int>(TrialState::kPruned)]);
   c->set_total(rec.trial_count);
   if (with_spec) {
     google::protobuf::util::JsonParseOptions opts;
@@ -75,6 +76,10 @@ pb::Trial TrialMessage(const TrialRecord& t) {
   m.set_gpus_per_node(t.gpus_per_node);
   m.set_nodes(t.nodes);
   m.set_scheme(t.scheme);
+  if (t.pruned_top1) {
+    m.set_pruned_top1(*t.pruned_top1);
+    m.set_pruned_epoch(t.pruned_epoch);
+  }
   return m;
 }
 
@@ -179,6 +184,7 @@ pb::Lease LeaseMessage(const LeaseEntry& l, const LeaseContext& ctx) {
   for (int s : l.gpu_slots) m.add_gpu_slots(s);
   m.set_init_checkpoint(ctx.init_checkpoint);
   m.set_keep_checkpoint(ctx.keep_checkpoint);
+  m.set_stop_at_epoch(ctx.stop_at_epoch);
   if (t.nodes > 1) {
     pb::Rendezvous* r = m.mutable_rendezvous();
     r->set_master_addr(ctx.master_addr);

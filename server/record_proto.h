@@ -16,7 +16,7 @@ namespace wrpn::server {
 namespace pb = ::wrpn::v1;
 
 // A sweep's trials by state, indexed by TrialState (index 0 unused).
-using TrialCounts = std::array<int64_t, 6>;
+using TrialCounts = std::array<int64_t, kTrialStateCount>;  // by TrialState
 
 pb::SweepState SweepStateOf(const SweepRecord& rec, const TrialCounts& counts);
 bool SweepFinished(pb::SweepState s);  // succeeded, failed or cancelled
@@ -50,6 +50,7 @@ struct LeaseContext {
   // and whether other trials start from this one's (so its worker keeps it).
   std::string init_checkpoint;
   bool keep_checkpoint = false;
+  int64_t stop_at_epoch = 0;  // a Pareto rung's epoch; 0 = the end
 };
 pb::Lease LeaseMessage(const LeaseEntry& l, const LeaseContext& ctx);
 

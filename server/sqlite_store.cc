@@ -104,6 +104,20 @@ ALTER TABLE attempts ADD COLUMN gpu_slots TEXT NOT NULL DEFAULT '[]';
       R"sql(
 ALTER TABLE trials ADD COLUMN scheme TEXT NOT NULL DEFAULT 'wrpn';
 )sql",
+      // 6: Pareto-pruned sweeps (docs/pareto.md): a pruned trial's top-1 and epoch at its rung,
+      // and each rung's decision (server/pareto_rung.h), which late reports are judged against.
+      R"sql(
+ALTER TABLE trials ADD COLUMN pruned_top1 REAL;
+ALTER TABLE trials ADD COLUMN pruned_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE rung_decisions(
+  sweep_id INTEGER NOT NULL REFERENCES sweeps(id),
+  rung INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  decided_ms INTEGER NOT NULL,
+  decision_json TEXT NOT NULL,
+  resumed_json TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY(sweep_id, rung));
+)sql",
   };
   return m;
 }
@@ -222,16 +236,17 @@ struct SqliteStore::Statements {
             seed, state, attempts, retry_base, error, checkpoint_path, checkpoint_epoch, best_top1,
             final_top1, final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32,
             queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes,
-            gpu_share_units, gpu_memory_bytes, scheme)
+            gpu_share_units, gpu_memory_bytes, scheme, pruned_top1, pruned_epoch)
             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
-                   ?23,?24,?25,?26,?27,?28,?29,?30)
+                   ?23,?24,?25,?26,?27,?28,?29,?30,?31,?32)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, attempts=excluded.attempts,
             retry_base=excluded.retry_base, error=excluded.error,
             checkpoint_path=excluded.checkpoint_path, checkpoint_epoch=excluded.checkpoint_epoch,
             best_top1=excluded.best_top1, final_top1=excluded.final_top1,
             final_top5=excluded.final_top5, images_per_sec=excluded.images_per_sec,
             queued_ms=excluded.queued_ms, started_ms=excluded.started_ms,
-            finished_ms=excluded.finished_ms)"),
+            finished_ms=excluded.finished_ms, pruned_top1=excluded.pruned_top1,
+            pruned_epoch=excluded.pruned_epoch)"),
         upsert_attempt(db, R"(INSERT INTO attempts(trial_id, attempt, fencing_token, outcome,
             lease_ids, worker_ids, started_ms, ended_ms, reason, resume_checkpoint, resume_epoch,
             failure_kind, gpu_slots)
@@ -256,6 +271,11 @@ struct SqliteStore::Statements {
             VALUES(?1,?2,?3,?4,?5))"),
         insert_event(db, R"(INSERT INTO events(seq, time_ms, sweep_id, trial_id, state, attempt,
             message) VALUES(?1,?2,?3,?4,?5,?6,?7))"),
+        upsert_rung_decision(db, R"(INSERT INTO rung_decisions(sweep_id, rung, epoch, decided_ms,
+            decision_json, resumed_json) VALUES(?1,?2,?3,?4,?5,?6)
+            ON CONFLICT(sweep_id, rung) DO UPDATE SET epoch=excluded.epoch,
+            decided_ms=excluded.decided_ms, decision_json=excluded.decision_json,
+            resumed_json=excluded.resumed_json)"),
         metrics_all(db, R"(SELECT trial_id, attempt, name, step, value, wall_ms FROM metrics
             WHERE trial_id=?1 ORDER BY id)"),
         metrics_named(db, R"(SELECT trial_id, attempt, name, step, value, wall_ms FROM metrics
@@ -264,14 +284,15 @@ struct SqliteStore::Statements {
   absl::Status error() const {
     for (const Stmt* s : {&begin, &commit, &rollback, &upsert_sweep, &upsert_trial,
                           &upsert_attempt, &upsert_worker, &insert_metric, &insert_checkpoint,
-                          &insert_event, &metrics_all, &metrics_named}) {
+                          &insert_event, &upsert_rung_decision, &metrics_all, &metrics_named}) {
       if (!s->error().ok()) return s->error();
     }
     return absl::OkStatus();
   }
 
   Stmt begin, commit, rollback, upsert_sweep, upsert_trial, upsert_attempt, upsert_worker,
-      insert_metric, insert_checkpoint, insert_event, metrics_all, metrics_named;
+      insert_metric, insert_checkpoint, insert_event, upsert_rung_decision, metrics_all,
+      metrics_named;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
@@ -432,7 +453,8 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
                         .Bind(23, t.started_ms).Bind(24, t.finished_ms).Bind(25, t.config_json)
                         .Bind(26, t.gpus_per_node).Bind(27, t.nodes)
                         .Bind(28, t.gpu_share_units).Bind(29, t.gpu_memory_bytes)
-                        .Bind(30, t.scheme).Run());
+                        .Bind(30, t.scheme).Bind(31, t.pruned_top1).Bind(32, t.pruned_epoch)
+                        .Run());
   }
   for (const auto& a : m.attempts) {
     RETURN_IF_ERROR(st_->upsert_attempt.Bind(1, a.trial_id).Bind(2, a.attempt)
@@ -461,6 +483,11 @@ absl::Status SqliteStore::ApplyLocked(const Mutation& m) {
   for (const auto& c : m.checkpoints) {
     RETURN_IF_ERROR(st_->insert_checkpoint.Bind(1, c.trial_id).Bind(2, c.attempt)
                         .Bind(3, c.epoch).Bind(4, c.path).Bind(5, c.time_ms).Run());
+  }
+  for (const auto& d : m.rung_decisions) {
+    RETURN_IF_ERROR(st_->upsert_rung_decision.Bind(1, d.sweep_id).Bind(2, d.rung)
+                        .Bind(3, d.epoch).Bind(4, d.decided_ms).Bind(5, d.decision_json)
+                        .Bind(6, d.resumed_json).Run());
   }
   for (const auto& e : m.events) {
     RETURN_IF_ERROR(st_->insert_event.Bind(1, e.seq).Bind(2, e.time_ms).Bind(3, e.sweep_id)
@@ -494,7 +521,8 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
               "retry_base, error, checkpoint_path, checkpoint_epoch, best_top1, final_top1, "
               "final_top5, images_per_sec, fma_ratio, cost_uniform, cost_first_last_fp32, "
               "queued_ms, started_ms, finished_ms, config_json, gpus_per_node, nodes, "
-              "gpu_share_units, gpu_memory_bytes, scheme FROM trials ORDER BY id");
+              "gpu_share_units, gpu_memory_bytes, scheme, pruned_top1, pruned_epoch FROM trials "
+              "ORDER BY id");
   RETURN_IF_ERROR(q.error());
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -514,6 +542,7 @@ absl::Status LoadTrials(sqlite3* db, std::vector<TrialRecord>* out) {
     t.gpus_per_node = static_cast<int>(q.Int(25)), t.nodes = static_cast<int>(q.Int(26));
     t.gpu_share_units = q.Int(27), t.gpu_memory_bytes = q.Int(28);
     t.scheme = q.Text(29);
+    t.pruned_top1 = q.OptDouble(30), t.pruned_epoch = q.Int(31);
     out->push_back(std::move(t));
   }
   return absl::OkStatus();
@@ -578,6 +607,19 @@ absl::Status LoadCheckpoints(sqlite3* db, std::vector<CheckpointRecord>* out) {
   return absl::OkStatus();
 }
 
+absl::Status LoadRungDecisions(sqlite3* db, std::vector<RungDecisionRecord>* out) {
+  Stmt q(db, "SELECT sweep_id, rung, epoch, decided_ms, decision_json, resumed_json "
+              "FROM rung_decisions ORDER BY sweep_id, rung");
+  RETURN_IF_ERROR(q.error());
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out->push_back({q.Int(0), static_cast<int>(q.Int(1)), q.Int(2), q.Int(3), q.Text(4),
+                    q.Text(5)});
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LoadCounters(sqlite3* db, Snapshot* s) {
   Stmt q(db, "SELECT COALESCE(MAX(seq), 0), (SELECT COUNT(*) FROM metrics) FROM events");
   RETURN_IF_ERROR(q.error());
@@ -599,6 +641,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
   RETURN_IF_ERROR(LoadAttempts(db_, &s.attempts));
   RETURN_IF_ERROR(LoadWorkers(db_, &s.workers));
   RETURN_IF_ERROR(LoadCheckpoints(db_, &s.checkpoints));
+  RETURN_IF_ERROR(LoadRungDecisions(db_, &s.rung_decisions));
   RETURN_IF_ERROR(LoadCounters(db_, &s));
   return s;
 }

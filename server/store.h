@@ -18,13 +18,22 @@
 namespace wrpn::server {
 
 // Numbers match wrpn.v1.TrialState / AttemptOutcome.
-enum class TrialState { kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
+enum class TrialState {
+  kQueued = 1,
+  kRunning = 2,
+  kSucceeded = 3,
+  kFailed = 4,
+  kCancelled = 5,
+  kPruned = 6,  // stopped at a rung of a Pareto-pruned sweep, off the front (docs/pareto.md)
+};
+inline constexpr int kTrialStateCount = 7;  // array size for counts indexed by TrialState
 enum class AttemptOutcome {
   kRunning = 1,
   kSucceeded = 2,
   kFailed = 3,
   kExpired = 4,
-  kCancelled = 5
+  kCancelled = 5,
+  kRung = 6,  // stopped at its Pareto rung with a checkpoint (docs/pareto.md)
 };
 const char* TrialStateName(TrialState s);      // queued, running, ...
 const char* AttemptOutcomeName(AttemptOutcome o);
@@ -65,6 +74,9 @@ struct TrialRecord {
   int64_t gpu_share_units = 0;   // > 0: a fraction of one GPU (common/gpu_share.h)
   int64_t gpu_memory_bytes = 0;  // the trial's GPU memory cap; 0 = none
   std::string scheme = "wrpn";  // quantization scheme (common/quant_scheme.h)
+  // kPruned: top-1 at the rung the trial was pruned at, after pruned_epoch epochs.
+  std::optional<double> pruned_top1;
+  int64_t pruned_epoch = 0;
   bool operator==(const TrialRecord&) const = default;
 };
 
@@ -137,6 +149,19 @@ struct EventRecord {
   bool operator==(const EventRecord&) const = default;
 };
 
+// A Pareto-pruned sweep's decision at one rung (server/pareto_rung.h): which cells went on and
+// which trials were pruned there. Upserted by (sweep_id, rung) as late reports extend it.
+struct RungDecisionRecord {
+  int64_t sweep_id = 0;
+  int rung = 0;        // index into search.rungs
+  int64_t epoch = 0;   // search.rungs[rung]
+  int64_t decided_ms = 0;
+  std::string decision_json;  // RungDecisionToJson
+  // Trials pruned here that `retry --pruned` resumed to the end: JSON array of trial ids.
+  std::string resumed_json = "[]";
+  bool operator==(const RungDecisionRecord&) const = default;
+};
+
 struct PaperValueRecord {
   std::string table;
   std::string network;
@@ -164,12 +189,13 @@ struct Mutation {
   std::vector<MetricRecord> metrics;
   std::vector<CheckpointRecord> checkpoints;
   std::vector<EventRecord> events;
+  std::vector<RungDecisionRecord> rung_decisions;  // upserts by (sweep_id, rung)
   // The operation that made it ("metrics", "lease_grant", ...): names its crash points
   // (<op>.uncommitted, <op>.committed; common/crash_point.h).
   std::string_view op;
   bool empty() const {
     return sweeps.empty() && trials.empty() && attempts.empty() && workers.empty() &&
-           metrics.empty() && checkpoints.empty() && events.empty();
+           metrics.empty() && checkpoints.empty() && events.empty() && rung_decisions.empty();
   }
 };
 
@@ -180,6 +206,7 @@ struct Snapshot {
   std::vector<AttemptRecord> attempts;    // by (trial_id, attempt)
   std::vector<WorkerRecord> workers;      // by id
   std::vector<CheckpointRecord> checkpoints;  // by (trial_id, attempt, epoch)
+  std::vector<RungDecisionRecord> rung_decisions;  // by (sweep_id, rung)
   int64_t max_event_seq = 0;
   int64_t metric_count = 0;
 };

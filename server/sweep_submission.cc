@@ -59,15 +59,6 @@ int64_t PlannedTrialCount(const SweepSpec& spec) {
   return static_cast<int64_t>(PlannedPoints(spec).size());
 }
 
-absl::StatusOr<SweepSpec> SpecOf(const pb::SubmitSweepRequest& req) {
-  absl::StatusOr<SweepSpec> spec = ParseSpecOf(req);
-  if (spec.ok() && spec->search.mode == SearchMode::kPareto) {
-    return absl::UnimplementedError(
-        "search.mode: pareto sweeps are not run by this coordinator yet (docs/pareto.md); "
-        "submit the spec with search mode grid to train every trial to the end");
-  }
-  return spec;
-}
 
 PlannedSweep PlanSweep(const SweepSpec& spec) {
   const std::vector<TrialPoint> points = PlannedPoints(spec);

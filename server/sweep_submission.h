@@ -17,10 +17,6 @@ namespace pb = ::wrpn::v1;
 
 // INVALID_ARGUMENT naming the field when the spec is wrong, or when the request has none.
 absl::StatusOr<SweepSpec> ParseSpecOf(const pb::SubmitSweepRequest& req);
-// ParseSpecOf, and UNIMPLEMENTED naming the field for a valid spec this coordinator cannot run
-// as asked: `search.mode: pareto` until the coordinator's side of it lands (docs/pareto.md);
-// running it as a grid would spend the GPU time the user asked to save.
-absl::StatusOr<SweepSpec> SpecOf(const pb::SubmitSweepRequest& req);
 
 // How many trials PlanSweep makes (the FP32 trials it adds included).
 int64_t PlannedTrialCount(const SweepSpec& spec);

@@ -7,7 +7,8 @@
 namespace wrpn::server {
 
 bool Terminal(TrialState s) {
-  return s == TrialState::kSucceeded || s == TrialState::kFailed || s == TrialState::kCancelled;
+  return s == TrialState::kSucceeded || s == TrialState::kFailed || s == TrialState::kCancelled ||
+         s == TrialState::kPruned;
 }
 
 StartedAttempt StartAttempt(const TrialRecord& t, int64_t token,
@@ -94,6 +95,31 @@ TrialRecord RequeuedByRetry(const TrialRecord& t, int64_t now_ms) {
   r.retry_base = r.attempts;
   r.queued_ms = now_ms;
   r.finished_ms = 0;
+  return r;
+}
+
+TrialRecord ReachedRung(const TrialRecord& t, int64_t now_ms) {
+  TrialRecord r = t;
+  r.state = TrialState::kQueued;
+  r.retry_base = r.attempts;
+  r.error.clear();
+  r.queued_ms = now_ms;
+  return r;
+}
+
+TrialRecord PrunedAtRung(const TrialRecord& t, double top1, int64_t epoch, int64_t now_ms) {
+  TrialRecord r = t;
+  r.state = TrialState::kPruned;
+  r.pruned_top1 = top1;
+  r.pruned_epoch = epoch;
+  r.finished_ms = now_ms;
+  return r;
+}
+
+TrialRecord ResumedFromPruned(const TrialRecord& t, int64_t now_ms) {
+  TrialRecord r = RequeuedByRetry(t, now_ms);
+  r.pruned_top1.reset();
+  r.pruned_epoch = 0;
   return r;
 }
 

@@ -12,7 +12,7 @@
 
 namespace wrpn::server {
 
-bool Terminal(TrialState s);  // succeeded, failed or cancelled
+bool Terminal(TrialState s);  // succeeded, failed, cancelled or pruned
 
 struct StartedAttempt {
   TrialRecord trial;  // running, one attempt more
@@ -39,5 +39,13 @@ TrialRecord CancelledWhileQueued(const TrialRecord& t, int64_t now_ms);
 TrialRecord FailedWhileQueued(const TrialRecord& t, const std::string& reason, int64_t now_ms);
 // RetrySweep: queued again with a fresh attempt budget.
 TrialRecord RequeuedByRetry(const TrialRecord& t, int64_t now_ms);
+
+// Pareto-pruned sweeps (docs/pareto.md). A trial whose attempt stopped at a rung: queued (held
+// for the rung's decision or on to the next rung), the stop not counted against max_attempts.
+TrialRecord ReachedRung(const TrialRecord& t, int64_t now_ms);
+// Ended at its rung, off the front: pruned with its top-1 there.
+TrialRecord PrunedAtRung(const TrialRecord& t, double top1, int64_t epoch, int64_t now_ms);
+// `retry --pruned`: queued again, to the end, with a fresh attempt budget.
+TrialRecord ResumedFromPruned(const TrialRecord& t, int64_t now_ms);
 
 }  // namespace wrpn::server

@@ -72,7 +72,7 @@ const signed = (v, d) => (has(v) ? (Number(v) >= 0 ? "+" : "−") + Math.abs(Num
 const short = (s) => String(s || "").replace(/^(SWEEP|TRIAL|ATTEMPT)_/, "");
 const stateTag = (s) => el("span", { class: "state " + short(s), text: short(s) });
 const when = (ms) => (num(ms) > 0 ? new Date(num(ms)).toLocaleString() : "–");
-const isDone = (s) => ["SUCCEEDED", "FAILED", "CANCELLED"].includes(short(s));
+const isDone = (s) => ["SUCCEEDED", "FAILED", "CANCELLED", "PRUNED"].includes(short(s));
 const cellKey = (c) => [c.network, num(c.width), c.wbits, c.abits, c.scheme].join("|");
 const costOf = (c) => num(costMode === "uniform" ? c.cost_uniform : c.cost_first_last_fp32);
 
@@ -87,10 +87,11 @@ function progressBar(counts) {
             part(num(counts.failed || 0) + num(counts.cancelled || 0), "bad"), part(counts.running, "run"));
 }
 function countsText(c) {
-  const done = num(c.succeeded || 0) + num(c.failed || 0) + num(c.cancelled || 0);
+  const done = num(c.succeeded || 0) + num(c.failed || 0) + num(c.cancelled || 0) + num(c.pruned || 0);
   let t = `${done}/${num(c.total || 0)} done`;
   if (num(c.running || 0)) t += `, ${num(c.running)} running`;
   if (num(c.failed || 0)) t += `, ${num(c.failed)} failed`;
+  if (num(c.pruned || 0)) t += `, ${num(c.pruned)} pruned`;
   return t;
 }
 
@@ -179,7 +180,9 @@ function gridTables(cells) {
                  (has(c.final_top1_std) ? ` · std ${fixed(c.final_top1_std, 2)}` : "") +
                  (has(c.paper_top1) ? ` · paper ${c.paper_network} ${fixed(c.paper_top1, 2)} (${tableName(c.paper_table)})` : ""),
         },
-          el("div", { class: "top1" }, has(c.final_top1) ? fixed(c.final_top1, 2) : short(c.state).toLowerCase()),
+          el("div", { class: "top1" }, has(c.final_top1) ? fixed(c.final_top1, 2)
+              : has(c.pruned_top1) ? `pruned at epoch ${num(c.pruned_epoch)}: ${fixed(c.pruned_top1, 2)}`
+              : short(c.state).toLowerCase()),
           el("div", { class: "deltas" }, signed(c.our_delta, 2), " ",
              el("span", { class: "paper", text: "[" + signed(c.paper_delta, 2) + "]" })),
           el("div", { class: "deltas muted", text: "cost " + fixed(costOf(c), 3) }));

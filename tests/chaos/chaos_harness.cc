@@ -139,7 +139,7 @@ DbCheck CheckDatabase(const std::string& db_path) {
     return r.empty() ? -1 : std::stoll(r[0][0]);
   };
   out.trials = count("SELECT COUNT(*) FROM trials");
-  out.terminal_trials = count("SELECT COUNT(*) FROM trials WHERE state IN (3,4,5)");
+  out.terminal_trials = count("SELECT COUNT(*) FROM trials WHERE state IN (3,4,5,6)");
   out.running_attempts = count("SELECT COUNT(*) FROM attempts WHERE outcome=1");
   out.metric_rows = count("SELECT COUNT(*) FROM metrics");
   out.duplicate_points = count(
@@ -159,7 +159,7 @@ DbCheck CheckDatabase(const std::string& db_path) {
        "SELECT t.id FROM trials t WHERE t.state=3 AND (SELECT COUNT(*) FROM attempts a WHERE "
        "a.trial_id=t.id AND a.outcome=2)!=1"},
       {"trial that ended more than once (terminal events)",
-       "SELECT trial_id, COUNT(*) FROM events WHERE state IN (3,4,5) GROUP BY trial_id HAVING "
+       "SELECT trial_id, COUNT(*) FROM events WHERE state IN (3,4,5,6) GROUP BY trial_id HAVING "
        "COUNT(*)>1"},
       {"attempt whose trial has fewer attempts",
        "SELECT a.trial_id, a.attempt FROM attempts a JOIN trials t ON t.id=a.trial_id WHERE "
@@ -178,6 +178,11 @@ DbCheck CheckDatabase(const std::string& db_path) {
 }
 
 int64_t CountMetricRows(const std::string& db_path, int64_t trial, int attempt) {
+  return QueryCount(db_path, "SELECT COUNT(*) FROM metrics WHERE trial_id=" + std::to_string(trial) +
+                                 " AND attempt=" + std::to_string(attempt));
+}
+
+int64_t QueryCount(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     sqlite3_close(db);
@@ -185,12 +190,9 @@ int64_t CountMetricRows(const std::string& db_path, int64_t trial, int attempt) 
   }
   sqlite3_busy_timeout(db, 5000);
   std::string err;
-  auto r = Query(db,
-                 "SELECT COUNT(*) FROM metrics WHERE trial_id=" + std::to_string(trial) +
-                     " AND attempt=" + std::to_string(attempt),
-                 &err);
+  auto r = Query(db, sql, &err);
   sqlite3_close(db);
-  return r.empty() ? -1 : std::stoll(r[0][0]);
+  return r.empty() || r[0].empty() ? -1 : std::stoll(r[0][0]);
 }
 
 void ChaosTest::SetUp() {

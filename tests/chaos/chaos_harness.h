@@ -51,6 +51,8 @@ struct DbCheck {
 DbCheck CheckDatabase(const std::string& db_path);
 // Rows of `metrics` for (trial, attempt); -1 on error.
 int64_t CountMetricRows(const std::string& db_path, int64_t trial, int attempt);
+// The first column of the first row of `sql` on the database file, as a number; -1 on error.
+int64_t QueryCount(const std::string& db_path, const std::string& sql);
 
 class ChaosTest : public testing::Test {
  protected:

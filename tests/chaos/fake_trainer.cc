@@ -6,7 +6,8 @@
 //
 // It resumes from <checkpoint_dir>/last.pt (a JSON {"epoch": E}) when the config says resume, and
 // on SIGTERM writes a checkpoint, prints `interrupted` and exits 4, like wrpn-train. Only RANK 0
-// prints events (other ranks of a multi-rank trial just sleep through the epochs).
+// prints events (other ranks of a multi-rank trial just sleep through the epochs). With
+// stop_at_epoch (a Pareto rung) it stops once that many epochs are done, as wrpn-train does.
 //
 // Knobs (environment, inherited from the worker that starts it):
 //   WRPN_FAKE_EPOCH_MS       sleep per epoch (default 50)
@@ -148,6 +149,9 @@ int main(int argc, char** argv) {
   const long crash_epoch = fault ? EnvLong("WRPN_FAKE_CRASH_EPOCH", -1) : -1;
 
   const int64_t epochs = c.value("epochs", int64_t{1});
+  // A Pareto rung (stop_at_epoch, absolute like wrpn-train's): checkpoint, interrupted, exit 4.
+  const int64_t stop_at = c.value("stop_at_epoch", int64_t{0});
+  auto at_stop = [&](int64_t e) { return stop_at > 0 && e >= stop_at && e < epochs; };
   const fs::path ckpt_dir = c.value("checkpoint_dir", std::string());
   int64_t epoch = 0;
   if (c.value("resume", false) && !ckpt_dir.empty()) {
@@ -163,6 +167,12 @@ int main(int argc, char** argv) {
   std::cerr << "fake trainer: trial " << trial << " attempt " << attempt << " rank " << rank
             << " starting at epoch " << epoch << " of " << epochs << std::endl;
   while (epoch < epochs) {
+    if (at_stop(epoch)) {  // resumed at or past the rung: trains nothing, stops again
+      if (leader) {
+        Emit({{"event", "interrupted"}, {"epoch", epoch}, {"step", 0}, {"checkpointed", !ckpt_dir.empty()}});
+      }
+      return 4;
+    }
     if (epoch == hang_epoch) {
       std::signal(SIGTERM, SIG_IGN);
       std::signal(SIGINT, SIG_IGN);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -587,6 +588,45 @@ TEST_F(CliTest, GridPerSchemeAndSchemesSideBySide) {
     EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5 wrpn, Pareto front\""));
     EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5 lsq, Pareto front\""));
   }
+}
+
+// Issue 21: a Pareto-pruned sweep through the CLI. SyntheticTop1 puts 2x 2/2 and 1x 32/32 0.8
+// points below a cheaper cell at the rung (margin 0.5): pruned there, shown as such everywhere,
+// and `retry --pruned` resumes them to the end.
+TEST_F(CliTest, ParetoPrunedSweepShowsAndResumesItsPrunedCells) {
+  const std::string spec = WriteFile(
+      "pruned.yaml",
+      "name: pruned\naxes: {network: lenet5, width: [1, 2], precision: [\"32/32\", \"4/4\", \"2/2\"]}\n"
+      "recipe: {epochs: 4}\nsearch: {mode: pareto, rungs: [2], margin: 0.5}\n");
+  ASSERT_EQ(Run({"sweep", "submit", spec}).code, 0);
+  ASSERT_EQ(NewWorker().RunAll(), 10) << "6 trials to the rung, the 4 promoted on to the end";
+  Result r = Run({"grid", "1", "--metric", "top1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("pruned at epoch 2: 81.40")) << r.out;  // 2x 2/2
+  EXPECT_THAT(r.out, HasSubstr("pruned at epoch 2: 83.00")) << r.out;  // 1x 32/32
+  r = Run({"trial", "list", "1", "--state", "pruned"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("pruned at epoch 2: 81.40"));
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;  // header + 2 trials
+  r = Run({"sweep", "show", "1"});
+  EXPECT_THAT(r.out, HasSubstr("6 total: 4 succeeded, 0 running, 0 queued, 0 failed, 0 cancelled, 2 pruned"));
+  EXPECT_THAT(Run({"sweep", "list"}).out, HasSubstr("PRUNED"));
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    const std::string script = (home_ / "pruned.gp").string();
+    r = Run({"plot", "1", "--y", "top1", "--out", (home_ / "pruned.svg").string(), "--script", script, "--no-paper"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::stringstream ss;
+    ss << std::ifstream(script).rdbuf();
+    EXPECT_THAT(ss.str(), HasSubstr("with points pt 6"));  // hollow markers for the pruned cells
+    EXPECT_THAT(ss.str(), HasSubstr("title \"ours: lenet5 pruned at a rung\""));
+  }
+  r = Run({"sweep", "retry", "1", "--pruned"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("re-queued 2 failed, pruned or cancelled trials (pruned ones to the end)"));
+  ASSERT_EQ(NewWorker().RunAll(), 2);
+  r = Run({"grid", "1", "--metric", "top1"});
+  EXPECT_THAT(r.out, Not(HasSubstr("pruned at epoch"))) << r.out;
+  EXPECT_THAT(Run({"trial", "list", "1", "--state", "bogus"}).err, HasSubstr("cancelled, pruned)"));
 }
 
 TEST_F(CliTest, HelpHasExamplesEverywhere) {

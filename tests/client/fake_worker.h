@@ -1,8 +1,9 @@
 #pragma once
 // FakeWorker: a worker that speaks the WorkerService RPCs but trains nothing. For each lease it
-// reports per-epoch metrics (train_loss, test_loss, top1, top5, images_per_sec) and a checkpoint,
-// then completes the trial with a top-1 from a deterministic model of width and bits
-// (SyntheticTop1), or fails it when `fail` says so. Used by the CLI tests and the
+// reports per-epoch metrics (train_loss, test_loss, top1, top5, images_per_sec) and a checkpoint
+// from the lease's resume epoch on, then completes the trial with a top-1 from a deterministic
+// model of width and bits (SyntheticTop1), or fails it when `fail` says so. Like wrpn-train, it
+// stops at the lease's stop_at_epoch (a Pareto rung) and reports `interrupted` there. Used by the CLI tests and the
 // wrpn-fake-worker tool. Not thread-safe; one per thread.
 #include <grpcpp/grpcpp.h>
 
@@ -76,7 +77,8 @@ class FakeWorker {
     pb::LeaseRef ref;
     ref.set_lease_id(l.lease_id());
     ref.set_fencing_token(l.fencing_token());
-    for (int e = 1; e <= epochs; ++e) {
+    const int stop = l.stop_at_epoch() > 0 && l.stop_at_epoch() < epochs ? static_cast<int>(l.stop_at_epoch()) : epochs;
+    for (int e = static_cast<int>(l.resume_epoch()) + 1; e <= stop; ++e) {
       pb::ReportMetricsRequest m;
       *m.mutable_lease() = ref;
       const double acc = top1 - 3.0 * (epochs - e);
@@ -122,7 +124,10 @@ class FakeWorker {
     pb::CompleteTrialRequest done;
     *done.mutable_lease() = ref;
     const std::string reason = fail ? fail(cfg) : "";
-    if (!reason.empty()) {
+    if (stop < epochs) {
+      done.mutable_failure()->set_reason("interrupted at epoch " + std::to_string(stop) + " (checkpoint saved)");
+      done.mutable_failure()->set_kind("interrupted");
+    } else if (!reason.empty()) {
       done.mutable_failure()->set_reason(reason);
       done.mutable_failure()->set_kind("config");
     } else {

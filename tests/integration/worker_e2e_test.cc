@@ -220,7 +220,7 @@ class WorkerE2eTest : public testing::Test {
   }
 
   int64_t Submit(const json& axes, int epochs, json resources = {{"gpus_per_node", 0}, {"nodes", 1}},
-                 json recipe_extra = json::object()) {
+                 json recipe_extra = json::object(), json search = nullptr) {
     json recipe = {{"epochs", epochs}, {"batch_size", 64}, {"lr", 0.05}, {"num_workers", 1},
                    {"threads", 1}, {"schedule", "constant"}};
     recipe.update(recipe_extra);
@@ -230,6 +230,7 @@ class WorkerE2eTest : public testing::Test {
                  {"recipe", recipe},
                  {"resources", resources},
                  {"max_attempts", 3}};
+    if (!search.is_null()) spec["search"] = search;
     pb::SubmitSweepRequest req;
     req.set_spec_text(spec.dump());
     auto resp = coordinator_->SubmitSweep(req);
@@ -407,6 +408,75 @@ TEST_F(WorkerE2eTest, EverySchemeTrainsFromTheFp32TrialsCheckpoint) {
   }
   EXPECT_EQ(grid->cells_size(), 5);
   EXPECT_EQ(cell_schemes, schemes);
+}
+
+// Issue 21: a Pareto-pruned sweep with the real trainer. Two cells of equal cost (wrpn and PACT
+// at 2/2): with margin 0 the one with the lower top-1 after the rung's epoch is pruned (a tie
+// keeps both). Every trial stops at the rung with a checkpoint, the promoted one resumes from it
+// to the end with every epoch's metrics once, the pruned one keeps its checkpoint and is resumed
+// by `retry --pruned`.
+TEST_F(WorkerE2eTest, ParetoSweepStopsAtTheRungAndResumesThePromotedFromTheirCheckpoint) {
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", {1}}, {"precision", {"2/2"}},
+                                {"scheme", {"wrpn", "pact"}}, {"seed", {0}}},
+                               3, {{"gpus_per_node", 0}, {"nodes", 1}}, json::object(),
+                               {{"mode", "pareto"}, {"rungs", {1}}, {"margin", 0}});
+  ASSERT_NE(StartWorker("solo"), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 300s))
+      << "sweep state " << pb::SweepState_Name(Sweep(sweep).state());
+  EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
+  auto events = store_->Events(sweep, 0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  bool decided = false;
+  for (const auto& e : *events) decided |= e.message.find("rung 1 (epoch 1) decided") != std::string::npos;
+  EXPECT_TRUE(decided);
+  auto top1_steps = [&](int64_t trial) {
+    pb::GetTrialMetricsRequest m;
+    m.set_trial_id(trial);
+    m.set_name("top1");
+    auto pts = coordinator_->GetTrialMetrics(m);
+    EXPECT_TRUE(pts.ok()) << pts.status();
+    std::vector<int64_t> steps;
+    std::map<int64_t, double> by_step;
+    for (const auto& p : pts->points()) steps.push_back(p.step()), by_step[p.step()] = p.value();
+    return std::make_pair(steps, by_step);
+  };
+  std::vector<int64_t> pruned;
+  int succeeded = 0;
+  for (const auto& t : Trials(sweep)) {
+    const pb::GetTrialResponse r = Trial(t.id());
+    ASSERT_GE(r.attempts_size(), 1);
+    EXPECT_THAT(r.attempts(0).reason(), HasSubstr("reached rung 1 (epoch 1): top-1")) << t.id();
+    if (t.state() == pb::TRIAL_PRUNED) {
+      pruned.push_back(t.id());
+      EXPECT_EQ(t.pruned_epoch(), 1);
+      EXPECT_DOUBLE_EQ(t.pruned_top1(), top1_steps(t.id()).second[0]);
+      EXPECT_EQ(t.attempts(), 1);
+      EXPECT_TRUE(fs::exists(t.checkpoint_path())) << "kept for retry --pruned";
+      continue;
+    }
+    ASSERT_EQ(t.state(), pb::TRIAL_SUCCEEDED) << t.id() << " " << t.error();
+    ++succeeded;
+    EXPECT_EQ(t.attempts(), 2) << "the run to the rung, then the rest";
+    ASSERT_EQ(r.attempts_size(), 2);
+    EXPECT_TRUE(r.attempts(0).resume_checkpoint().empty()) << "the run to the rung starts at epoch 0";
+    EXPECT_FALSE(r.attempts(1).resume_checkpoint().empty()) << "resumed from the rung's checkpoint";
+    EXPECT_EQ(top1_steps(t.id()).first, (std::vector<int64_t>{0, 1, 2})) << "every epoch once";
+  }
+  EXPECT_GE(succeeded, 1) << "the best cell is always on the front";
+  if (!pruned.empty()) {
+    pb::RetrySweepRequest retry;
+    retry.set_sweep_id(sweep);
+    retry.set_pruned(true);
+    auto rr = coordinator_->RetrySweep(retry);
+    ASSERT_TRUE(rr.ok()) << rr.status();
+    EXPECT_EQ(rr->requeued_trials(), static_cast<int64_t>(pruned.size()));
+    ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 300s));
+    for (int64_t id : pruned) {
+      const pb::Trial t = Trial(id).trial();
+      EXPECT_EQ(t.state(), pb::TRIAL_SUCCEEDED) << t.error();
+      EXPECT_EQ(top1_steps(id).first, (std::vector<int64_t>{0, 1, 2})) << "resumed at epoch 1, to the end";
+    }
+  }
 }
 
 TEST_F(WorkerE2eTest, KilledWorkerLosesItsLeaseAndTheTrialResumesFromItsCheckpoint) {

@@ -644,7 +644,7 @@ TEST(BinaryTest, SigtermShutsDownGracefully) {
   EXPECT_THAT(read_log(), HasSubstr("wrpn-coordinator: stopped"));
   auto reopened = SqliteStore::Open(db);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
-  EXPECT_EQ((*reopened)->schema_version(), 5) << "migration 5: the trial's scheme";
+  EXPECT_EQ((*reopened)->schema_version(), 6) << "migration 6: Pareto-pruned sweeps";
 }
 
 TEST(AuthenticatorTest, TokenFileErrorsNameTheLine) {

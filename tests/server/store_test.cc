@@ -126,15 +126,33 @@ TYPED_TEST(StoreTest, RoundTripsEveryRecord) {
   m.workers.push_back(w);
   m.checkpoints.push_back({2, 1, 3, "/ckpt/1.pt", 15});
   m.events.push_back({1, 11, 1, 2, 3, 1, "done"});
+  TrialRecord pruned = Trial(3, 1);
+  pruned.state = TrialState::kPruned;
+  pruned.pruned_top1 = 87.25;
+  pruned.pruned_epoch = 2;
+  m.trials.push_back(pruned);
+  const RungDecisionRecord rung0{1, 0, 2, 40, R"({"margin":0.5})", "[3]"};
+  const RungDecisionRecord rung1{1, 1, 5, 50, R"({"margin":0.75})", "[]"};
+  m.rung_decisions = {rung1, rung0};
   ASSERT_TRUE(this->store_->Apply(m).ok());
 
   auto snap = this->store_->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->sweeps.size(), 1u);
   EXPECT_EQ(snap->sweeps[0], Sweep(1));
-  ASSERT_EQ(snap->trials.size(), 2u);
+  ASSERT_EQ(snap->trials.size(), 3u);
   EXPECT_EQ(snap->trials[0], Trial(1, 1));
   EXPECT_EQ(snap->trials[1], t2);
+  EXPECT_EQ(snap->trials[2], pruned);
+  EXPECT_EQ(snap->rung_decisions, (std::vector<RungDecisionRecord>{rung0, rung1}));
+  // A decision is an upsert by (sweep, rung): late reports extend it.
+  Mutation extend;
+  RungDecisionRecord extended = rung0;
+  extended.decision_json = R"({"margin":0.5,"late":true})";
+  extend.rung_decisions.push_back(extended);
+  ASSERT_TRUE(this->store_->Apply(extend).ok());
+  EXPECT_EQ(this->store_->Load()->rung_decisions,
+            (std::vector<RungDecisionRecord>{extended, rung1}));
   ASSERT_EQ(snap->attempts.size(), 2u);
   EXPECT_EQ(snap->attempts[0], a);
   EXPECT_EQ(snap->attempts[1], failed);
@@ -182,7 +200,13 @@ TYPED_TEST(StoreTest, MissingParentWritesNothing) {
   Mutation metric_only;
   metric_only.metrics.push_back({42, 1, "top1", 1, 50, 1});
   EXPECT_EQ(this->store_->Apply(metric_only).code(), absl::StatusCode::kFailedPrecondition);
+
+  Mutation decision_only;
+  decision_only.rung_decisions.push_back({42, 0, 2, 1, "{}", "[]"});
+  EXPECT_EQ(this->store_->Apply(decision_only).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(this->store_->Load()->rung_decisions.empty());
 }
+
 
 TYPED_TEST(StoreTest, MetricsAppendAndFilterByName) {
   Mutation m;
@@ -254,7 +278,7 @@ TEST(SqliteStoreTest, ReopenKeepsDataAndSchemaVersion) {
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 5);
+    EXPECT_EQ((*s)->schema_version(), 6);
     Mutation m;
     m.sweeps.push_back(Sweep(5));
     m.trials.push_back(Trial(9, 5));
@@ -279,8 +303,12 @@ constexpr char kMetricsBeforeMigrationThree[] = R"sql(
         wall_ms INTEGER NOT NULL);
       CREATE INDEX metrics_trial ON metrics(trial_id, name);)sql";
 
-// Undo migrations 5 (the trial's scheme) and 4 (fractional GPUs), for tests that go back to an
-// older schema (5 first: a schema-3 database has neither).
+// Undo migrations 6 (Pareto-pruned sweeps), 5 (the trial's scheme) and 4 (fractional GPUs), for
+// tests that go back to an older schema (the latest first: a schema-3 database has none).
+constexpr char kDropMigrationSix[] = R"sql(
+      DROP TABLE rung_decisions;
+      ALTER TABLE trials DROP COLUMN pruned_top1;
+      ALTER TABLE trials DROP COLUMN pruned_epoch;)sql";
 constexpr char kDropMigrationFive[] = R"sql(
       ALTER TABLE trials DROP COLUMN scheme;)sql";
 constexpr char kDropMigrationFour[] = R"sql(
@@ -311,17 +339,41 @@ TEST(SqliteStoreTest, MigrationFiveGivesEarlierTrialsTheWrpnScheme) {
     m.trials = {Trial(9, 5), lsq};
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
-  ExecOutsideTheStore(path, R"sql(
+  ExecOutsideTheStore(path, std::string(kDropMigrationSix) + R"sql(
       ALTER TABLE trials DROP COLUMN scheme;
-      DELETE FROM schema_migrations WHERE version = 5;)sql");  // back to schema 4
+      DELETE FROM schema_migrations WHERE version >= 5;)sql");  // back to schema 4
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 5);
+  EXPECT_EQ((*s)->schema_version(), 6);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->trials.size(), 2u);
   EXPECT_EQ(snap->trials[0].scheme, "wrpn");
   EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 4
+}
+
+// Migration 6 (Pareto-pruned sweeps): trials stored before it were never pruned; no decisions.
+TEST(SqliteStoreTest, MigrationSixReadsOldTrialsAsUnpruned) {
+  const std::string path = TempDb("migrate6");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Mutation m;
+    m.sweeps.push_back(Sweep(5));
+    m.trials.push_back(Trial(9, 5));
+    ASSERT_TRUE((*s)->Apply(m).ok());
+  }
+  ExecOutsideTheStore(path, std::string(kDropMigrationSix) + R"sql(
+      DELETE FROM schema_migrations WHERE version >= 6;)sql");  // back to schema 5
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->schema_version(), 6);
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->trials.size(), 1u);
+  EXPECT_EQ(snap->trials[0], Trial(9, 5));
+  EXPECT_FALSE(snap->trials[0].pruned_top1.has_value());
+  EXPECT_TRUE(snap->rung_decisions.empty());
 }
 
 TEST(SqliteStoreTest, TrialsKeepTheirScheme) {
@@ -351,7 +403,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 1, with attempts written by a coordinator of that schema
-    const std::string sql = std::string(kDropMigrationFive) + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
+    const std::string sql = std::string(kDropMigrationSix) + kDropMigrationFive + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
       DELETE FROM schema_migrations WHERE version >= 2;
       INSERT INTO attempts VALUES(9, 1, 1, 3, '[]', '[]', 1, 2, 'rendezvous: rank 1 never arrived', '', 0);
@@ -362,7 +414,7 @@ TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 5);
+  EXPECT_EQ((*s)->schema_version(), 6);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->attempts.size(), 4u);
@@ -386,7 +438,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
   {  // back to schema 2, with points written by a coordinator of that schema
-    const std::string sql = std::string(kDropMigrationFive) + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
+    const std::string sql = std::string(kDropMigrationSix) + kDropMigrationFive + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
       DELETE FROM schema_migrations WHERE version >= 3;
       INSERT INTO metrics VALUES(1, 9, 1, 'top1', 1, 10.0, 100);
       INSERT INTO metrics VALUES(2, 10, 1, 'top1', 1, 20.0, 101);
@@ -396,7 +448,7 @@ TEST(SqliteStoreTest, MigrationThreeKeepsEveryPointInOrder) {
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 5);
+  EXPECT_EQ((*s)->schema_version(), 6);
   Mutation m;
   m.metrics.push_back({9, 2, "top1", 3, 40.0, 104});
   ASSERT_TRUE((*s)->Apply(m).ok());
@@ -483,12 +535,12 @@ TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
     m.trials.push_back(Trial(9, 5));
     ASSERT_TRUE((*s)->Apply(m).ok());
   }
-  ExecOutsideTheStore(path, std::string(kDropMigrationFive) + kDropMigrationFour + R"sql(
+  ExecOutsideTheStore(path, std::string(kDropMigrationSix) + kDropMigrationFive + kDropMigrationFour + R"sql(
       DELETE FROM schema_migrations WHERE version >= 4;
       INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql");
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ((*s)->schema_version(), 5);
+  EXPECT_EQ((*s)->schema_version(), 6);
   auto snap = (*s)->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->trials.size(), 1u);

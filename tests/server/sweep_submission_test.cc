@@ -1,4 +1,4 @@
-// SpecOf and PlanSweep: a SubmitSweep request's spec, parsed, expanded and costed.
+// ParseSpecOf and PlanSweep: a SubmitSweep request's spec, parsed, expanded and costed.
 #include "server/sweep_submission.h"
 
 #include <gtest/gtest.h>
@@ -25,10 +25,10 @@ pb::SubmitSweepRequest Lenet44Message() {
 TEST(SweepSubmission, TextAndMessageSpecsAreTheSameSweep) {
   pb::SubmitSweepRequest text;
   text.set_spec_text("name: s\naxes: {network: lenet5, width: [1, 2], precision: [\"4/4\"]}\n");
-  auto a = SpecOf(text);
+  auto a = ParseSpecOf(text);
   ASSERT_TRUE(a.ok()) << a.status();
   const pb::SubmitSweepRequest msg = Lenet44Message();
-  auto b = SpecOf(msg);
+  auto b = ParseSpecOf(msg);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(SweepSpecToJson(*a), SweepSpecToJson(*b));
 }
@@ -63,16 +63,10 @@ TEST(SweepSubmission, ASearchSectionAsAMessageIsTheTextsSearch) {
     auto c = ParseSpecOf(msg);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_TRUE(c->search.margin_auto);
-    // Until the coordinator runs pareto sweeps it refuses them rather than run a grid.
-    for (const pb::SubmitSweepRequest* req : {&text, &msg}) {
-      const absl::Status st = SpecOf(*req).status();
-      EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
-      EXPECT_TRUE(absl::StartsWith(st.message(), "search.mode: pareto sweeps are not run")) << st;
-    }
   }
   pb::SubmitSweepRequest grid;
   grid.set_spec_text("name: s\n" + axes + "search: {mode: grid}\n");
-  EXPECT_TRUE(SpecOf(grid).ok()) << SpecOf(grid).status();
+  EXPECT_TRUE(ParseSpecOf(grid).ok()) << ParseSpecOf(grid).status();
   pb::SubmitSweepRequest bad;
   bad.mutable_spec()->add_axes()->add_network("lenet5");
   bad.mutable_spec()->mutable_axes(0)->add_width(1);
@@ -80,15 +74,15 @@ TEST(SweepSubmission, ASearchSectionAsAMessageIsTheTextsSearch) {
   bad.mutable_spec()->mutable_search()->mutable_margin()->set_string_value("wide");
   EXPECT_TRUE(absl::StrContains(ParseSpecOf(bad).status().message(),
                                 "search.margin: must be a number of points >= 0 or \"auto\", got \"wide\""))
-      << SpecOf(bad).status();
+      << ParseSpecOf(bad).status();
 }
 
 TEST(SweepSubmission, ABadOrMissingSpecNamesTheField) {
   pb::SubmitSweepRequest none;
-  EXPECT_EQ(SpecOf(none).status().message(), "spec: give spec or spec_text");
+  EXPECT_EQ(ParseSpecOf(none).status().message(), "spec: give spec or spec_text");
   pb::SubmitSweepRequest bad;
   bad.set_spec_text("axes: {network: lenet5, widht: [1], precision: [\"4/4\"]}");
-  auto r = SpecOf(bad);
+  auto r = ParseSpecOf(bad);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(r.status().message(), "did you mean 'width'")) << r.status();
 }
@@ -102,7 +96,7 @@ max_attempts: 5
 axes: {network: lenet5, width: [1, 2], precision: ["32/32", "4/4"], seed: [1, 2]}
 resources: {gpus_per_node: 1}
 )");
-  auto spec = SpecOf(req);
+  auto spec = ParseSpecOf(req);
   ASSERT_TRUE(spec.ok()) << spec.status();
   PlannedSweep plan = PlanSweep(*spec);
   EXPECT_EQ(plan.sweep.name, "grid");
@@ -135,7 +129,7 @@ TEST(SweepSubmission, InitFromFp32PlansTheMissingFp32TrialsLast) {
 axes: {network: lenet5, width: [1, 2], precision: ["2/2"], scheme: [lsq, pact]}
 recipe: {init_from: fp32}
 )");
-  auto spec = SpecOf(req);
+  auto spec = ParseSpecOf(req);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(CountTrials(*spec), 4);
   EXPECT_EQ(PlannedTrialCount(*spec), 6);
@@ -155,7 +149,7 @@ recipe: {init_from: fp32}
 
   pb::SubmitSweepRequest plain;
   plain.set_spec_text("axes: {network: lenet5, width: 1, precision: [\"2/2\"], scheme: lsq}");
-  auto p = SpecOf(plain);
+  auto p = ParseSpecOf(plain);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(PlannedTrialCount(*p), 1);
   EXPECT_EQ(PlanSweep(*p).trials.size(), 1u);

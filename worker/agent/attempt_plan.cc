@@ -104,6 +104,7 @@ absl::Status PlanConfig(const pb::Lease& lease, const AgentOptions& options, Att
   c.resume = false;
   if (absl::Status st = PlaceDataset(options, c.dataset); !st.ok()) return st;
   if (absl::Status st = PlanInit(lease, options, c); !st.ok()) return st;
+  c.stop_at_epoch = static_cast<int>(lease.stop_at_epoch());  // a Pareto rung; 0 = the end
   if (!OnGpu(lease)) c.device = "cpu";
   const int rank_cores =
       RankCores(options.cpus, static_cast<int>(options.gpus.size()),

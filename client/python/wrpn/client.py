@@ -154,9 +154,10 @@ class Client:
         return self._call("CancelSweep", pb.CancelSweepRequest(sweep_id=sweep_id),
                           f"cancel sweep {sweep_id}").cancelled_trials
 
-    def retry(self, sweep_id: int) -> int:
-        """Re-queues the sweep's failed and cancelled trials; returns how many."""
-        return self._call("RetrySweep", pb.RetrySweepRequest(sweep_id=sweep_id),
+    def retry(self, sweep_id: int, pruned: bool = False) -> int:
+        """Re-queues the sweep's failed and cancelled trials (with `pruned`, also resumes a
+        Pareto-pruned sweep's pruned trials to the end); returns how many."""
+        return self._call("RetrySweep", pb.RetrySweepRequest(sweep_id=sweep_id, pruned=pruned),
                           f"retry sweep {sweep_id}").requeued_trials
 
     # ---- results ----

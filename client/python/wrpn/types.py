@@ -1,6 +1,6 @@
 """Plain, typed views of the coordinator's answers. Each keeps the protobuf message it was made
 from in `raw` for anything not copied out. States are short names: "QUEUED", "RUNNING",
-"SUCCEEDED", "FAILED", "CANCELLED"."""
+"SUCCEEDED", "FAILED", "CANCELLED", "PRUNED"."""
 from __future__ import annotations
 
 import dataclasses
@@ -38,10 +38,11 @@ class Counts:
     failed: int
     cancelled: int
     total: int
+    pruned: int = 0  # trials a Pareto-pruned sweep ended at a rung
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+        return self.succeeded + self.failed + self.cancelled + self.pruned
 
 
 @dataclasses.dataclass
@@ -57,7 +58,7 @@ class Sweep:
 
     @property
     def done(self) -> bool:
-        return self.state in ("SUCCEEDED", "FAILED", "CANCELLED")
+        return self.state in ("SUCCEEDED", "FAILED", "CANCELLED", "PRUNED")
 
     @property
     def progress(self) -> float:
@@ -69,7 +70,7 @@ class Sweep:
         c = s.counts
         return cls(s.id, s.name, _state(pb.SweepState, s.state), s.priority, s.max_attempts,
                    s.created_ms, Counts(c.queued, c.running, c.succeeded, c.failed, c.cancelled,
-                                        c.total), s)
+                                        c.total, c.pruned), s)
 
 
 @dataclasses.dataclass
@@ -90,13 +91,16 @@ class Trial:
     cost_uniform: float
     cost_first_last_fp32: float
     raw: pb.Trial = dataclasses.field(repr=False)
+    # PRUNED (a Pareto-pruned sweep's rung): top-1 after pruned_epoch epochs.
+    pruned_top1: Optional[float] = None
+    pruned_epoch: int = 0
 
     @classmethod
     def from_pb(cls, t: pb.Trial) -> "Trial":
         return cls(t.id, t.sweep_id, t.network, t.width, t.wbits, t.abits, t.seed,
                    _state(pb.TrialState, t.state), t.attempts, t.error, _opt(t, "final_top1"),
                    _opt(t, "best_top1"), _opt(t, "final_top5"), t.cost_uniform,
-                   t.cost_first_last_fp32, t)
+                   t.cost_first_last_fp32, t, _opt(t, "pruned_top1"), t.pruned_epoch)
 
 
 @dataclasses.dataclass

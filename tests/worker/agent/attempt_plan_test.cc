@@ -55,12 +55,16 @@ class AttemptPlanTest : public testing::Test {
   pb::Lease lease_;
 };
 
-// A Pareto rung (docs/pareto.md): the coordinator's stop epoch in the lease reaches the trainer.
+// A Pareto rung (docs/pareto.md): the lease's stop epoch reaches the trainer; the lease is the only
+// source (a stop epoch in the trial config is the coordinator's to set, not the config's).
 TEST_F(AttemptPlanTest, TheLeasesStopEpochReachesTheTrainer) {
   EXPECT_EQ(Plan().config.stop_at_epoch, 0);
-  lease_.set_trial_config_json(R"({"network":"lenet5","epochs":10,"stop_at_epoch":2})");
+  lease_.set_stop_at_epoch(2);
   EXPECT_EQ(Plan().config.stop_at_epoch, 2);
-  lease_.set_trial_config_json(R"({"network":"lenet5","epochs":10,"stop_at_epoch":-1})");
+  lease_.set_stop_at_epoch(0);
+  lease_.set_trial_config_json(R"({"network":"lenet5","epochs":10,"stop_at_epoch":2})");
+  EXPECT_EQ(Plan().config.stop_at_epoch, 0) << "the lease says: to the end";
+  lease_.set_stop_at_epoch(-1);
   EXPECT_THAT(Refused().reason, HasSubstr("stop_at_epoch: must be >= 0, got -1"));
 }
 
