@@ -76,7 +76,9 @@ TEST_F(ChaosTest, FullDiskFailsWritesClearlyKeepsReadsAndRecovers) {
            running->at(0).checkpoint_epoch() >= 2;
   }, 60s));
   std::map<int64_t, double> committed;  // succeeded trial -> final top-1
-  for (const auto& t : *ListTrials(*sweep, pb::TRIAL_SUCCEEDED)) committed[t.id()] = t.final_top1();
+  auto succeeded = ListTrials(*sweep, pb::TRIAL_SUCCEEDED);
+  ASSERT_TRUE(succeeded.ok()) << succeeded.status();
+  for (const auto& t : *succeeded) committed[t.id()] = t.final_top1();
 
   disk.Fill();
   const auto full = std::chrono::steady_clock::now();
@@ -133,10 +135,12 @@ TEST_F(ChaosTest, FullDiskFailsWritesClearlyKeepsReadsAndRecovers) {
   ExpectEachTrialEndedOnce(*sweep);
   // Nothing lost: every committed result as before, and every epoch's top-1 of every trial
   // arrived (points refused while the disk was full were sent again).
-  for (const auto& t : *ListTrials(*sweep)) {
+  auto trials = ListTrials(*sweep);  // held: a range-for over *ListTrials(..) would dangle
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  for (const auto& t : *trials) {
     if (committed.count(t.id())) EXPECT_DOUBLE_EQ(t.final_top1(), committed[t.id()]);
     auto m = GetTrialMetrics(t.id());
-    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(m.ok()) << "trial " << t.id() << ": " << m.status();
     std::set<int64_t> steps;
     for (const auto& p : m->points()) {
       if (p.name() == "top1") steps.insert(p.step());

@@ -49,7 +49,9 @@ TEST_F(ChaosTest, FourQuarterGpuTrialsShareOneGpuWhileAWholeGpuTrialWaits) {
   ExpectEachTrialEndedOnce(*whole);
   // The whole-GPU trial started only once every quarter had finished, and ran alone.
   int64_t last_quarter_ms = 0, first_quarter_start_ms = INT64_MAX;
-  for (const pb::Trial& t : *ListTrials(*quarters)) {
+  auto quarter_trials = ListTrials(*quarters);
+  ASSERT_TRUE(quarter_trials.ok()) << quarter_trials.status();
+  for (const pb::Trial& t : *quarter_trials) {
     last_quarter_ms = std::max(last_quarter_ms, t.finished_ms());
     first_quarter_start_ms = std::min(first_quarter_start_ms, t.started_ms());
     EXPECT_DOUBLE_EQ(t.gpu_share(), 0.25);
