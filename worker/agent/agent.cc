@@ -563,6 +563,8 @@ void Agent::FlushMetrics(RunState& r, bool force) {
     return;
   }
   if (IsTransient(resp.status())) {
+    LogThrottled(absl::StrCat(DescribeLease(r.lease), ": ReportMetrics: ", resp.status().message(),
+                              "; the points are kept and sent again"));
     constexpr size_t kMaxPending = 100000;
     if (r.progress.points.size() > kMaxPending) {
       r.progress.points.erase(r.progress.points.begin(),
