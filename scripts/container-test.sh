@@ -239,9 +239,26 @@ build_image() { # build_image NAME LOG docker-build-args...
   fi
   log "built $name in $((SECONDS - start)) s: $(dk image inspect -f '{{.Size}}' "$name" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
 }
-build_image "$coord_image" coordinator -f "$src/docker/Dockerfile.coordinator" "$src"
+# The host build's compiler cache as a read-only seed for the images' compile steps: scripts/test.sh
+# has ccache share every result of the host build in BUILD_DIR/ccache-share (a ccache "file:"
+# storage, paths relative to the source root), so the images, built with the host's build type and
+# the same packages, compile only what the host did not. Without a share the images build as a
+# user's would.
+seed_args=()
+share=$build/ccache-share
+host_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+if [[ -d $share ]] && [[ -n $host_type ]] && [[ -n $(ls -A "$share" 2>/dev/null) ]]; then
+  seed_image=$registry/ccache-seed:$version
+  printf 'FROM scratch\nCOPY . /\n' |
+    DOCKER_BUILDKIT=1 dk build -q -t "$seed_image" -f - "$share" >"$state/build-ccache-seed.log" 2>&1 ||
+    { tail -n 20 "$state/build-ccache-seed.log"; die "the ccache seed image failed (log: $state/build-ccache-seed.log)"; }
+  seed_args=(--build-arg "CCACHE_SEED=$seed_image" --build-arg "BUILD_TYPE=$host_type")
+  log "ccache seed from $share ($(du -sh "$share" | cut -f1)), build type $host_type"
+fi
+phase ccache-seed
+build_image "$coord_image" coordinator "${seed_args[@]}" -f "$src/docker/Dockerfile.coordinator" "$src"
 phase build-coordinator
-build_image "$worker_image" worker-cpu -f "$src/docker/Dockerfile.worker" --target worker-cpu "$src"
+build_image "$worker_image" worker-cpu "${seed_args[@]}" -f "$src/docker/Dockerfile.worker" --target worker-cpu "$src"
 phase build-worker-cpu
 build_image "$prom_image" prometheus -f "$src/docker/Dockerfile.prometheus" "$src/docker"
 phase build-prometheus
