@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace wrpn::client {
@@ -84,9 +85,24 @@ bool Printed(const Message& m, const FieldDescriptor* f, bool defaults) {
   return defaults || r->HasField(m, f);
 }
 
+// google.protobuf.Value, Struct and ListValue print as the JSON they hold, as protobuf's printer
+// writes them; nullopt for any other message.
+std::optional<nlohmann::json> WellKnown(const Message& m, bool defaults) {
+  const auto* d = m.GetDescriptor();
+  const Reflection* r = m.GetReflection();
+  const std::string& name = d->full_name();
+  if (name == "google.protobuf.Struct") return Map(m, d->FindFieldByName("fields"), defaults);
+  if (name == "google.protobuf.ListValue") return Field(m, d->FindFieldByName("values"), defaults);
+  if (name != "google.protobuf.Value") return std::nullopt;
+  const FieldDescriptor* kind = r->GetOneofFieldDescriptor(m, d->FindOneofByName("kind"));
+  if (kind == nullptr || kind->name() == "null_value") return nlohmann::json(nullptr);
+  return Value(m, kind, -1, defaults);
+}
+
 }  // namespace
 
 nlohmann::json ProtoJson(const Message& m, bool print_defaults) {
+  if (std::optional<nlohmann::json> j = WellKnown(m, print_defaults)) return *std::move(j);
   nlohmann::json out = nlohmann::json::object();
   const auto* d = m.GetDescriptor();
   for (int i = 0; i < d->field_count(); ++i) {

@@ -106,6 +106,27 @@ TEST(ProtoJson, WorkersWithMapsAndRepeatedInt64) {
   ExpectSameAsPrinter(r);
 }
 
+TEST(ProtoJson, SearchMarginValuesPrintAsTheirJson) {
+  pb::SweepSpec spec;
+  spec.set_name("pareto");
+  spec.mutable_search()->set_mode("pareto");
+  spec.mutable_search()->mutable_margin()->set_string_value("auto");
+  ExpectSameAsPrinter(spec);
+  EXPECT_EQ(ProtoJson(spec)["search"]["margin"], "auto");
+  spec.mutable_search()->mutable_margin()->set_number_value(0.5);
+  ExpectSameAsPrinter(spec);
+  spec.mutable_search()->mutable_margin()->set_number_value(2);
+  ExpectSameAsPrinter(spec);
+  google::protobuf::Value v;
+  auto& fields = *v.mutable_struct_value()->mutable_fields();
+  fields["on"].set_bool_value(true);
+  fields["none"].set_null_value(google::protobuf::NULL_VALUE);
+  auto* list = fields["list"].mutable_list_value();
+  list->add_values()->set_string_value("a");
+  list->add_values()->set_number_value(1.5);
+  ExpectSameAsPrinter(v);
+}
+
 TEST(ProtoJson, OneofAndUnknownEnumValue) {
   pb::SubmitSweepRequest req;
   req.set_spec_text("network: lenet5");
