@@ -352,17 +352,21 @@ TEST(SqliteStoreTest, MigrationFiveGivesEarlierTrialsTheWrpnScheme) {
   EXPECT_EQ(snap->trials[1].scheme, "wrpn");  // its column was dropped with schema 4
 }
 
+// A database at the current schema holding sweep 5 and its trial 9, closed again: where the
+// migration tests start before they rewind the schema by hand.
+void StoreSweep5Trial9(const std::string& path) {
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  Mutation m;
+  m.sweeps.push_back(Sweep(5));
+  m.trials.push_back(Trial(9, 5));
+  ASSERT_TRUE((*s)->Apply(m).ok());
+}
+
 // Migration 6 (Pareto-pruned sweeps): trials stored before it were never pruned; no decisions.
 TEST(SqliteStoreTest, MigrationSixReadsOldTrialsAsUnpruned) {
   const std::string path = TempDb("migrate6");
-  {
-    auto s = SqliteStore::Open(path);
-    ASSERT_TRUE(s.ok()) << s.status();
-    Mutation m;
-    m.sweeps.push_back(Sweep(5));
-    m.trials.push_back(Trial(9, 5));
-    ASSERT_TRUE((*s)->Apply(m).ok());
-  }
+  StoreSweep5Trial9(path);
   ExecOutsideTheStore(path, std::string(kDropMigrationSix) + R"sql(
       DELETE FROM schema_migrations WHERE version >= 6;)sql");  // back to schema 5
   auto s = SqliteStore::Open(path);
@@ -394,14 +398,7 @@ TEST(SqliteStoreTest, TrialsKeepTheirScheme) {
 // Migration 2 gives attempts that failed under schema 1 the kind their reason starts with.
 TEST(SqliteStoreTest, MigrationTwoBackfillsTheFailureKindFromTheReason) {
   const std::string path = TempDb("migrate");
-  {
-    auto s = SqliteStore::Open(path);
-    ASSERT_TRUE(s.ok()) << s.status();
-    Mutation m;
-    m.sweeps.push_back(Sweep(5));
-    m.trials.push_back(Trial(9, 5));
-    ASSERT_TRUE((*s)->Apply(m).ok());
-  }
+  StoreSweep5Trial9(path);
   {  // back to schema 1, with attempts written by a coordinator of that schema
     const std::string sql = std::string(kDropMigrationSix) + kDropMigrationFive + kDropMigrationFour + kMetricsBeforeMigrationThree + R"sql(
       ALTER TABLE attempts DROP COLUMN failure_kind;
@@ -527,14 +524,7 @@ TEST(SqliteStoreTest, UnopenablePathIsAnError) {
 // Migration 4 (fractional GPUs): trials and attempts of schema 3 read back as whole-GPU ones.
 TEST(SqliteStoreTest, MigrationFourReadsOldTrialsAsWholeGpuTrials) {
   const std::string path = TempDb("migrate4");
-  {
-    auto s = SqliteStore::Open(path);
-    ASSERT_TRUE(s.ok()) << s.status();
-    Mutation m;
-    m.sweeps.push_back(Sweep(5));
-    m.trials.push_back(Trial(9, 5));
-    ASSERT_TRUE((*s)->Apply(m).ok());
-  }
+  StoreSweep5Trial9(path);
   ExecOutsideTheStore(path, std::string(kDropMigrationSix) + kDropMigrationFive + kDropMigrationFour + R"sql(
       DELETE FROM schema_migrations WHERE version >= 4;
       INSERT INTO attempts VALUES(9, 1, 1, 1, '["l-1-0"]', '["w-1"]', 1, 0, '', '', 0, 0);)sql");
