@@ -132,6 +132,9 @@ absl::StatusOr<TrainerEvent> ParseFailed(const json& j) {
   if (!r.status().ok()) return r.status();
   std::optional<FailureKind> k = FailureKindFromName(kind);
   if (!k) return r.Bad("kind", absl::StrCat("unknown kind '", kind, "'"));
+  if (*k == FailureKind::kLaunch)  // uncounted: a trainer saying so would retry itself forever
+    return r.Bad("kind",
+                 "'launch' is the agent's kind (a trainer that could not start), not a trainer's");
   e.kind = *k;
   if (rank >= 0) e.rank = rank;
   return Done(r, std::move(e));
@@ -190,6 +193,7 @@ absl::string_view FailureKindName(FailureKind k) {
     case FailureKind::kInternal: return "internal";
     case FailureKind::kInterrupted: return "interrupted";
     case FailureKind::kResources: return "resources";
+    case FailureKind::kLaunch: return "launch";
   }
   return "internal";
 }
@@ -214,7 +218,10 @@ FailureKind FailureKindForExit(int exit_code, int signal) {
 }
 
 bool FailureIsRetried(FailureKind k) { return k != FailureKind::kConfig; }
-bool FailureBacksOff(FailureKind k) { return k != FailureKind::kInterrupted; }
+bool FailureBacksOff(FailureKind k) {
+  return k != FailureKind::kInterrupted && k != FailureKind::kLaunch;
+}
+bool FailureCountsAsAttempt(FailureKind k) { return k != FailureKind::kLaunch; }
 
 int64_t StartedEvent::epochs() const {
   auto it = config.find("epochs");

@@ -39,12 +39,16 @@ enum class FailureKind : int {
   kInternal = 4,     // a bug, a LibTorch/CUDA failure, a crash, a stall
   kInterrupted = 5,  // stopped on purpose (drain, SIGTERM) after a checkpoint
   kResources = 6,    // out of GPU memory: retried after the backoff (its neighbours may be gone)
+  kLaunch = 7,       // the worker could not start the trainer (its binary missing or not
+                     // executable, the attempt folder unusable): the worker's fault, not the
+                     // trial's; re-queued at once and not counted against max_attempts
 };
-inline constexpr std::array<FailureKind, 6> kAllFailureKinds = {
-    FailureKind::kConfig,   FailureKind::kData,        FailureKind::kRendezvous,
-    FailureKind::kInternal, FailureKind::kInterrupted, FailureKind::kResources};
+inline constexpr std::array<FailureKind, 7> kAllFailureKinds = {
+    FailureKind::kConfig,      FailureKind::kData,      FailureKind::kRendezvous,
+    FailureKind::kInternal,    FailureKind::kInterrupted, FailureKind::kResources,
+    FailureKind::kLaunch};
 
-// "config", "data", "rendezvous", "internal", "interrupted", "resources".
+// "config", "data", "rendezvous", "internal", "interrupted", "resources", "launch".
 absl::string_view FailureKindName(FailureKind k);
 // The kind named `name`; nullopt when no kind has that name.
 std::optional<FailureKind> FailureKindFromName(absl::string_view name);
@@ -53,7 +57,9 @@ std::optional<FailureKind> FailureKindFromName(absl::string_view name);
 FailureKind FailureKindForExit(int exit_code, int signal);
 // What the coordinator does with an attempt that failed with this kind.
 bool FailureIsRetried(FailureKind k);       // all but config
-bool FailureBacksOff(FailureKind k);        // retried after the retry backoff: all but interrupted
+bool FailureBacksOff(FailureKind k);        // retried after the retry backoff: all but
+                                            // interrupted and launch
+bool FailureCountsAsAttempt(FailureKind k);  // against the sweep's max_attempts: all but launch
 
 // Metric names of the "epoch" event, as stored by the coordinator.
 namespace metric {

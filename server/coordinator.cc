@@ -447,6 +447,7 @@ absl::StatusOr<pb::CompleteTrialResponse> Coordinator::CompleteTrial(
       RETURN_IF_ERROR(CommitLocked(m));
       return pb::CompleteTrialResponse();
     }
+    if (!FailureCountsAsAttempt(kind)) ++t.rec.retry_base;  // the worker's fault, not the trial's
     EndAttemptLocked(t, AttemptOutcome::kFailed,
                      absl::StrCat(FailureKindName(kind), ": ", reason), FailureIsRetried(kind),
                      lease_id, m);

@@ -61,7 +61,9 @@ struct TrialRecord {
   int64_t seed = 0;
   TrialState state = TrialState::kQueued;
   int attempts = 0;    // attempts started, ever
-  int retry_base = 0;  // `attempts` when the trial was last re-queued by RetrySweep
+  // Attempts not counted against max_attempts: `attempts` when the trial was last re-queued by
+  // RetrySweep or at a rung, plus the launch failures (FailureKind::kLaunch) since.
+  int retry_base = 0;
   std::string error;
   std::string checkpoint_path;
   int64_t checkpoint_epoch = 0;

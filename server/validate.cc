@@ -23,6 +23,7 @@ static_assert(static_cast<int>(FailureKind::kRendezvous) == pb::FAILURE_KIND_REN
 static_assert(static_cast<int>(FailureKind::kInternal) == pb::FAILURE_KIND_INTERNAL);
 static_assert(static_cast<int>(FailureKind::kInterrupted) == pb::FAILURE_KIND_INTERRUPTED);
 static_assert(static_cast<int>(FailureKind::kResources) == pb::FAILURE_KIND_RESOURCES);
+static_assert(static_cast<int>(FailureKind::kLaunch) == pb::FAILURE_KIND_LAUNCH);
 static_assert(kAllFailureKinds.size() == pb::FailureKind_ARRAYSIZE - 1);
 
 absl::Status Bad(absl::string_view field, absl::string_view what) {

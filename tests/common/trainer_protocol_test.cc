@@ -88,6 +88,10 @@ TEST(TrainerProtocolTest, MalformedEventsNameTheField) {
               HasSubstr("epoch.epoch: is required"));
   EXPECT_THAT(ParseEventLine(R"({"event":"failed","kind":"oom"})").status().message(),
               HasSubstr("failed.kind: unknown kind 'oom'"));
+  EXPECT_THAT(ParseEventLine(R"({"event":"failed","kind":"launch","reason":"x"})")
+                  .status()
+                  .message(),
+              HasSubstr("failed.kind: 'launch' is the agent's kind"));
   EXPECT_THAT(ParseEventLine(R"({"event":"checkpoint","epoch":1})").status().message(),
               HasSubstr("checkpoint.path: is required"));
   EXPECT_THAT(ParseEventLine(R"({"event":"dance"})").status().message(),
@@ -113,6 +117,12 @@ TEST(TrainerProtocolTest, KindsHaveNamesAndExitCodes) {
   EXPECT_TRUE(FailureIsRetried(FailureKind::kRendezvous));
   EXPECT_TRUE(FailureBacksOff(FailureKind::kRendezvous));
   EXPECT_FALSE(FailureBacksOff(FailureKind::kInterrupted));
+  EXPECT_EQ(FailureKindName(FailureKind::kLaunch), "launch");
+  EXPECT_TRUE(FailureIsRetried(FailureKind::kLaunch));
+  EXPECT_FALSE(FailureBacksOff(FailureKind::kLaunch)) << "another worker may start it at once";
+  EXPECT_FALSE(FailureCountsAsAttempt(FailureKind::kLaunch));
+  EXPECT_TRUE(FailureCountsAsAttempt(FailureKind::kInternal));
+  EXPECT_TRUE(FailureCountsAsAttempt(FailureKind::kInterrupted));
 }
 
 }  // namespace

@@ -8,9 +8,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "worker/agent/process_launcher.h"
 
 namespace wrpn::agent {
@@ -98,6 +100,8 @@ class FakeProcessLauncher final : public ProcessLauncher {
  public:
   absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (spec.argv.empty()) return absl::InvalidArgumentError("launch: empty argv");
+    if (absl::Status s = CanExecuteLocked(spec.argv[0]); !s.ok()) return s;
     if (!fail_next.ok()) {
       absl::Status s = fail_next;
       fail_next = absl::OkStatus();
@@ -111,6 +115,16 @@ class FakeProcessLauncher final : public ProcessLauncher {
     }
     launched.push_back(state);
     return std::unique_ptr<Process>(new FakeProcess(state, 1000 + static_cast<int>(launched.size())));
+  }
+  absl::Status CanExecute(const std::string& program) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return CanExecuteLocked(program);
+  }
+  // Programs that are not there, as ForkExecLauncher refuses them (Launch and CanExecute).
+  void SetMissing(const std::string& program, bool missing) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (missing) missing_.insert(program);
+    else missing_.erase(program);
   }
   std::shared_ptr<FakeProcessState> at(size_t i) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -128,7 +142,12 @@ class FakeProcessLauncher final : public ProcessLauncher {
   std::vector<std::shared_ptr<FakeProcessState>> launched;
 
  private:
-  std::mutex mu_;
+  absl::Status CanExecuteLocked(const std::string& program) const {
+    if (missing_.count(program) == 0) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat("launch: '", program, "': No such file or directory"));
+  }
+  mutable std::mutex mu_;
+  std::set<std::string> missing_;
 };
 
 }  // namespace wrpn::agent

@@ -203,6 +203,7 @@ class WorkerE2eTest : public testing::Test {
       if (!e.empty()) spec.argv.push_back(std::move(e));
     }
     spec.stderr_tail_bytes = 256 * 1024;
+    spec.cwd = worker_cwd_;
     auto p = launcher_.Launch(spec);
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return nullptr;
@@ -220,7 +221,7 @@ class WorkerE2eTest : public testing::Test {
   }
 
   int64_t Submit(const json& axes, int epochs, json resources = {{"gpus_per_node", 0}, {"nodes", 1}},
-                 json recipe_extra = json::object(), json search = nullptr) {
+                 json recipe_extra = json::object(), json search = nullptr, int max_attempts = 3) {
     json recipe = {{"epochs", epochs}, {"batch_size", 64}, {"lr", 0.05}, {"num_workers", 1},
                    {"threads", 1}, {"schedule", "constant"}};
     recipe.update(recipe_extra);
@@ -229,7 +230,7 @@ class WorkerE2eTest : public testing::Test {
                  {"axes", axes},
                  {"recipe", recipe},
                  {"resources", resources},
-                 {"max_attempts", 3}};
+                 {"max_attempts", max_attempts}};
     if (!search.is_null()) spec["search"] = search;
     pb::SubmitSweepRequest req;
     req.set_spec_text(spec.dump());
@@ -302,6 +303,7 @@ class WorkerE2eTest : public testing::Test {
   std::set<std::string> stopped_;  // workers the test killed on purpose
   std::chrono::milliseconds retry_backoff_{0};  // for RestartCoordinator
   bool keep_checkpoints_ = true;  // StartWorker passes --keep-checkpoints
+  std::string worker_cwd_;        // where StartWorker runs the worker ("" = the test's folder)
 };
 
 TEST_F(WorkerE2eTest, FourTrialSweepCompletesThroughOneWorker) {
@@ -594,6 +596,45 @@ TEST_F(WorkerE2eTest, KilledTrainerFailsTheAttemptWithTheExitReasonAndIsRetried)
   EXPECT_THAT(t.attempts(0).reason(), HasSubstr("killed by signal 9 (SIGKILL)"));
   EXPECT_EQ(t.attempts(1).outcome(), pb::ATTEMPT_SUCCEEDED);
   EXPECT_FALSE(t.attempts(1).resume_checkpoint().empty()) << "the retry resumes too";
+}
+
+// The worker is given its trainer as a relative path (trainers run in their attempt folders),
+// and the trainer then disappears (a redeploy, a rebuild): the trial goes back uncounted, the
+// worker takes nothing until the trainer is back, then runs the trial to the end. max_attempts
+// is 1, so a counted failure would have ended it.
+TEST_F(WorkerE2eTest, ATrainerThatVanishesSendsTheTrialBackUncountedUntilItIsBack) {
+  fs::create_directories(dir_ / "bin");
+  const fs::path link = dir_ / "bin" / "wrpn-train";
+  fs::create_symlink(trainer_, link);
+  worker_cwd_ = dir_.string();
+  Process* w = StartWorker("solo", {"--trainer", "bin/wrpn-train"});
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return w->StderrTail().find("registered as") != std::string::npos; }, 30s));
+  fs::remove(link);
+  const int64_t sweep = Submit({{"network", "lenet5"}, {"width", 1}, {"precision", {"2/2"}}}, 2,
+                               {{"gpus_per_node", 0}, {"nodes", 1}}, json::object(), nullptr, 1);
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Trials(sweep);
+    return !ts.empty() && Trial(ts[0].id()).attempts_size() == 1 &&
+           Trial(ts[0].id()).attempts(0).outcome() == pb::ATTEMPT_FAILED;
+  }, 60s));
+  const int64_t id = Trials(sweep)[0].id();
+  pb::GetTrialResponse t = Trial(id);
+  EXPECT_EQ(t.attempts(0).failure_kind(), pb::FAILURE_KIND_LAUNCH);
+  EXPECT_THAT(t.attempts(0).reason(),
+              HasSubstr("worker solo cannot start rank 0: launch: '" + link.string() + "'"));
+  EXPECT_EQ(t.trial().state(), pb::TRIAL_QUEUED);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(Trial(id).attempts_size(), 1) << "the worker took the trial again without a trainer";
+  fs::create_symlink(trainer_, link);
+  ASSERT_TRUE(WaitFor([&] { return SweepFinished(sweep); }, 120s))
+      << "sweep state " << pb::SweepState_Name(Sweep(sweep).state());
+  EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
+  t = Trial(id);
+  ASSERT_EQ(t.attempts_size(), 2);
+  EXPECT_EQ(t.attempts(1).outcome(), pb::ATTEMPT_SUCCEEDED);
+  EXPECT_THAT(w->StderrTail(), HasSubstr("taking no trials"));
+  EXPECT_THAT(w->StderrTail(), HasSubstr("trainers start again; taking trials"));
 }
 
 TEST_F(WorkerE2eTest, CancelledSweepStopsItsTrainersWithinTheGracePeriod) {

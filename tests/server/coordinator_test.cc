@@ -310,6 +310,36 @@ max_attempts: 3
   EXPECT_EQ(Sweep(sweep).state(), pb::SWEEP_SUCCEEDED);
 }
 
+// A worker that cannot start its trainer hands the trial back: leased again at once, by any
+// worker, and those attempts leave the trial's max_attempts whole.
+TEST_F(CoordinatorTest, LaunchFailuresAreTheWorkersAndLeaveTheTrialsAttemptsWhole) {
+  opts_.retry_backoff = 10s;
+  Open();
+  Submit("axes: {network: lenet5, width: 1, precision: [\"4/4\"]}\nmax_attempts: 2\n");
+  const std::string w = Register("w");
+  for (int i = 1; i <= 4; ++i) {
+    auto l = Acquire(w);
+    ASSERT_EQ(l.size(), 1u) << "launch failure " << i << " held the trial back";
+    EXPECT_EQ(l[0].attempt(), i);
+    ASSERT_TRUE(Fail(l[0], "launch", "worker w cannot start rank 0: launch: 'x': no file").ok());
+    EXPECT_EQ(Trial(l[0].trial_id()).trial().state(), pb::TRIAL_QUEUED);
+  }
+  auto l = Acquire(w);
+  ASSERT_EQ(l.size(), 1u);
+  ASSERT_TRUE(Fail(l[0], "internal", "segfault").ok());
+  EXPECT_EQ(Trial(l[0].trial_id()).trial().state(), pb::TRIAL_QUEUED);
+  Open();  // the uncounted attempts stay uncounted across a restart
+  clock_.Advance(10s);
+  l = Acquire(w);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].attempt(), 6);
+  ASSERT_TRUE(Fail(l[0], "internal", "segfault").ok());
+  const pb::GetTrialResponse t = Trial(l[0].trial_id());
+  EXPECT_EQ(t.trial().state(), pb::TRIAL_FAILED) << "two counted attempts: max_attempts 2";
+  EXPECT_EQ(t.trial().error(), "internal: segfault");
+  EXPECT_EQ(t.attempts(0).failure_kind(), pb::FAILURE_KIND_LAUNCH);
+}
+
 TEST_F(CoordinatorTest, CancelReachesTheWorkerThroughHeartbeat) {
   int64_t sweep = Submit(kCpuSpec);
   std::string w = Register("w");

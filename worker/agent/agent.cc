@@ -135,9 +135,32 @@ void Agent::Step() {
   runs_.erase(std::remove_if(runs_.begin(), runs_.end(),
                              [](const std::unique_ptr<RunState>& r) { return r->done; }),
               runs_.end());
-  if (registered() && !draining_ && (!next_acquire_ || clock_->SteadyNow() >= *next_acquire_)) {
+  if (registered() && !draining_ && (!next_acquire_ || clock_->SteadyNow() >= *next_acquire_) &&
+      LaunchesAllowed()) {
     Acquire();
   }
+}
+
+void Agent::PauseLaunches(const std::string& why) {
+  ++launch_failures_;
+  const auto pause = std::min<std::chrono::milliseconds>(
+      kLaunchPauseMax, kLaunchPause * (1 << std::min(launch_failures_ - 1, 10)));
+  launch_paused_until_ = clock_->SteadyNow() + pause;
+  Log(absl::StrCat("cannot start a trainer (", why, "): taking no trials for ",
+                   pause.count() / 1000, " s, and then only once ", options_.trainer,
+                   " can be executed"));
+}
+
+bool Agent::LaunchesAllowed() {
+  if (!launch_paused_until_) return true;
+  const Steady now = clock_->SteadyNow();
+  if (now < *launch_paused_until_) return false;
+  if (absl::Status st = launcher_->CanExecute(options_.trainer); !st.ok()) {
+    LogThrottled(absl::StrCat("taking no trials: ", st.message()));
+    launch_paused_until_ = now + kLaunchPause;
+    return false;
+  }
+  return true;
 }
 
 void Agent::Heartbeat() {
@@ -366,21 +389,26 @@ void Agent::Launch(RunState& r, int master_port) {
       r.procs[local] = *std::move(p);
       continue;
     }
-    const std::string reason = absl::StrCat("cannot start rank ", r.GlobalRank(local),
-                                            ": ", p.status().message());
+    const std::string reason =
+        absl::StrCat("worker ", options_.name, " cannot start rank ", r.GlobalRank(local), ": ",
+                     p.status().message(), "; the trial goes back to the queue");
     Log(absl::StrCat(DescribeLease(r.lease), ": ", reason));
     Note(r, reason + "\n");
+    PauseLaunches(std::string(p.status().message()));
     // Ranks already started are stopped; the attempt is reported once they have exited.
     r.procs.resize(local);
     r.exits.resize(local);
     if (local == 0) {
-      Fail(r, FailureKind::kInternal, reason);
+      Fail(r, FailureKind::kLaunch, reason);
     } else {
-      r.progress.failed = FailedEvent{FailureKind::kInternal, reason};
+      r.progress.failed = FailedEvent{FailureKind::kLaunch, reason};
       RequestStop(r, StopKind::kPeerFailed, reason);
     }
     return;
   }
+  if (launch_failures_ > 0) Log("trainers start again; taking trials");
+  launch_failures_ = 0;
+  launch_paused_until_.reset();
   const std::string addr = plan.gang ? plan.master_addr : "127.0.0.1";
   Note(r, absl::StrCat("started ", plan.nproc, " rank(s) of world size ", plan.world_size,
                        plan.world_size > 1 ? absl::StrCat(" (MASTER_ADDR ", addr, ":", master_port, ")")
@@ -508,7 +536,10 @@ void Agent::Report(RunState& r, const Outcome& outcome) {
       break;
     }
     case Outcome::Kind::kFailed:
-      Log(absl::StrCat(DescribeLease(r.lease), ": failed: ", outcome.reason));
+      // An interruption (a drain, a Pareto rung's stop epoch) is no failure of the trial.
+      Log(absl::StrCat(DescribeLease(r.lease),
+                       outcome.failure == FailureKind::kInterrupted ? ": stopped: " : ": failed: ",
+                       outcome.reason));
       Fail(r, outcome.failure, outcome.reason);
       break;
   }
@@ -530,9 +561,12 @@ void Agent::TryComplete(RunState& r) {
   absl::Status s = client_->CompleteTrial(*r.completion);
   if (s.ok()) {
     const bool success = r.completion->has_result();
-    Log(absl::StrCat(DescribeLease(r.lease), success ? ": succeeded" : ": reported failure: ",
-                     success ? "" : r.completion->failure().reason()));
-    Note(r, success ? "reported success\n" : "reported failure\n");
+    const bool stopped =
+        !success && r.completion->failure().failure_kind() == pb::FAILURE_KIND_INTERRUPTED;
+    const char* what = success ? "success" : stopped ? "the stop" : "failure";
+    Log(absl::StrCat(DescribeLease(r.lease), success ? ": succeeded" : ": reported ",
+                     success ? "" : absl::StrCat(what, ": ", r.completion->failure().reason())));
+    Note(r, absl::StrCat("reported ", what, "\n"));
     WriteLogs(r);
     if (success && !options_.keep_checkpoints && !r.lease.keep_checkpoint()) {
       RemoveTrialCheckpoints(checkpoint_root_, r.lease.trial_id());

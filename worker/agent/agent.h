@@ -83,6 +83,11 @@ class Agent {
   void WriteLogs(RunState& r);
   void Fail(RunState& r, FailureKind kind, const std::string& reason);
   void Forget(RunState& r, const std::string& why);
+  // A trainer could not be started (FailureKind::kLaunch): no trials for kLaunchPause, doubled
+  // with each failure in a row up to kLaunchPauseMax, and after that only once the launcher can
+  // execute the trainer. A successful launch ends the pause.
+  void PauseLaunches(const std::string& why);
+  bool LaunchesAllowed();
   int FreeGpus() const;
   int FreeCpuSlots() const;
 
@@ -101,8 +106,12 @@ class Agent {
   std::vector<std::unique_ptr<RunState>> runs_;
   GpuSlots gpu_slots_{0};  // share of each GPU the runs hold
   std::map<std::string, Steady> last_logged_;
-  bool logs_supported_ = true;
-  bool heartbeat_failing_ = false;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
+  bool logs_supported_ = true;  // false after the coordinator answered ReportLogs UNIMPLEMENTED
+  bool heartbeat_failing_ = false;
+  static constexpr std::chrono::milliseconds kLaunchPause{10000};
+  static constexpr std::chrono::milliseconds kLaunchPauseMax{300000};
+  int launch_failures_ = 0;  // in a row
+  std::optional<Steady> launch_paused_until_;
 };
 
 // Short human form of a lease for logs: "trial 7 attempt 2 (lease l-12-0)".

@@ -253,12 +253,13 @@ void ShowCapabilities(const AgentOptions& opt) {
 
 // The trainer, the work dir and the intervals.
 void ApplyRunOptions(const WorkerFlags& f, AgentOptions& opt) {
-  opt.trainer = FindInPath(opt.trainer);
-  if (::access(opt.trainer.c_str(), X_OK) != 0) {
+  std::error_code ec;
+  // Absolute: trainers run inside their attempt folders.
+  opt.trainer = fs::absolute(FindInPath(opt.trainer), ec).string();
+  if (ec || !fs::is_regular_file(opt.trainer, ec) || ::access(opt.trainer.c_str(), X_OK) != 0) {
     throw UsageError{"--trainer: '" + opt.trainer +
                      "' is not an executable file (build wrpn-train or pass its path)"};
   }
-  std::error_code ec;
   fs::create_directories(opt.work_dir, ec);
   if (ec) throw UsageError{"--work-dir: cannot create '" + opt.work_dir + "': " + ec.message()};
   const auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };

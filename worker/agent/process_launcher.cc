@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,10 +12,13 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 extern char** environ;
 
@@ -163,6 +167,22 @@ class ForkExecProcess final : public Process {
   std::thread reader_;
 };
 
+// What a child that never reached its program writes to the exec pipe.
+struct ChildError {
+  enum What : int { kChdir = 1, kExecve = 2 } what;
+  int err;  // errno
+};
+
+// The child's ChildError, or nullopt once the pipe closed empty (execve succeeded).
+std::optional<ChildError> ReadChildError(int fd) {
+  ChildError e{};
+  ssize_t n;
+  while ((n = ::read(fd, &e, sizeof(e))) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof(e))) return std::nullopt;
+  return e;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Process>> ForkExecLauncher::Launch(const ProcessSpec& spec) {
@@ -172,10 +192,11 @@ absl::StatusOr<std::unique_ptr<Process>> ForkExecLauncher::Launch(const ProcessS
         "launch: '", spec.argv[0], "' is to run as a Slurm step over ", spec.slurm_step->nodes,
         " nodes, which needs the srun launcher (wrpn-worker --slurm-step-nodes)"));
   }
-  if (::access(spec.argv[0].c_str(), X_OK) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("launch: '", spec.argv[0], "' is not an executable file: ", strerror(errno)));
-  }
+  // A relative program is the agent's, not one inside spec.cwd, where the child runs it.
+  std::error_code ec;
+  const std::string program = std::filesystem::absolute(spec.argv[0], ec).string();
+  if (ec) return absl::NotFoundError(absl::StrCat("launch: '", spec.argv[0], "': ", ec.message()));
+  RETURN_IF_ERROR(CanExecute(program));
   // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
@@ -189,22 +210,31 @@ absl::StatusOr<std::unique_ptr<Process>> ForkExecLauncher::Launch(const ProcessS
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = spec.argv;
+  args[0] = program;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string cwd = spec.cwd;
 
-  int out[2], err[2];
+  // out, err: the child's stdout and stderr. exec: closed by a successful execve (O_CLOEXEC);
+  // before that the child writes a ChildError to it.
+  int out[2], err[2], exec[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+    const int e = errno;
+    for (int fd : {out[0], out[1]}) ::close(fd);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(e)));
+  }
+  if (::pipe2(exec, O_CLOEXEC) != 0) {
+    const int e = errno;
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(e)));
   }
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
-    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
-    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+    const int e = errno;
+    for (int fd : {out[0], out[1], err[0], err[1], exec[0], exec[1]}) ::close(fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
   }
   if (pid == 0) {
     ::setpgid(0, 0);
@@ -219,20 +249,46 @@ absl::StatusOr<std::unique_ptr<Process>> ForkExecLauncher::Launch(const ProcessS
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
-      const char msg[] = "wrpn-worker: cannot chdir to the attempt directory\n";
-      (void)!::write(2, msg, sizeof(msg) - 1);
+      const ChildError e{ChildError::kChdir, errno};
+      (void)!::write(exec[1], &e, sizeof(e));
       ::_exit(127);
     }
     ::execve(argv[0], argv.data(), envp.data());
-    const char msg[] = "wrpn-worker: execve failed\n";
-    (void)!::write(2, msg, sizeof(msg) - 1);
+    const ChildError e{ChildError::kExecve, errno};
+    (void)!::write(exec[1], &e, sizeof(e));
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also from the parent, so signalling the group works at once
-  ::close(out[1]);
-  ::close(err[1]);
+  for (int fd : {out[1], err[1], exec[1]}) ::close(fd);
+  const std::optional<ChildError> failed = ReadChildError(exec[0]);
+  ::close(exec[0]);
+  if (failed) {
+    for (int fd : {out[0], err[0]}) ::close(fd);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    const char* why = strerror(failed->err);
+    return absl::FailedPreconditionError(
+        failed->what == ChildError::kChdir
+            ? absl::StrCat("launch: cannot enter the working directory '", cwd, "': ", why)
+            : absl::StrCat("launch: cannot execute '", program, "': ", why));
+  }
   return std::unique_ptr<Process>(
       new ForkExecProcess(pid, out[0], err[0], spec.stderr_tail_bytes));
+}
+
+absl::Status ForkExecLauncher::CanExecute(const std::string& program) const {
+  struct stat st;
+  if (::stat(program.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("launch: '", program, "': ", strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::NotFoundError(absl::StrCat("launch: '", program, "' is not a regular file"));
+  }
+  if (::access(program.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("launch: '", program, "' is not executable: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace wrpn::agent

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace wrpn::agent {
@@ -24,7 +25,8 @@ struct SlurmStep {
 };
 
 struct ProcessSpec {
-  std::vector<std::string> argv;              // argv[0] is the program path
+  std::vector<std::string> argv;              // argv[0]: the program's path (relative: to the
+                                              // agent's working directory, not to `cwd`)
   std::map<std::string, std::string> env;     // added to (or replacing in) the agent's environment
   std::string cwd;                            // "" = the agent's
   size_t stderr_tail_bytes = 64 * 1024;       // how much of stderr to keep (the newest bytes)
@@ -59,15 +61,24 @@ class Process {
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
+  // Starts the process, or says why it could not: then nothing runs. A program that cannot be
+  // executed (missing, not executable, a working directory it cannot enter) is NotFound or
+  // FailedPrecondition, naming the path; the process never starts with it.
   virtual absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) = 0;
+  // OK when `program` (an absolute path) is a regular file this process may execute. A cheap
+  // check the agent repeats before it takes trials again after a launch failed. Thread-safe.
+  [[nodiscard]] virtual absl::Status CanExecute(const std::string& program) const = 0;
 };
 
 // fork/exec. The child gets its own process group, stdin from /dev/null, and SIGTERM when the
 // thread that launched it dies (so a killed agent does not leave trainers running). Must be
-// called from a long-lived thread (the agent's loop). Refuses a spec with a slurm_step.
+// called from a long-lived thread (the agent's loop). Refuses a spec with a slurm_step. A child
+// that cannot enter `cwd` or execve the program reports it through a close-on-exec pipe, so
+// Launch returns that error instead of a process that exits 127.
 class ForkExecLauncher final : public ProcessLauncher {
  public:
   absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override;
+  [[nodiscard]] absl::Status CanExecute(const std::string& program) const override;
 };
 
 }  // namespace wrpn::agent

@@ -34,6 +34,10 @@ class SrunLauncher final : public ProcessLauncher {
   SrunLauncher(ProcessLauncher* local, SrunOptions options)
       : local_(local), options_(std::move(options)) {}
   absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override;
+  // The local launcher's answer (the allocation's nodes share the worker's file system).
+  [[nodiscard]] absl::Status CanExecute(const std::string& program) const override {
+    return local_->CanExecute(program);
+  }
 
  private:
   ProcessLauncher* const local_;

@@ -313,7 +313,7 @@ TEST_F(AgentTest, EveryFailureKindTheTrainerReportsIsSentAsThatKind) {
       {FailureKind::kConfig, kExitBadConfig}, {FailureKind::kData, kExitDataError},
       {FailureKind::kRendezvous, kExitRendezvous}, {FailureKind::kInternal, kExitInternal},
       {FailureKind::kInterrupted, kExitInterrupted}, {FailureKind::kResources, kExitResources}};
-  static_assert(std::size(cases) == kAllFailureKinds.size());
+  static_assert(std::size(cases) == kAllFailureKinds.size() - 1);  // launch is the agent's own
   for (const auto& [kind, code] : cases) {
     SCOPED_TRACE(std::string(FailureKindName(kind)));
     const size_t n = launcher_.count();
@@ -591,14 +591,40 @@ TEST_F(AgentTest, GpuTrialGetsItsOwnDevices) {
   EXPECT_EQ(launcher_.at(1)->spec.env.at("WORLD_SIZE"), "2");
 }
 
-TEST_F(AgentTest, LaunchFailureIsReported) {
-  launcher_.fail_next = absl::NotFoundError("launch: '/opt/wrpn/wrpn-train' is not an executable");
+TEST_F(AgentTest, ALaunchErrorIsReportedAsTheWorkersFault) {
+  launcher_.fail_next = absl::InternalError("fork: Resource temporarily unavailable");
   client_.leases.push_back(MakeLease(15));
   agent().Step();
   Steps(1);
   ASSERT_EQ(client_.completions.size(), 1u);
-  EXPECT_EQ(client_.completions[0].failure().kind(), "internal");
-  EXPECT_THAT(client_.completions[0].failure().reason(), HasSubstr("is not an executable"));
+  EXPECT_EQ(client_.completions[0].failure().kind(), "launch");
+  EXPECT_EQ(client_.completions[0].failure().failure_kind(), pb::FAILURE_KIND_LAUNCH);
+  EXPECT_THAT(client_.completions[0].failure().reason(),
+              HasSubstr("worker box cannot start rank 0: fork: Resource temporarily unavailable"));
+}
+
+TEST_F(AgentTest, AMissingTrainerPausesTheWorkerUntilItCanBeExecutedAgain) {
+  options_.max_cpu_trials = 2;
+  launcher_.SetMissing("/opt/wrpn/wrpn-train", true);
+  client_.leases = {MakeLease(15), MakeLease(16)};
+  agent().Step();
+  Steps(1);
+  ASSERT_EQ(client_.completions.size(), 2u) << "both leases of the one acquire go back";
+  for (const auto& c : client_.completions) {
+    EXPECT_EQ(c.failure().failure_kind(), pb::FAILURE_KIND_LAUNCH);
+    EXPECT_THAT(c.failure().reason(), HasSubstr("'/opt/wrpn/wrpn-train': No such file"));
+  }
+  const size_t acquires = client_.acquires.size();
+  client_.leases = {MakeLease(17)};
+  Steps(60, 1s);  // the 10 s pause, then the trainer is still missing
+  EXPECT_EQ(client_.acquires.size(), acquires) << "it takes no trial it cannot start";
+  EXPECT_EQ(launcher_.count(), 0u);
+  launcher_.SetMissing("/opt/wrpn/wrpn-train", false);
+  Steps(12, 1s);
+  EXPECT_GT(client_.acquires.size(), acquires);
+  ASSERT_EQ(launcher_.count(), 1u);
+  EXPECT_EQ(launcher_.at(0)->spec.argv[0], "/opt/wrpn/wrpn-train");
+  EXPECT_EQ(client_.completions.size(), 2u);
 }
 
 TEST_F(AgentTest, RetentionRemovesOldAttemptFoldersOnly) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -130,6 +131,88 @@ TEST(ForkExecLauncherTest, RejectsAMissingProgram) {
   auto p = launcher.Launch(spec);
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(std::string(p.status().message()), HasSubstr("/nonexistent/wrpn-train"));
+}
+
+// A fresh folder under the test's temp dir, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("wrpn-launch-" + std::to_string(::getpid()) + "-" + std::to_string(++count_));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path Write(const std::string& name, const std::string& text,
+                              std::filesystem::perms perms) const {
+    const auto p = path_ / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    std::filesystem::permissions(p, perms);
+    return p;
+  }
+
+ private:
+  static inline int count_ = 0;
+  std::filesystem::path path_;
+};
+
+constexpr auto kExec = std::filesystem::perms::owner_all;
+constexpr auto kNoExec = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+
+TEST(ForkExecLauncherTest, ARelativeProgramIsTheAgentsNotOneInsideTheChildsCwd) {
+  TempDir dir;
+  dir.Write("bin/prog", "#!/bin/sh\necho \"ran in $(pwd)\"\n", kExec);
+  const auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  ForkExecLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {"bin/prog"};
+  spec.cwd = "/tmp";
+  auto p = launcher.Launch(spec);
+  std::filesystem::current_path(before);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::vector<std::string> lines;
+  EXPECT_TRUE(Wait(**p, &lines).ok());
+  EXPECT_THAT(lines, ElementsAre("ran in /tmp"));
+}
+
+TEST(ForkExecLauncherTest, AWorkingDirectoryItCannotEnterIsALaunchErrorNotAnExit127) {
+  ForkExecLauncher launcher;
+  auto spec = Sh("echo never");
+  spec.cwd = "/nonexistent/attempt";
+  auto p = launcher.Launch(spec);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("cannot enter the working directory '/nonexistent/attempt'"));
+}
+
+TEST(ForkExecLauncherTest, AProgramExecveRefusesIsALaunchErrorNamingItAndWhy) {
+  TempDir dir;
+  const auto junk = dir.Write("wrpn-train", std::string("\x7f" "ELF garbage"), kExec);
+  ForkExecLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {junk.string(), "train"};
+  auto p = launcher.Launch(spec);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("cannot execute '" + junk.string() + "': Exec format error"));
+}
+
+TEST(ForkExecLauncherTest, CanExecuteWantsAnExecutableRegularFile) {
+  TempDir dir;
+  ForkExecLauncher launcher;
+  EXPECT_TRUE(launcher.CanExecute("/bin/sh").ok());
+  const auto plain = dir.Write("plain", "#!/bin/sh\n", kNoExec);
+  const absl::Status not_exec = launcher.CanExecute(plain.string());
+  EXPECT_EQ(not_exec.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(not_exec.message()), HasSubstr("is not executable"));
+  EXPECT_THAT(std::string(launcher.CanExecute(dir.path().string()).message()),
+              HasSubstr("is not a regular file"));
+  EXPECT_THAT(std::string(launcher.CanExecute((dir.path() / "gone").string()).message()),
+              HasSubstr("No such file or directory"));
 }
 
 }  // namespace
