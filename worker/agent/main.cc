@@ -256,7 +256,7 @@ void ApplyRunOptions(const WorkerFlags& f, AgentOptions& opt) {
   std::error_code ec;
   // Absolute: trainers run inside their attempt folders.
   opt.trainer = fs::absolute(FindInPath(opt.trainer), ec).string();
-  if (ec || !fs::is_regular_file(opt.trainer, ec) || ::access(opt.trainer.c_str(), X_OK) != 0) {
+  if (ec || !ForkExecLauncher().CanExecute(opt.trainer).ok()) {
     throw UsageError{"--trainer: '" + opt.trainer +
                      "' is not an executable file (build wrpn-train or pass its path)"};
   }
